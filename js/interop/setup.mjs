@@ -1,0 +1,51 @@
+// Loads the official telefunc@0.2.23 browser client inside Node 20 (spec §11) and points it at
+// a server. Scenario scripts import this, then print one JSON object per line on stdout; the
+// Python tests read those lines.
+//
+// Run with: node --conditions=browser --experimental-websocket <scenario>.mjs <origin> [...]
+
+export async function connect(origin, { transports, streamTransport } = {}) {
+  globalThis.window = {
+    scrollY: 0,
+    location: { href: origin + '/' },
+    fetch: globalThis.fetch.bind(globalThis),
+  }
+  const client = await import('telefunc/client')
+  client.config.telefuncUrl = origin + '/_telefunc'
+  if (transports) client.config.channel.transports = transports
+  if (streamTransport) client.config.stream.transport = streamTransport
+  return client
+}
+
+/** Print one result line for the Python side. */
+export function emit(value) {
+  process.stdout.write(JSON.stringify(value) + '\n')
+}
+
+/** Describe an error thrown by a call in a JSON-friendly way. */
+export function describeError(err) {
+  return {
+    name: err?.constructor?.name,
+    message: err?.message,
+    isAbort: err?.isAbort === true,
+    abortValue: err?.abortValue,
+    isShieldValidationError: err?.name === 'ShieldValidationError',
+  }
+}
+
+/** Run `main(client, args)` and exit non-zero with the error on stderr if it throws. */
+export async function run(main) {
+  const [origin, ...args] = process.argv.slice(2)
+  const options = process.env.TELEFUNC_TRANSPORTS
+    ? { transports: process.env.TELEFUNC_TRANSPORTS.split(',') }
+    : {}
+  if (process.env.TELEFUNC_STREAM_TRANSPORT) options.streamTransport = process.env.TELEFUNC_STREAM_TRANSPORT
+  try {
+    const client = await connect(origin, options)
+    await main(client, args)
+    process.exit(0)
+  } catch (err) {
+    console.error(err?.stack ?? String(err))
+    process.exit(1)
+  }
+}

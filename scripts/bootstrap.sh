@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh machine, idempotently, saying what it does:
+# Debian packages (when missing and we are root), the Python venv with the package in editable
+# mode, and the pinned npm packages (js/package-lock.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# Debian packages the test tiers use: redis-server (broadcast across processes), chromium
+# (browser tests). Only installed when missing.
+apt_packages=()
+command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
+for pkg in ${TELEFUNC_APT_PACKAGES:-}; do
+  command -v "$pkg" >/dev/null 2>&1 || apt_packages+=("$pkg")
+done
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    say "apt-get install ${apt_packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+  else
+    echo "missing Debian packages: ${apt_packages[*]} (install them, e.g. sudo apt-get install ${apt_packages[*]})" >&2
+    exit 1
+  fi
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.telefunc-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  say "pip install -e '.[dev]' into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  touch "$stamp"
+fi
+
+if [ ! -d js/node_modules ] || [ js/package-lock.json -nt js/node_modules/.package-lock.json ]; then
+  say "npm ci in js/ (telefunc@0.2.23 and friends, pinned by js/package-lock.json)"
+  (cd js && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -1,0 +1,62 @@
+"""Telefunc for Python: remote functions, channels and broadcast over the telefunc@0.2.23 protocol.
+
+Telefunctions are plain functions in ``*.telefunc.py`` files, called from the browser (with the
+official ``telefunc`` npm client) or from Python (:mod:`telefunc.client`). A telefunction can
+return a :class:`Channel` (an ordered, acknowledged, resumable stream to one client) or a
+:class:`BroadcastChannel` (keyed publish/subscribe).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from telefunc.config import config
+from telefunc.errors import (
+    Abort,
+    ChannelClosedError,
+    ChannelOverflowError,
+    NetworkError,
+    ShieldValidationError,
+    TelefuncError,
+    UsageError,
+)
+from telefunc.server.context import get_context
+from telefunc.server.files import UploadedFile
+from telefunc.wire.serializer import UNDEFINED
+
+if TYPE_CHECKING:
+    from telefunc.server.channel import Channel  # type: ignore[import-not-found,unused-ignore]
+
+__all__ = [
+    "UNDEFINED",
+    "Abort",
+    "Channel",
+    "ChannelClosedError",
+    "ChannelOverflowError",
+    "NetworkError",
+    "ShieldValidationError",
+    "TelefuncError",
+    "UploadedFile",
+    "UsageError",
+    "config",
+    "get_context",
+]
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Channel": "telefunc.server.channel",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Channel classes import the wire core; loading them on first use keeps `import telefunc`
+    # cheap for plain-RPC apps and for the Cloudflare worker's cold start.
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'telefunc' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value

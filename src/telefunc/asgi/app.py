@@ -1,0 +1,166 @@
+"""The telefunc ASGI application: calls, channels and the app's static files.
+
+    app = TelefuncApp("app/", context=lambda request: {"user": request.cookies.get("user")})
+
+Run it with uvicorn (``telefunc serve`` does), or mount it in Starlette/FastAPI. Routes:
+``POST /_telefunc`` (calls and the SSE channel transport), the WebSocket channel transport on
+the same path, and ``GET`` of files under ``ROOT/public/``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from telefunc.asgi.http import AsgiBody, HttpRequest, Receive, Scope, Send, send_response
+from telefunc.asgi.static import StaticFiles, not_found
+from telefunc.config import config
+from telefunc.errors import UsageError
+from telefunc.server.registry import Registry, discover
+from telefunc.server.rpc import INTERNAL_ERROR, MISMATCH, RpcResponse, handle_call, request_kind
+
+__all__ = ["ContextFactory", "TelefuncApp"]
+
+logger = logging.getLogger("telefunc")
+
+ContextFactory = Callable[[HttpRequest], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
+
+
+class TelefuncApp:
+    """An ASGI app serving the telefunctions found under ``root``.
+
+    :param root: the app root; every ``*.telefunc.py`` below it is discovered, and its
+        ``public/`` folder (when present) is served as static files.
+    :param registry: an explicit :class:`Registry` instead of (or in addition to) discovery.
+    :param context: ``context(request)`` (sync or async) returning a mapping; its values are
+        what ``get_context()`` returns inside telefunctions.
+    :param telefunc_url: the endpoint path; ``config.telefunc_url`` (``/_telefunc``) by default.
+    """
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        *,
+        registry: Registry | None = None,
+        context: ContextFactory | None = None,
+        telefunc_url: str | None = None,
+    ) -> None:
+        if root is None and registry is None:
+            raise UsageError("TelefuncApp needs an app root folder or a registry")
+        self.registry = registry if registry is not None else discover(root)  # type: ignore[arg-type]
+        self.root = Path(root).resolve() if root is not None else None
+        self.context_factory = context
+        self.telefunc_url = telefunc_url or config.telefunc_url
+        if not self.telefunc_url.startswith("/"):
+            raise UsageError(f"telefunc_url must be a path starting with '/', got {telefunc_url!r}")
+        public = self.root / "public" if self.root is not None else None
+        self.static = StaticFiles(public) if public is not None and public.is_dir() else None
+        self.hub = _new_hub()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    def _path(self, scope: Scope) -> str:
+        # Mounted under a prefix, newer Starlette keeps the full path and sets root_path.
+        path: str = scope.get("path", "/")
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :] or "/"
+        return path
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = self._path(scope)
+        if path == self.telefunc_url:
+            await self._telefunc_request(scope, receive, send)
+        elif self.static is None or not await self.static.serve(scope["method"], path, send):
+            await not_found(send)
+
+    async def _telefunc_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = HttpRequest(scope)
+        kind = request_kind(
+            request.query.get("_telefunc"), request.headers.get("x-telefunc-request")
+        )
+        body = AsgiBody(receive)
+        if kind == "sse":
+            await self._sse(request, body, send)
+            return
+        if kind == MISMATCH:
+            response = RpcResponse.text(400, "Malformed Telefunc Request")
+        else:
+            try:
+                values = await self.build_context(request)
+            except Exception:
+                logger.exception("telefunc: the context factory raised")
+                response = RpcResponse.text(500, INTERNAL_ERROR)
+            else:
+                response = await handle_call(
+                    self.registry,
+                    method=request.method,
+                    kind=kind,
+                    body=body,
+                    hub=self.hub,
+                    context=values,
+                )
+        await send_response(
+            send, response.status, response.body, response.content_type, response.headers
+        )
+
+    async def build_context(self, request: HttpRequest) -> Mapping[str, Any]:
+        """Run the app's context factory for ``request`` (an empty context without one)."""
+        if self.context_factory is None:
+            return {}
+        values = self.context_factory(request)
+        if inspect.isawaitable(values):
+            values = await values
+        if not isinstance(values, Mapping):
+            raise UsageError(
+                f"the context factory must return a mapping, got {type(values).__name__}"
+            )
+        return values
+
+    async def _sse(self, request: HttpRequest, body: AsgiBody, send: Send) -> None:
+        try:
+            from telefunc.asgi.sse import serve_sse  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            await send_response(send, 400, b"Malformed Telefunc Request")
+            return
+        await serve_sse(self.hub, request, body, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._path(scope) != self.telefunc_url or self.hub is None:
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        from telefunc.asgi.websocket import (  # type: ignore[import-not-found,unused-ignore]
+            serve_websocket,
+        )
+
+        await serve_websocket(self.hub, scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                close = getattr(self.hub, "aclose", None)
+                if close is not None:
+                    await close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _new_hub() -> Any:
+    try:
+        from telefunc.server.hub import ChannelHub  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return ChannelHub()

@@ -1,0 +1,126 @@
+"""Small ASGI helpers: the request object given to the context factory, body reading, replies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs
+
+__all__ = ["AsgiBody", "Headers", "HttpRequest", "Receive", "Scope", "Send", "send_response"]
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class Headers(Mapping[str, str]):
+    """Case-insensitive, read-only request headers (the last value wins for repeated names)."""
+
+    __slots__ = ("_raw", "_values")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._values = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value sent under ``name``."""
+        key = name.lower().encode("latin-1")
+        return [v.decode("latin-1") for k, v in self._raw if k.lower() == key]
+
+
+class HttpRequest:
+    """The request as the app's ``context`` factory sees it (HTTP or WebSocket).
+
+    ``headers`` (case-insensitive), ``cookies``, ``query`` (first value per name), ``path``,
+    ``method``, ``client`` (host, port) and the raw ASGI ``scope``.
+    """
+
+    __slots__ = ("_cookies", "headers", "method", "path", "query", "scope")
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.method: str = scope.get("method", "GET")
+        self.path: str = scope.get("path", "/")
+        self.headers = Headers(scope.get("headers", []))
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        self.query = {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+        self._cookies: dict[str, str] | None = None
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The request's cookies by name."""
+        if self._cookies is None:
+            jar = SimpleCookie()
+            for header in self.headers.get_all("cookie"):
+                try:
+                    jar.load(header)
+                except Exception:  # a malformed cookie header must not break the call
+                    continue
+            self._cookies = {name: morsel.value for name, morsel in jar.items()}
+        return self._cookies
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        """The peer address, when the server knows it."""
+        client = self.scope.get("client")
+        return (client[0], client[1]) if client else None
+
+
+class AsgiBody:
+    """Reads an ASGI HTTP request body incrementally (a :class:`BodyReader`)."""
+
+    __slots__ = ("_buffer", "_done", "_receive")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._buffer = b""
+        self._done = False
+
+    async def _more(self) -> None:
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self._done = True
+            return
+        self._buffer += message.get("body", b"")
+        if not message.get("more_body", False):
+            self._done = True
+
+    async def read(self, max_bytes: int = -1) -> bytes:
+        """Up to ``max_bytes`` bytes (all that is left when negative); ``b""`` at the end."""
+        if max_bytes < 0:
+            while not self._done:
+                await self._more()
+            data, self._buffer = self._buffer, b""
+            return data
+        while not self._buffer and not self._done:
+            await self._more()
+        data, self._buffer = self._buffer[:max_bytes], self._buffer[max_bytes:]
+        return data
+
+
+async def send_response(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str = "text/plain",
+    headers: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """Send a complete response with a Content-Length."""
+    raw_headers = [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"content-length", str(len(body)).encode("latin-1")),
+    ]
+    raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})

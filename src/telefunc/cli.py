@@ -1,0 +1,193 @@
+"""The ``telefunc`` command.
+
+    telefunc serve ROOT [--host 127.0.0.1] [--port 3000] [--reload] [--context MODULE:FUNC]
+    telefunc dev --edge ROOT [--host 127.0.0.1] [--port 3000] [--regions weur,enam,apac]
+                             [--kv-delay 2s]
+
+``serve`` discovers every ``*.telefunc.py`` under ROOT and runs the ASGI app on uvicorn; it also
+serves ``ROOT/public/``. A call's context comes from ``--context``, or else from a
+``context(request)`` function in ``ROOT/context.py`` when that file exists.
+Problems are reported as one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import importlib
+import importlib.util
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from telefunc.errors import UsageError
+
+__all__ = ["build_app", "main"]
+
+ROOT_ENV = "TELEFUNC_ROOT"
+CONTEXT_ENV = "TELEFUNC_CONTEXT"
+
+
+def _fail(message: str) -> int:
+    print(f"telefunc: {message}", file=sys.stderr)
+    return 2
+
+
+def _load_context(root: Path, spec: str | None) -> Any:
+    if spec:
+        module_name, _, attr = spec.partition(":")
+        if not attr:
+            raise UsageError(f"--context must look like MODULE:FUNC, got {spec!r}")
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        return getattr(importlib.import_module(module_name), attr)
+    context_file = root / "context.py"
+    if not context_file.is_file():
+        return None
+    module_spec = importlib.util.spec_from_file_location("telefunc_app_context", context_file)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return getattr(module, "context", None)
+
+
+def build_app(root: str | Path, context: str | None = None) -> Any:
+    """The ASGI app ``telefunc serve ROOT`` runs (raises UsageError on a bad ROOT)."""
+    from telefunc.asgi import TelefuncApp
+    from telefunc.server.registry import discover
+
+    root_path = Path(root).resolve()
+    if not root_path.is_dir():
+        raise UsageError(f"{root} is not a folder")
+    registry = discover(root_path)
+    if not registry:
+        raise UsageError(f"no *.telefunc.py file with a telefunction under {root}")
+    return TelefuncApp(root_path, registry=registry, context=_load_context(root_path, context))
+
+
+def _reload_factory() -> Any:
+    """Entry point uvicorn re-imports in each reloaded worker."""
+    return build_app(os.environ[ROOT_ENV], os.environ.get(CONTEXT_ENV) or None)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(f"port {port} on {host} is already in use") from None
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.redis:
+        from telefunc.config import config
+
+        try:
+            from telefunc.broadcast.redis import RedisBroadcast  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            return _fail("--redis needs the Redis broadcast transport, which is not installed")
+        config.broadcast.transport = RedisBroadcast(args.redis)
+    try:
+        app = build_app(args.root, args.context)
+        sock = _bind(args.host, args.port)
+    except UsageError as exc:
+        return _fail(str(exc))
+    url = f"http://{args.host}:{args.port}"
+    print(
+        f"telefunc: serving {len(app.registry)} telefunction(s) from {args.root} at {url}",
+        flush=True,
+    )
+    if args.reload:
+        sock.close()
+        os.environ[ROOT_ENV] = str(Path(args.root).resolve())
+        os.environ[CONTEXT_ENV] = args.context or ""
+        uvicorn.run(
+            "telefunc.cli:_reload_factory",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            reload=True,
+            reload_dirs=[str(Path(args.root).resolve())],
+            reload_includes=["*.py"],
+            log_level=args.log_level,
+        )
+        return 0
+    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, lifespan="on"))
+    server.run(sockets=[sock])
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    if not args.edge:
+        return _fail("`telefunc dev` needs --edge (the local Cloudflare emulator)")
+    try:
+        from telefunc.testing.edge_server import (  # type: ignore[import-not-found,unused-ignore]
+            main_edge,
+        )
+    except ImportError as exc:
+        return _fail(f"the Cloudflare emulator is not available: {exc}")
+    result: int = main_edge(args.edge_argv)
+    return result
+
+
+def _codegen(args: argparse.Namespace) -> int:
+    try:
+        from telefunc.codegen import main_codegen  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        return _fail(f"codegen is not available: {exc}")
+    result: int = main_codegen(args.root, args.out)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="telefunc", description="Telefunc for Python.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the telefunctions under ROOT on uvicorn")
+    serve.add_argument("root", metavar="ROOT")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--reload", action="store_true", help="restart when a file changes")
+    serve.add_argument("--context", metavar="MODULE:FUNC", help="the context factory")
+    serve.add_argument("--redis", metavar="URL", help="share broadcast through Redis")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_serve)
+
+    dev = commands.add_parser("dev", help="run ROOT in the local Cloudflare emulator (--edge)")
+    dev.add_argument("--edge", action="store_true", help="serve through the Workers/DO/KV emulator")
+    dev.add_argument("edge_argv", nargs=argparse.REMAINDER, metavar="ROOT [options]")
+    dev.set_defaults(run=_dev)
+
+    codegen = commands.add_parser("codegen", help="write TypeScript stubs for the telefunctions")
+    codegen.add_argument("root", metavar="ROOT")
+    codegen.add_argument("--out", required=True, metavar="DIR")
+    codegen.set_defaults(run=_codegen)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``telefunc`` command; returns the exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        result: int = args.run(args)
+    except UsageError as exc:
+        return _fail(str(exc))
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The exceptions telefunc raises, one small hierarchy shared by every layer.
+
+Everything derives from :class:`TelefuncError`. The names mirror telefunc@0.2.23's JavaScript
+exports (``Abort``, ``ShieldValidationError``, ``ChannelClosedError``, ``ChannelOverflowError``,
+``NetworkError``) so code reads the same on both sides of the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "Abort",
+    "ChannelClosedError",
+    "ChannelOverflowError",
+    "NetworkError",
+    "ProtocolError",
+    "RemoteCallError",
+    "ShieldValidationError",
+    "TelefuncConnectionError",
+    "TelefuncError",
+    "UsageError",
+]
+
+
+class TelefuncError(Exception):
+    """Base class of every exception telefunc raises on purpose."""
+
+
+class UsageError(TelefuncError, ValueError):
+    """The library was used wrongly: a bad option, a bad argument, a missing binding."""
+
+
+class Abort(TelefuncError):
+    """Abort a telefunction call (or a channel) with a value the client receives.
+
+    Raised inside a telefunction, the client's call rejects with an ``Abort`` error whose
+    ``abortValue`` is ``value`` (HTTP 403 ``{"ret": value, "abort": true}``). Raised inside a
+    channel listener, the channel is aborted with ``value``. On the client side, the same class
+    is raised for an aborted call; ``value`` holds what the server sent.
+    """
+
+    def __init__(self, value: Any = None, message: str | None = None) -> None:
+        self.value = value
+        super().__init__(message if message is not None else f"Aborted: {value!r}")
+
+    @property
+    def abort_value(self) -> Any:
+        """Alias of :attr:`value`, named as in the JavaScript API (``abortValue``)."""
+        return self.value
+
+
+class ShieldValidationError(TelefuncError, TypeError):
+    """The arguments of a call do not match the telefunction's type hints (HTTP 422)."""
+
+
+class ChannelClosedError(TelefuncError):
+    """The channel is closed (or aborted): nothing more can be sent on it."""
+
+
+class ChannelOverflowError(TelefuncError):
+    """A message was evicted from a full buffer before the peer could receive it."""
+
+
+class NetworkError(TelefuncError):
+    """The peer was away longer than ``reconnect_timeout``, or the connection could not be made."""
+
+
+class ProtocolError(TelefuncError):
+    """The peer broke the wire protocol; the one connection it arrived on is closed."""
+
+
+class TelefuncConnectionError(TelefuncError, ConnectionError):
+    """A client could not reach the server (the fetch itself failed)."""
+
+
+class RemoteCallError(TelefuncError):
+    """A remote call failed with a status the client cannot map to another exception."""
+
+    def __init__(self, status: int, body: str) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(f"Telefunc call failed with HTTP {status}: {body[:200]}")

@@ -1,0 +1,1 @@
+"""The server side of telefunc: telefunction registry, RPC handling, shield, context."""

@@ -1,0 +1,149 @@
+"""Files sent by the client with the ``bin`` request kind, read lazily from the request body.
+
+The body is ``[u32 BE metadata length][metadata JSON][file 0 bytes][file 1 bytes]…``. The
+metadata's arguments hold ``!TelefuncFile:{…}`` / ``!TelefuncBlob:{…}`` placeholders that revive
+into :class:`UploadedFile` objects. Their bytes follow the metadata in index order, so reading
+file *n* first skips whatever of files *0…n-1* was not read: nothing is buffered beyond one
+chunk, which keeps a large upload's memory bounded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from telefunc.errors import ProtocolError
+
+__all__ = ["BodyReader", "FileBody", "UploadedFile"]
+
+FILE_PREFIX = "!TelefuncFile:"
+BLOB_PREFIX = "!TelefuncBlob:"
+CHUNK = 64 * 1024
+
+
+class BodyReader(Protocol):
+    """An HTTP request body read incrementally."""
+
+    async def read(self, max_bytes: int = -1) -> bytes:
+        """Up to ``max_bytes`` bytes (everything left when negative); ``b""`` at the end."""
+        ...
+
+
+class FileBody:
+    """Cuts a ``bin`` request body into its metadata and its files, in order."""
+
+    def __init__(self, reader: BodyReader) -> None:
+        self._reader = reader
+        self._pending = b""
+        self._next_index = 0  # index of the file whose bytes come next in the stream
+        self._remaining = 0  # bytes of the current file not yet consumed
+        self._sizes: dict[int, int] = {}
+
+    async def _read_exact(self, n: int) -> bytes:
+        parts = [self._pending[:n]]
+        got = len(parts[0])
+        self._pending = self._pending[n:]
+        while got < n:
+            chunk = await self._reader.read(max(n - got, CHUNK))
+            if not chunk:
+                raise ProtocolError("request body ended before the announced length")
+            take = chunk[: n - got]
+            parts.append(take)
+            got += len(take)
+            self._pending = chunk[len(take) :]
+        return b"".join(parts)
+
+    async def read_metadata(self) -> str:
+        """The metadata JSON text that precedes the files."""
+        header = await self._read_exact(4)
+        return (await self._read_exact(int.from_bytes(header, "big"))).decode("utf-8")
+
+    def revive(self, text: str) -> tuple[bool, Any]:
+        """A serializer reviver turning file/blob placeholders into :class:`UploadedFile`."""
+        for prefix, is_blob in ((FILE_PREFIX, False), (BLOB_PREFIX, True)):
+            if text.startswith(prefix):
+                meta = json.loads(text[len(prefix) :])
+                index, size = int(meta["index"]), int(meta["size"])
+                self._sizes[index] = size
+                return True, UploadedFile(
+                    self,
+                    index=index,
+                    size=size,
+                    name=None if is_blob else str(meta.get("name", "")),
+                    type=str(meta.get("type", "")),
+                    last_modified=meta.get("lastModified"),
+                )
+        return False, None
+
+    async def _chunks(self, index: int) -> AsyncIterator[bytes]:
+        if index < self._next_index:
+            raise ProtocolError(f"file {index} was already read (files are read once, in order)")
+        while self._next_index < index:  # skip unread earlier files
+            await self._skip_current()
+        self._remaining = self._sizes[index]
+        self._next_index = index + 1
+        while self._remaining > 0:
+            chunk = await self._take(min(self._remaining, CHUNK))
+            self._remaining -= len(chunk)
+            yield chunk
+
+    async def _take(self, n: int) -> bytes:
+        if not self._pending:
+            self._pending = await self._reader.read(CHUNK)
+            if not self._pending:
+                raise ProtocolError("request body ended in the middle of a file")
+        chunk, self._pending = self._pending[:n], self._pending[n:]
+        return chunk
+
+    async def _skip_current(self) -> None:
+        size = self._sizes.get(self._next_index, 0)
+        self._next_index += 1
+        while size > 0:
+            size -= len(await self._take(min(size, CHUNK)))
+
+
+class UploadedFile:
+    """A file (or blob) argument sent by the client.
+
+    ``name`` is ``None`` for a ``Blob``. The bytes are read once, in the order the client sent
+    the files: ``await f.read()``, ``await f.text()`` or ``async for chunk in f.chunks()``.
+    """
+
+    __slots__ = ("_body", "_consumed", "index", "last_modified", "name", "size", "type")
+
+    def __init__(
+        self,
+        body: FileBody,
+        *,
+        index: int,
+        size: int,
+        name: str | None,
+        type: str,
+        last_modified: Any,
+    ) -> None:
+        self._body = body
+        self._consumed = False
+        self.index = index
+        self.size = size
+        self.name = name
+        self.type = type
+        self.last_modified = last_modified
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The file's bytes as they arrive; can be iterated once."""
+        if self._consumed:
+            raise ProtocolError(f"file {self.name or self.index!r} was already read")
+        self._consumed = True
+        return self._body._chunks(self.index)
+
+    async def read(self) -> bytes:
+        """All of the file's bytes."""
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    async def text(self, encoding: str = "utf-8") -> str:
+        """The file decoded as text."""
+        return (await self.read()).decode(encoding)
+
+    def __repr__(self) -> str:
+        return f"UploadedFile(name={self.name!r}, type={self.type!r}, size={self.size})"

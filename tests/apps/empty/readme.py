@@ -1,0 +1,1 @@
+"""No telefunc files here."""

@@ -1,0 +1,81 @@
+"""`telefunc serve`: one-line errors, and a real server answering a call."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+APPS = REPO / "tests" / "apps"
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+
+
+def telefunc(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "telefunc", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=timeout,
+    )
+
+
+def test_root_without_telefunc_files_is_a_one_line_error() -> None:
+    proc = telefunc("serve", str(APPS / "empty"), "--port", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "no *.telefunc.py file" in proc.stderr
+
+
+def test_import_failure_names_the_file_and_line() -> None:
+    proc = telefunc("serve", str(APPS / "broken"), "--port", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "telefunc: /bad.telefunc.py line 8: RuntimeError: boom at import"
+    )
+
+
+def test_port_taken_is_a_one_line_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = telefunc("serve", str(APPS / "basic"), "--port", str(port))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"telefunc: port {port} on 127.0.0.1 is already in use"
+
+
+def test_serve_answers_calls_and_static_files() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "telefunc", "serve", str(APPS / "basic"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()  # printed once the socket is bound
+        assert f"http://127.0.0.1:{port}" in banner
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=20,
+            transport=httpx.HTTPTransport(retries=5),
+        ) as c:
+            r = c.post(
+                "/_telefunc", content='{"file":"/calc.telefunc.py","name":"add","args":[1,41]}'
+            )
+            page = c.get("/")
+        assert (r.status_code, r.text) == (200, '{"ret":42}')
+        assert "static ok" in page.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

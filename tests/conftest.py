@@ -1,0 +1,145 @@
+"""Shared fixtures: a live uvicorn server on an ephemeral port, and the official Node client.
+
+``live_server(app_or_root)`` starts our ASGI app on 127.0.0.1 (port chosen by the OS) in a
+background thread with its own event loop and returns its origin; it stops at teardown.
+``run_node(script, *args)`` runs a scenario under ``js/interop/`` with the real
+``telefunc@0.2.23`` client and returns the JSON lines it printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+REPO = Path(__file__).resolve().parent.parent
+JS_DIR = REPO / "js"
+INTEROP_DIR = JS_DIR / "interop"
+APPS_DIR = Path(__file__).resolve().parent / "apps"
+IN_CI = bool(os.environ.get("CI"))
+
+
+class LiveServer:
+    """A uvicorn server running ``app`` in a thread; ``origin`` is ``http://127.0.0.1:PORT``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.origin = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="on", ws_max_size=64 * 1024 * 1024
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, name=f"uvicorn:{self.port}", daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            self.server.run(sockets=[self.sock])
+        except BaseException as exc:  # surfaced by start()
+            self.error = exc
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.thread.start()
+        ready = threading.Event()
+
+        def poll() -> None:
+            while not self.server.started and self.thread.is_alive():
+                ready.wait(0.01)
+            ready.set()
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        if not ready.wait(timeout) or not self.server.started:
+            raise RuntimeError(f"uvicorn did not start: {self.error!r}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        self.sock.close()
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[..., LiveServer]]:
+    """Factory: ``live_server(app_or_root_dir, **TelefuncApp kwargs) -> LiveServer``."""
+    servers: list[LiveServer] = []
+
+    def start(app_or_root: Any, **kwargs: Any) -> LiveServer:
+        app = app_or_root
+        if isinstance(app_or_root, str | Path):
+            from telefunc.cli import build_app
+
+            app = build_app(app_or_root) if not kwargs else _app(app_or_root, **kwargs)
+        server = LiveServer(app)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _app(root: str | Path, **kwargs: Any) -> Any:
+    from telefunc.asgi import TelefuncApp
+
+    return TelefuncApp(root, **kwargs)
+
+
+def node_available() -> bool:
+    """Whether node and the pinned npm packages are installed."""
+    return shutil.which("node") is not None and (JS_DIR / "node_modules" / "telefunc").is_dir()
+
+
+@pytest.fixture
+def run_node() -> Callable[..., list[dict[str, Any]]]:
+    """Factory: ``run_node(script, *args, env=None, timeout=90) -> list of JSON lines``.
+
+    Fails (in CI) or skips (elsewhere) when Node or ``js/node_modules`` is missing.
+    """
+    if not node_available():
+        if IN_CI:
+            pytest.fail("node or js/node_modules is missing: .ci/run must install them")
+        pytest.skip("node or js/node_modules is missing (run: cd js && npm ci)")
+
+    def run(
+        script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 90
+    ) -> list[dict[str, Any]]:
+        command = [
+            "node",
+            "--conditions=browser",
+            "--experimental-websocket",
+            "--no-warnings",
+            str(INTEROP_DIR / script),
+            *args,
+        ]
+        full_env = {**os.environ, **(env or {})}
+        proc = subprocess.run(
+            command, cwd=JS_DIR, env=full_env, capture_output=True, text=True, timeout=timeout
+        )
+        if proc.returncode != 0:
+            raise AssertionError(
+                f"node {script} exited {proc.returncode}\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+    return run
+
+
+@pytest.fixture
+def apps_dir() -> Path:
+    """The folder of the test apps (``tests/apps/<name>/``)."""
+    return APPS_DIR
