@@ -115,3 +115,8 @@ async def test_context_comes_from_the_factory(client: httpx.AsyncClient) -> None
 async def test_other_paths_are_404(client: httpx.AsyncClient) -> None:
     r = await client.get("/nothing-here")
     assert r.status_code == 404
+
+
+async def test_an_uncallable_signature_is_a_logged_500(client: httpx.AsyncClient) -> None:
+    r = await client.post(URL, content=body("/calc.telefunc.py", "unusable", []), headers=HEADERS)
+    assert (r.status_code, r.text) == (500, "Internal Server Error")

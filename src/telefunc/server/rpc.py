@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from telefunc.errors import Abort, ProtocolError, ShieldValidationError
+from telefunc.errors import Abort, ProtocolError, ShieldValidationError, UsageError
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.files import BodyReader, FileBody
 from telefunc.server.registry import Registry, Telefunction
@@ -157,6 +157,9 @@ async def _run(telefunction: Telefunction, args: list[Any], scope: CallScope) ->
     except ShieldValidationError as exc:
         logger.warning("telefunc: shield rejected a call of %s: %s", telefunction.key, exc)
         return RpcResponse.text(422, SHIELD_ERROR)
+    except UsageError:  # the telefunction's own signature is unusable: a server bug
+        logger.exception("telefunc: cannot validate the arguments of %s", telefunction.key)
+        return RpcResponse.text(500, INTERNAL_ERROR)
     token = set_scope(scope)
     try:
         result = await _invoke(telefunction, positional, keyword)

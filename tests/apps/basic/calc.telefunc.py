@@ -34,3 +34,8 @@ async def describe(value: dict[str, Any]) -> dict[str, str]:
         key: ("UNDEFINED" if item is UNDEFINED else type(item).__name__)
         for key, item in value.items()
     }
+
+
+async def unusable(*, flag: bool) -> bool:
+    """A keyword-only parameter without a default cannot be called from JavaScript."""
+    return flag

@@ -1,0 +1,103 @@
+"""Channel telefunctions used by the channel interop tests (official client over WebSocket)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from telefunc import Abort, Channel
+
+#: Results the server side observed, read back by `server_report`.
+REPORT: dict[str, Any] = {}
+
+
+async def welcome() -> Channel[Any, Any]:
+    """Sends a welcome on open and echoes every text message back, in order."""
+    ch: Channel[Any, Any] = Channel()
+    ch.on_open(lambda: ch.send({"welcome": True}))
+    ch.listen(lambda msg: ch.send(msg))
+    return ch
+
+
+async def acked() -> Channel[int, Any]:
+    """An ack channel: the listener's return value is the ack; the server also asks the client."""
+    ch: Channel[int, Any] = Channel(ack=True)
+
+    async def double(n: int) -> int:
+        await asyncio.sleep(0)
+        return n * 2
+
+    ch.listen(double)
+
+    async def ask_client() -> None:
+        answer = await ch.send("question")  # acked by default on this channel
+        await ch.send({"client_answered": answer}, ack=False)
+
+    ch.on_open(ask_client)
+    return ch
+
+
+async def binary_echo() -> Channel[Any, Any]:
+    """Echoes binary messages byte for byte."""
+    ch: Channel[Any, Any] = Channel()
+    ch.listen_binary(lambda data: ch.send_binary(data))
+    return ch
+
+
+async def aborter(value: Any) -> Channel[Any, Any]:
+    """Aborts with ``value`` as soon as the client attaches."""
+    ch: Channel[Any, Any] = Channel()
+    ch.on_open(lambda: ch.abort(value))
+    return ch
+
+
+async def closer() -> Channel[Any, Any]:
+    """Closes itself when told to; the close result is kept for `server_report`."""
+    ch: Channel[Any, Any] = Channel()
+
+    async def on_message(msg: Any) -> None:
+        if msg == "close-now":
+            REPORT["server_close_result"] = await ch.close(timeout=5.0)
+
+    ch.listen(on_message)
+    ch.on_close(lambda err: REPORT.__setitem__("closer_on_close", repr(err)))
+    return ch
+
+
+async def listener_abort() -> Channel[Any, Any]:
+    """A listener raising Abort aborts the channel."""
+    ch: Channel[Any, Any] = Channel(ack=True)
+
+    def refuse(msg: Any) -> None:
+        raise Abort({"refused": msg})
+
+    ch.listen(refuse)
+    return ch
+
+
+async def both_ways(n: int) -> Channel[int, Any]:
+    """Streams ``n`` ticks while recording what the client streams; ``"report"`` (acked) returns
+    what the server received."""
+    ch: Channel[int, Any] = Channel()
+    received: list[int] = []
+
+    def on_message(msg: Any) -> Any:
+        if msg == "report":
+            return received
+        received.append(msg)
+        return None
+
+    ch.listen(on_message)
+
+    async def ticks() -> None:
+        for i in range(n):
+            await ch.send(i)
+            if i % 20 == 0:
+                await asyncio.sleep(0.005)  # spread the stream over time so a cut lands mid-way
+
+    ch.on_open(lambda: asyncio.ensure_future(ticks()))
+    return ch
+
+
+async def server_report() -> dict[str, Any]:
+    return dict(REPORT)
