@@ -25,7 +25,7 @@ from telefunc.server.files import UploadedFile
 from telefunc.wire.serializer import UNDEFINED
 
 if TYPE_CHECKING:
-    from telefunc.server.channel import Channel  # type: ignore[import-not-found,unused-ignore]
+    from telefunc.server.channel import Channel
 
 __all__ = [
     "UNDEFINED",

@@ -19,6 +19,7 @@ from telefunc.asgi.http import AsgiBody, HttpRequest, Receive, Scope, Send, send
 from telefunc.asgi.static import StaticFiles, not_found
 from telefunc.config import config
 from telefunc.errors import UsageError
+from telefunc.server.hub import ChannelHub
 from telefunc.server.registry import Registry, discover
 from telefunc.server.rpc import INTERNAL_ERROR, MISMATCH, RpcResponse, handle_call, request_kind
 
@@ -136,12 +137,10 @@ class TelefuncApp:
         await serve_sse(self.hub, request, body, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._path(scope) != self.telefunc_url or self.hub is None:
+        if self._path(scope) != self.telefunc_url:
             await send({"type": "websocket.close", "code": 1008})
             return
-        from telefunc.asgi.websocket import (  # type: ignore[import-not-found,unused-ignore]
-            serve_websocket,
-        )
+        from telefunc.asgi.websocket import serve_websocket
 
         await serve_websocket(self.hub, scope, receive, send)
 
@@ -158,9 +157,5 @@ class TelefuncApp:
                 return
 
 
-def _new_hub() -> Any:
-    try:
-        from telefunc.server.hub import ChannelHub  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
+def _new_hub() -> ChannelHub:
     return ChannelHub()

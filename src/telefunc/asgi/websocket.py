@@ -1,0 +1,83 @@
+"""The WebSocket channel transport: a raw ASGI handler around one :class:`ServerConnection`.
+
+Every binary message is one frame, fed to the sans-I/O connection as it arrives; the socket is
+read at all times (back-pressure travels through the protocol's WINDOW/MSG_WINDOW credit, never
+by leaving frames unread in TCP). A writer task sends whatever the connection queues. A client
+close code of 1000 or 1001 is permanent (its channels end now); anything else is transient (its
+channels wait ``reconnect_timeout`` for the client to come back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from telefunc.server.hub import ChannelHub
+from telefunc.wire.mux import ServerConnection
+
+__all__ = ["serve_websocket"]
+
+logger = logging.getLogger("telefunc")
+
+Scope = MutableMapping[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: Close codes with which a client ends its channels for good.
+PERMANENT_CLOSE_CODES = frozenset({1000, 1001})
+
+
+async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send: Send) -> None:
+    """Serve one channel WebSocket connection until either side closes it."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    conn = hub.open_connection()
+    wake = asyncio.Event()
+    conn.on_output = wake.set
+    writer = asyncio.create_task(_write_loop(conn, send, wake))
+    try:
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive":
+                data = message.get("bytes")
+                if data is None:
+                    conn._violation("text message on a binary channel socket", hub.now())
+                    continue
+                try:
+                    conn.receive(data, hub.now())
+                except Exception:  # a bug in the core must not leave the socket half-alive
+                    logger.exception("telefunc: error while handling a channel frame")
+                    conn._violation("internal error", hub.now())
+            elif kind == "websocket.disconnect":
+                code = message.get("code", 1005)
+                conn.connection_lost(hub.now(), permanent=code in PERMANENT_CLOSE_CODES)
+                break
+    finally:
+        if not conn.closed:
+            conn.connection_lost(hub.now(), permanent=False)
+        wake.set()
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writer
+
+
+async def _write_loop(conn: ServerConnection, send: Send, wake: asyncio.Event) -> None:
+    while True:
+        await wake.wait()
+        wake.clear()
+        for frame in conn.data_to_send():
+            await send({"type": "websocket.send", "bytes": frame})
+        if conn.close_request is not None:
+            code, reason = conn.close_request
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": code, "reason": reason})
+            return
+        if conn.closed:
+            return

@@ -1,0 +1,97 @@
+"""The channel hub: one per ASGI app, the asyncio owner of the sans-I/O :class:`ServerMux`.
+
+It holds every registered channel and every session (for reconnects), and drives all their
+deadlines (``connect_ttl``, ``reconnect_timeout``, close timeouts, ping deadlines) from **one**
+timer task sleeping until the earliest deadline of the mux's heap — not one ``call_later`` per
+channel or frame. It can be built without a running event loop; the timer task starts lazily, on
+the loop that first uses the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from telefunc.config import config
+from telefunc.wire.mux import ServerConnection, ServerMux
+
+if TYPE_CHECKING:
+    from telefunc.server.channel import Channel
+
+__all__ = ["ChannelHub"]
+
+
+class ChannelHub:
+    """Registry of channels and sessions of one server, plus their shared timer task."""
+
+    __slots__ = ("_loop", "_task", "_wake", "mux")
+
+    def __init__(self) -> None:
+        #: The sans-I/O multiplexer; settings are read from ``config.channel`` when needed.
+        self.mux = ServerMux(config.channel.snapshot)
+        self.mux.timers.on_earlier = self._on_earlier
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+
+    @staticmethod
+    def now() -> float:
+        """The hub's clock (monotonic seconds); every ``now`` handed to the core comes from here."""
+        return time.monotonic()
+
+    def register(self, channel: Channel[Any, Any]) -> None:
+        """Make ``channel`` reachable by its id; its ``connect_ttl`` starts now."""
+        self._ensure_timer_task()
+        self.mux.register(channel._core, self.now())
+
+    def open_connection(self) -> ServerConnection:
+        """A new client wire, with its ping deadline running."""
+        self._ensure_timer_task()
+        conn = self.mux.open_connection()
+        conn.start(self.now())
+        return conn
+
+    @property
+    def channel_count(self) -> int:
+        """How many channels are registered and not finished."""
+        return len(self.mux.channels)
+
+    def _on_earlier(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _ensure_timer_task(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._task is not None and self._loop is loop and not self._task.done():
+            return
+        self._loop = loop
+        self._wake = asyncio.Event()
+        self._task = loop.create_task(self._run_timers(self._wake), name="telefunc-channel-timers")
+
+    async def _run_timers(self, wake: asyncio.Event) -> None:
+        mux = self.mux
+        while True:
+            deadline = mux.next_deadline()
+            wake.clear()
+            if deadline is None:
+                await wake.wait()
+                continue
+            delay = deadline - self.now()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), delay)
+                continue
+            mux.handle_timeout(self.now())
+
+    async def aclose(self) -> None:
+        """Stop the timer task (channels are left as they are)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,680 @@
+"""The per-channel protocol state machine of the server side, sans-I/O.
+
+A :class:`ChannelCore` is everything one channel knows about the wire, independent of which
+connection currently carries it. It outlives connections: a client that drops and reconnects
+re-*attaches* the same core to a new connection.
+
+Lifecycle::
+
+    created --register--> registered --attach--> attached <--transient drop / attach--> detached
+                              |                     |                                      |
+                         connect_ttl          close() or CLOSE                   reconnect_timeout
+                              v                     v                                      v
+                          SHUTDOWN <---- closing: in-flight acks, CLOSE_ACK, onClose ---- SHUTDOWN
+
+* **Sending.** Data frames get the next outgoing ``seq`` and are written to the attached
+  connection and stored in the :class:`~telefunc.wire.replay.ReplayBuffer`. While no connection is
+  attached (before the first attach, or during a transient disconnect) sends go to the
+  :class:`PreAttachBuffer` instead (separate text/binary byte budgets, oldest evicted FIFO with
+  :class:`~telefunc.errors.ChannelOverflowError`), flushed in order on the next attach.
+  Fire-and-forget TEXT/BINARY consume :class:`~telefunc.wire.credit.SendCredit`.
+* **Receiving.** The connection routes the frames of this channel to :meth:`ChannelCore.receive`.
+  Data frames with ``seq <= last_peer_seq`` are duplicates (a replay) and dropped.
+* **Attach** replays frames with ``seq > lastSeq`` the client reported, resets the send credit,
+  flushes the pre-attach buffer, then pending ACK_RES, CLOSE_ACK and CLOSE, and fires ``open``.
+* **Closing** (:meth:`ChannelCore.close` or a CLOSE from the peer) finishes when no ack is in
+  flight either way, the CLOSE_ACK arrived (if we asked), and the ``on_close`` callbacks settled,
+  or at the close deadline, whichever is first.
+
+What happens to the application is reported synchronously through a :class:`ChannelEvents`
+handler (the asyncio ``Channel`` of :mod:`telefunc.server.channel` implements it). Sends carry an
+opaque ``token`` the core hands back when that send completes or fails, so the caller can map it
+to a future. Time is always passed in (``now``, float seconds); the core's single deadline is
+published to a shared :class:`~telefunc.wire.timers.Timers` heap.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from telefunc.errors import ChannelClosedError, ChannelOverflowError, NetworkError, ProtocolError
+from telefunc.wire.credit import ReceiveWindow, SendCredit
+from telefunc.wire.frames import (
+    AckStatus,
+    Frame,
+    Tag,
+    encode_frame,
+    encode_u32_frame,
+)
+from telefunc.wire.replay import ReplayBuffer
+
+if TYPE_CHECKING:
+    from telefunc.config import ChannelSettings
+    from telefunc.wire.timers import Timers
+
+__all__ = [
+    "BINARY_TAGS",
+    "ChannelCore",
+    "ChannelEvents",
+    "PeerLink",
+    "PreAttachBuffer",
+    "SendResult",
+]
+
+#: Data tags stored in the binary lanes (replay and pre-attach buffers).
+BINARY_TAGS = frozenset(
+    {Tag.BINARY, Tag.BINARY_ACK_REQ, Tag.PUBLISH_BINARY, Tag.PUBLISH_BINARY_ACK_REQ}
+)
+#: Data tags that ask the peer for an ACK_RES.
+ACK_REQ_TAGS = frozenset(
+    {Tag.TEXT_ACK_REQ, Tag.BINARY_ACK_REQ, Tag.PUBLISH_ACK_REQ, Tag.PUBLISH_BINARY_ACK_REQ}
+)
+
+NO_LISTENER = "No listener registered for ack request"
+TIMEOUT_CONNECT = "Channel timed out: no client connected within TTL after response was sent"
+TIMEOUT_RECONNECT = "Channel timed out: client did not reconnect within grace period"
+RECOVERY_FAILED = "Channel not acknowledged by client after reconnect"
+
+
+class SendResult(Enum):
+    """What :meth:`ChannelCore.send` did with a message."""
+
+    #: Written to the wire and credit remains: the send is complete.
+    SENT = "sent"
+    #: Written to the wire but credit is exhausted: complete once ``handle_credit`` fires.
+    WAIT_CREDIT = "wait_credit"
+    #: Buffered or awaiting an ack: the token settles later through the handler.
+    PENDING = "pending"
+
+
+class ChannelEvents(Protocol):
+    """What a :class:`ChannelCore` reports, synchronously, to the layer above it."""
+
+    def handle_open(self) -> None:
+        """The channel was attached to a client for the first time."""
+
+    def handle_message(self, payload: bytes, binary: bool) -> None:
+        """A fire-and-forget TEXT/BINARY arrived; call :meth:`ChannelCore.consumed` when handled."""
+
+    def handle_ack_request(self, seq: int, payload: bytes, binary: bool) -> None:
+        """An ack-bearing message arrived; answer with :meth:`ChannelCore.reply`."""
+
+    def handle_ack_result(self, token: Any, status: AckStatus, text: str) -> None:
+        """The peer answered an ack-bearing send."""
+
+    def handle_send_done(self, token: Any) -> None:
+        """A buffered fire-and-forget send was flushed to the wire."""
+
+    def handle_send_failed(self, token: Any, error: Exception) -> None:
+        """A send will never complete (evicted from the buffer, or the channel closed)."""
+
+    def handle_credit(self) -> None:
+        """Send credit is available again (or the channel shut down): wake waiting senders."""
+
+    def handle_fire_close(self, error: Exception | None) -> None:
+        """Run the close callbacks now; use ``hold_close``/``release_close`` for async ones."""
+
+    def handle_shutdown(self, error: Exception | None) -> None:
+        """The channel is finished for good (``error`` is ``None`` for a clean close)."""
+
+    def handle_other_frame(self, frame: Frame) -> None:
+        """A frame plain channels ignore (PUBLISH_ACK_REQ, BROADCAST_SUB...); for subclasses."""
+
+
+class PeerLink(Protocol):
+    """The connection a channel is attached to: somewhere to write encoded frames."""
+
+    def write(self, frame: bytes) -> None:
+        """Queue one encoded frame for the wire."""
+
+
+class PreAttachBuffer:
+    """Messages sent while no client is attached: two FIFO lanes with byte budgets.
+
+    Entries are ``(order, tag, payload, token)``. When a lane exceeds its budget the oldest
+    entries are evicted and their tokens fail with :class:`ChannelOverflowError`; a single entry
+    larger than the whole budget clears its lane. Text and binary budgets are separate, so binary
+    never evicts text.
+    """
+
+    __slots__ = ("_bytes", "_lanes", "_limits", "_order")
+
+    def __init__(self, text_limit: int, binary_limit: int) -> None:
+        self._lanes: tuple[deque[tuple[int, int, bytes, Any]], ...] = (deque(), deque())
+        self._bytes = [0, 0]
+        self._limits = (text_limit, binary_limit)
+        self._order = 0
+
+    def __len__(self) -> int:
+        return len(self._lanes[0]) + len(self._lanes[1])
+
+    def push(self, tag: int, payload: bytes, token: Any) -> list[tuple[int, Any]]:
+        """Buffer a message; returns ``(tag, token)`` of evicted entries (maybe this one)."""
+        lane_ix = 1 if tag in BINARY_TAGS else 0
+        lane = self._lanes[lane_ix]
+        limit = self._limits[lane_ix]
+        size = len(payload)
+        if size > limit:
+            evicted = [(e[1], e[3]) for e in lane] + [(tag, token)]
+            lane.clear()
+            self._bytes[lane_ix] = 0
+            return evicted
+        self._order += 1
+        lane.append((self._order, tag, payload, token))
+        self._bytes[lane_ix] += size
+        evicted = []
+        while self._bytes[lane_ix] > limit:
+            _, old_tag, old, old_token = lane.popleft()
+            self._bytes[lane_ix] -= len(old)
+            evicted.append((old_tag, old_token))
+        return evicted
+
+    def drain(self) -> list[tuple[int, bytes, Any]]:
+        """Remove and return every entry as ``(tag, payload, token)`` in insertion order."""
+        text, binary = self._lanes
+        merged = (
+            sorted([*text, *binary], key=lambda e: e[0]) if binary and text else [*text, *binary]
+        )
+        text.clear()
+        binary.clear()
+        self._bytes = [0, 0]
+        return [(tag, payload, token) for _, tag, payload, token in merged]
+
+    def tokens(self) -> list[Any]:
+        """The tokens of every buffered entry."""
+        return [e[3] for lane in self._lanes for e in lane]
+
+
+_U32 = struct.Struct("<I")
+
+
+class ChannelCore:
+    """Wire state of one channel on the server side; see the module docstring."""
+
+    __slots__ = (
+        "_acks_in",
+        "_acks_out",
+        "_awaiting_close_ack",
+        "_buffer",
+        "_close_deadline",
+        "_close_fired",
+        "_close_holds",
+        "_closing",
+        "_connect_deadline",
+        "_credit",
+        "_got_close_ack",
+        "_handler",
+        "_ix",
+        "_opened",
+        "_out_seq",
+        "_peer",
+        "_pending_ack_res",
+        "_pending_acks",
+        "_pending_close_ack",
+        "_reconnect_deadline",
+        "_replay",
+        "_shutdown_error",
+        "_timer_at",
+        "_timers",
+        "_window",
+        "id",
+        "is_closed",
+        "is_shutdown",
+        "last_peer_seq",
+        "on_shutdown_hook",
+        "settings",
+    )
+
+    def __init__(
+        self,
+        channel_id: str,
+        settings: ChannelSettings,
+        handler: ChannelEvents,
+        *,
+        buffer_limit: int | None = None,
+    ) -> None:
+        self.id = channel_id
+        self.settings = settings
+        self._handler = handler
+        #: ``close()``/``abort()`` was called or the peer closed: nothing more may be sent.
+        self.is_closed = False
+        #: Terminal: the channel is gone.
+        self.is_shutdown = False
+        #: Highest client seq received and dispatched (dedup, and ``lastSeq`` in RECONCILED).
+        self.last_peer_seq = 0
+        #: Set by the mux when registering, called once on shutdown to drop its bookkeeping.
+        self.on_shutdown_hook: Any = None
+        self._peer: PeerLink | None = None
+        self._ix = 0
+        self._out_seq = 0
+        self._replay = ReplayBuffer(
+            settings.server_replay_buffer,
+            settings.server_replay_buffer_binary,
+            settings.server_replay_max_age,
+        )
+        self._buffer = PreAttachBuffer(
+            buffer_limit if buffer_limit is not None else settings.buffer_limit,
+            settings.buffer_limit_binary,
+        )
+        self._credit = SendCredit()
+        self._window = ReceiveWindow()
+        self._pending_acks: dict[int, Any] = {}
+        self._pending_ack_res: list[tuple[int, int, bytes]] = []
+        self._acks_out = 0
+        self._acks_in = 0
+        self._opened = False
+        self._closing = False
+        self._close_fired = False
+        self._close_holds = 0
+        self._close_deadline: float | None = None
+        self._awaiting_close_ack = False
+        self._got_close_ack = False
+        self._pending_close_ack = False
+        self._shutdown_error: Exception | None = None
+        self._connect_deadline: float | None = None
+        self._reconnect_deadline: float | None = None
+        self._timers: Timers | None = None
+        self._timer_at: float | None = None
+
+    # ── properties ──────────────────────────────────────────────────────
+
+    @property
+    def attached(self) -> bool:
+        """Whether a connection currently carries this channel."""
+        return self._peer is not None
+
+    @property
+    def peer(self) -> PeerLink | None:
+        """The attached connection, if any."""
+        return self._peer
+
+    @property
+    def got_close_ack(self) -> bool:
+        """Whether the peer acknowledged our CLOSE (``close()`` resolves 0 then, else 1)."""
+        return self._got_close_ack
+
+    @property
+    def credit_available(self) -> bool:
+        """Whether fire-and-forget sends may proceed without waiting."""
+        return self._credit.available or self.is_shutdown
+
+    @property
+    def out_seq(self) -> int:
+        """The last sequence number this side used."""
+        return self._out_seq
+
+    @property
+    def buffered(self) -> int:
+        """Messages waiting in the pre-attach buffer."""
+        return len(self._buffer)
+
+    # ── registration and timers ─────────────────────────────────────────
+
+    def bind_timers(self, timers: Timers, now: float) -> None:
+        """Registration: publish deadlines to ``timers`` and start the ``connect_ttl`` clock."""
+        self._timers = timers
+        if not self._opened and not self.is_shutdown:
+            self._connect_deadline = now + self.settings.connect_ttl
+        self._reschedule()
+
+    def next_deadline(self) -> float | None:
+        """The earliest pending deadline of this channel."""
+        candidates = [
+            d
+            for d in (
+                self._connect_deadline,
+                self._reconnect_deadline,
+                self._close_deadline if self._closing else None,
+                self._replay.next_expiry(),
+            )
+            if d is not None
+        ]
+        return min(candidates) if candidates else None
+
+    def _reschedule(self) -> None:
+        if self._timers is not None:
+            self._timers.schedule(self, None if self.is_shutdown else self.next_deadline())
+
+    def handle_timeout(self, now: float) -> None:
+        """Process every deadline that is due at ``now``."""
+        if self.is_shutdown:
+            return
+        self._replay.evict(now)
+        if self._connect_deadline is not None and now >= self._connect_deadline:
+            self._connect_deadline = None
+            self._shutdown(NetworkError(TIMEOUT_CONNECT))
+            return
+        if self._reconnect_deadline is not None and now >= self._reconnect_deadline:
+            self._reconnect_deadline = None
+            self._shutdown(NetworkError(TIMEOUT_RECONNECT))
+            return
+        if self._closing:
+            self._progress(now)
+        self._reschedule()
+
+    # ── sending ─────────────────────────────────────────────────────────
+
+    def send(self, tag: int, payload: bytes, now: float, token: Any = None) -> SendResult:
+        """Send one data message (TEXT, BINARY, their ``*_ACK_REQ``, PUBLISH...).
+
+        Raises :class:`ChannelClosedError` once the channel is closed. Ack-bearing tags register
+        ``token`` for :meth:`ChannelEvents.handle_ack_result`.
+        """
+        if self.is_closed:
+            raise ChannelClosedError("Channel is closed")
+        is_ack = tag in ACK_REQ_TAGS
+        if is_ack:
+            self._acks_out += 1
+        if self._peer is None:
+            for evicted_tag, evicted in self._buffer.push(tag, payload, token):
+                if evicted_tag in ACK_REQ_TAGS:
+                    self._acks_out -= 1
+                self._handler.handle_send_failed(
+                    evicted, ChannelOverflowError("Channel buffer overflow")
+                )
+            return SendResult.PENDING
+        seq = self._emit_data(tag, payload, now)
+        if is_ack:
+            self._pending_acks[seq] = token
+            return SendResult.PENDING
+        if tag in (Tag.TEXT, Tag.BINARY) and not self._credit.consume(len(payload)):
+            return SendResult.WAIT_CREDIT
+        return SendResult.SENT
+
+    def _emit_data(self, tag: int, payload: bytes, now: float) -> int:
+        self._out_seq += 1
+        seq = self._out_seq
+        frame = encode_frame(tag, self._ix, seq, payload)
+        self._replay.push(seq, frame, now, binary=tag in BINARY_TAGS)
+        assert self._peer is not None
+        self._peer.write(frame)
+        return seq
+
+    def _emit_ack_res(self, acked_seq: int, status: int, text: bytes, now: float) -> None:
+        self._out_seq += 1
+        seq = self._out_seq
+        frame = encode_frame(
+            Tag.ACK_RES, self._ix, seq, _U32.pack(acked_seq) + bytes((status,)) + text
+        )
+        self._replay.push(seq, frame, now)
+        assert self._peer is not None
+        self._peer.write(frame)
+
+    def _write_ctrl(self, frame: bytes) -> None:
+        if self._peer is not None:
+            self._peer.write(frame)
+
+    def reply(self, acked_seq: int, status: int, text: str, now: float) -> None:
+        """Answer an ack request the handler got through ``handle_ack_request``."""
+        self._acks_in = max(0, self._acks_in - 1)
+        if self.is_shutdown:
+            return
+        payload = text.encode()
+        if self._peer is not None:
+            self._emit_ack_res(acked_seq, status, payload, now)
+        else:
+            self._pending_ack_res.append((acked_seq, status, payload))
+        if self._closing:
+            self._progress(now)
+
+    def consumed(self, nbytes: int) -> None:
+        """The listeners finished with a fire-and-forget message: maybe advertise the window."""
+        if self.is_shutdown:
+            return
+        new_bytes, new_msgs = self._window.on_consumed(nbytes)
+        if new_bytes is not None:
+            self._write_ctrl(encode_u32_frame(Tag.WINDOW, self._ix, new_bytes))
+        if new_msgs is not None:
+            self._write_ctrl(encode_u32_frame(Tag.MSG_WINDOW, self._ix, new_msgs))
+
+    # ── receiving ───────────────────────────────────────────────────────
+
+    def receive(self, frame: Frame, now: float) -> None:
+        """Handle one frame the connection routed to this channel.
+
+        Raises :class:`ProtocolError` for frames a client must never send on a channel.
+        """
+        if self.is_shutdown:
+            return
+        tag = frame.tag
+        if 0x10 <= tag < 0x30:
+            if frame.seq:
+                if frame.seq <= self.last_peer_seq:
+                    return  # a duplicate from a replay
+                self.last_peer_seq = frame.seq
+            self._receive_data(frame, now)
+        else:
+            self._receive_ctrl(frame, now)
+
+    def _receive_data(self, frame: Frame, now: float) -> None:
+        tag = frame.tag
+        if tag == Tag.TEXT or tag == Tag.BINARY:
+            if self._window.on_received(len(frame.payload), now):
+                self._write_ctrl(encode_frame(Tag.BDP_PING, self._ix))
+            self._handler.handle_message(frame.payload, tag == Tag.BINARY)
+        elif tag == Tag.TEXT_ACK_REQ or tag == Tag.BINARY_ACK_REQ:
+            self._acks_in += 1
+            self._handler.handle_ack_request(frame.seq, frame.payload, tag == Tag.BINARY_ACK_REQ)
+        elif tag == Tag.ACK_RES:
+            acked_seq, status, text = frame.ack_res()
+            if acked_seq in self._pending_acks:
+                token = self._pending_acks.pop(acked_seq)
+                self._acks_out -= 1
+                self._handler.handle_ack_result(token, status, text)
+                if self._closing:
+                    self._progress(now)
+        elif tag == Tag.PUBLISH or tag == Tag.PUBLISH_BINARY:
+            raise ProtocolError(f"client sent server-only tag 0x{tag:02x}")
+        else:
+            self._handler.handle_other_frame(frame)
+
+    def _receive_ctrl(self, frame: Frame, now: float) -> None:
+        tag = frame.tag
+        if tag == Tag.WINDOW:
+            if self._credit.set_bytes(frame.u32):
+                self._handler.handle_credit()
+        elif tag == Tag.MSG_WINDOW:
+            if self._credit.set_messages(frame.u32):
+                self._handler.handle_credit()
+        elif tag == Tag.BDP_PING:
+            self._write_ctrl(encode_frame(Tag.BDP_PING_ACK, self._ix))
+        elif tag == Tag.BDP_PING_ACK:
+            new_bytes, new_msgs = self._window.on_ping_ack()
+            if new_bytes is not None:
+                self._write_ctrl(encode_u32_frame(Tag.WINDOW, self._ix, new_bytes))
+            if new_msgs is not None:
+                self._write_ctrl(encode_u32_frame(Tag.MSG_WINDOW, self._ix, new_msgs))
+        elif tag == Tag.CLOSE:
+            self._on_peer_close(frame.u32 / 1000.0, now)
+        elif tag == Tag.CLOSE_ACK:
+            self._got_close_ack = True
+            self._awaiting_close_ack = False
+            if self._closing:
+                self._progress(now)
+        elif tag == Tag.ABORT or tag == Tag.ERROR:
+            raise ProtocolError(f"client sent server-only tag 0x{tag:02x}")
+        else:
+            self._handler.handle_other_frame(frame)
+
+    # ── attach / detach ─────────────────────────────────────────────────
+
+    def attach(self, peer: PeerLink, ix: int, last_seq: int, now: float) -> bool:
+        """Attach to a connection as channel ``ix``: replay, flush, fire ``open``.
+
+        ``last_seq`` is the highest seq of ours the client reports having received. Returns
+        ``False`` if the channel is already shut down.
+        """
+        if self.is_shutdown:
+            return False
+        self._connect_deadline = None
+        self._reconnect_deadline = None
+        ix_bytes = struct.pack("<H", ix)
+        for frame in self._replay.get_after(last_seq):
+            if frame[1:3] != ix_bytes:  # the client picked a new index: re-stamp the header
+                frame = frame[:1] + ix_bytes + frame[3:]
+            peer.write(frame)
+        self._peer = peer
+        self._ix = ix
+        self._credit.reset()
+        self._window.reset()
+        for tag, payload, token in self._buffer.drain():
+            seq = self._emit_data(tag, payload, now)
+            if tag in ACK_REQ_TAGS:
+                self._pending_acks[seq] = token
+            else:
+                if tag in (Tag.TEXT, Tag.BINARY):
+                    self._credit.consume(len(payload))
+                self._handler.handle_send_done(token)
+        for acked_seq, status, text in self._pending_ack_res:
+            self._emit_ack_res(acked_seq, status, text, now)
+        self._pending_ack_res.clear()
+        if self._pending_close_ack:
+            peer.write(encode_frame(Tag.CLOSE_ACK, ix))
+        if self._awaiting_close_ack and self._close_deadline is not None:
+            remaining_ms = max(0, round((self._close_deadline - now) * 1000))
+            peer.write(encode_u32_frame(Tag.CLOSE, ix, remaining_ms))
+        if self.is_shutdown:
+            return True  # a handler callback above shut the channel down
+        if self.is_closed:
+            if self._closing:
+                self._progress(now)
+            self._reschedule()
+            return True
+        self._reschedule()
+        if self._credit.available:
+            self._handler.handle_credit()
+        if not self._opened:
+            self._opened = True
+            self._handler.handle_open()
+        return True
+
+    def detach(self, peer: PeerLink, now: float, *, permanent: bool) -> None:
+        """The connection ``peer`` went away; transient: start the ``reconnect_timeout`` grace."""
+        if self.is_shutdown or self._peer is not peer:
+            return
+        self._peer = None
+        if permanent:
+            self._shutdown(None)
+            return
+        self._reconnect_deadline = now + self.settings.reconnect_timeout
+        self._reschedule()
+
+    def recovery_failed(self) -> None:
+        """The client reconnected without listing this channel: it is lost."""
+        if self.is_shutdown:
+            return
+        self._peer = None
+        self._shutdown(NetworkError(RECOVERY_FAILED))
+
+    # ── close / abort ───────────────────────────────────────────────────
+
+    def close(self, timeout: float, now: float) -> bool:
+        """Start a graceful close; returns ``False`` if the channel was already shut down."""
+        if self.is_shutdown:
+            return False
+        if self._awaiting_close_ack or self._got_close_ack:
+            return True
+        deadline = now + max(0.0, timeout)
+        if self._close_deadline is None or deadline < self._close_deadline:
+            self._close_deadline = deadline
+        self._awaiting_close_ack = True
+        self.is_closed = True
+        self._closing = True
+        self._write_ctrl(encode_u32_frame(Tag.CLOSE, self._ix, round(max(0.0, timeout) * 1000)))
+        self._progress(now)
+        self._reschedule()
+        return True
+
+    def _on_peer_close(self, timeout: float, now: float) -> None:
+        deadline = now + timeout
+        if self._close_deadline is None or deadline < self._close_deadline:
+            self._close_deadline = deadline
+        self._pending_close_ack = True
+        self._write_ctrl(encode_frame(Tag.CLOSE_ACK, self._ix))
+        self.is_closed = True
+        self._closing = True
+        self._progress(now)
+        self._reschedule()
+
+    def abort(self, payload: bytes, error: Exception) -> None:
+        """Abort now: send ABORT with the serialized abort value and shut down with ``error``."""
+        if self.is_shutdown or self.is_closed:
+            return
+        self.is_closed = True
+        self._write_ctrl(encode_frame(Tag.ABORT, self._ix, 0, payload))
+        self._peer = None
+        self._shutdown(error)
+
+    def fail(self, error: Exception) -> None:
+        """An unhandled server error: send ERROR and shut down with ``error``."""
+        if self.is_shutdown:
+            return
+        self.is_closed = True
+        self._write_ctrl(encode_frame(Tag.ERROR, self._ix))
+        self._peer = None
+        self._shutdown(error)
+
+    def hold_close(self) -> None:
+        """An async close callback started; shutdown waits for :meth:`release_close`."""
+        self._close_holds += 1
+
+    def release_close(self, now: float) -> None:
+        """An async close callback finished."""
+        self._close_holds = max(0, self._close_holds - 1)
+        if self._closing:
+            self._progress(now)
+
+    def _roundtrip_done(self) -> bool:
+        in_flight = self._acks_out + self._acks_in
+        return in_flight == 0 and (not self._awaiting_close_ack or self._got_close_ack)
+
+    def _progress(self, now: float) -> None:
+        if self.is_shutdown:
+            return
+        if not self._close_fired and self._roundtrip_done():
+            self._close_fired = True
+            self._handler.handle_fire_close(None)
+            if self.is_shutdown:
+                return
+        if self._close_fired and self._close_holds == 0:
+            self._shutdown(None)
+            return
+        if self._close_deadline is not None and now >= self._close_deadline:
+            self._shutdown(ChannelClosedError("Channel close timed out"))
+
+    def _shutdown(self, error: Exception | None) -> None:
+        if self.is_shutdown:
+            return
+        self.is_shutdown = True
+        self.is_closed = True
+        self._shutdown_error = error
+        self._peer = None
+        self._closing = False
+        self._connect_deadline = self._reconnect_deadline = None
+        self._replay.clear()
+        self._reschedule()
+        hook, self.on_shutdown_hook = self.on_shutdown_hook, None
+        if hook is not None:
+            hook(self)
+        handler = self._handler
+        if not self._close_fired:
+            self._close_fired = True
+            handler.handle_fire_close(error)
+        handler.handle_credit()
+        ack_error = error if error is not None else ChannelClosedError("Channel is closed")
+        pending = list(self._pending_acks.values()) + self._buffer.tokens()
+        self._pending_acks.clear()
+        self._buffer.drain()
+        self._pending_ack_res.clear()
+        self._acks_out = self._acks_in = 0
+        for token in pending:
+            handler.handle_send_failed(token, ack_error)
+        handler.handle_shutdown(error)
+
+    @property
+    def shutdown_error(self) -> Exception | None:
+        """Why the channel shut down (``None``: cleanly, or not yet)."""
+        return self._shutdown_error

@@ -1,0 +1,389 @@
+"""The server side of the channel multiplexer: sessions and connections, sans-I/O.
+
+One :class:`ServerMux` per server (the hub owns it) holds
+
+* every registered :class:`~telefunc.wire.channel_state.ChannelCore`, by channel id;
+* *sessions*: ``session id -> {ix: channel}``, what a client's next RECONCILE refers to;
+* one :class:`~telefunc.wire.timers.Timers` heap for every channel and connection deadline.
+
+A :class:`ServerConnection` is one wire (a WebSocket, or later an SSE stream pair). The transport
+feeds it each received frame (:meth:`ServerConnection.receive`), sends whatever
+:meth:`ServerConnection.data_to_send` returns, closes the socket when
+:attr:`ServerConnection.close_request` is set, and reports the end of the wire with
+:meth:`ServerConnection.connection_lost`. The state machine, top to bottom:
+
+1. **Awaiting RECONCILE.** Only PING (answered with PONG) and RECONCILE are allowed; anything
+   else is a protocol violation.
+2. **Reconciling.** For each ``{"id", "ix", "lastSeq", "initial"?}`` entry the channel is found
+   and attached (replay of ``seq > lastSeq``, pre-attach flush, ``open``). An ``initial`` channel
+   that is not registered yet is waited for, up to ``connect_ttl`` (the client opens its channel
+   connection while the HTTP response that registers the channel may still be in flight). Frames
+   received meanwhile are queued, in order, except PING. Then channels of the previous session the
+   client did not list again fail with ``NetworkError``, a **new session id** replaces the old one,
+   and RECONCILED is sent: ``{"sessionId", "open": [{"ix", "lastSeq"}], ...settings in ms}``.
+3. **Reconciled.** Frames are routed to the channel with their ``ix`` in the session (frames for
+   an unknown ``ix`` are dropped: a channel the client closed may still have frames in flight). A
+   further RECONCILE (new channels on a live wire) goes back to step 2.
+
+A PING or RECONCILE must arrive every ``2 * ping_interval``; otherwise the wire is dropped as a
+*transient* close. Protocol violations (unknown tag, truncated frame, data before RECONCILE, a
+server-only tag from the client) close this one connection with code 1002, permanently for its
+channels, as the reference server does; other connections are unaffected.
+
+On ``connection_lost``: a *permanent* close (client close code 1000/1001) shuts the session's
+channels down at once; a *transient* one detaches them, each waiting ``reconnect_timeout``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from telefunc.config import ChannelSettings
+from telefunc.errors import ProtocolError
+from telefunc.wire.channel_state import ChannelCore
+from telefunc.wire.frames import Frame, Tag, decode_frame, encode_frame, encode_json
+from telefunc.wire.timers import Timers
+
+__all__ = [
+    "CLIENT_FORBIDDEN_TAGS",
+    "CLOSE_PING_TIMEOUT",
+    "CLOSE_PROTOCOL_ERROR",
+    "ServerConnection",
+    "ServerMux",
+]
+
+#: Tags only the server may send; receiving one from a client is a protocol violation.
+CLIENT_FORBIDDEN_TAGS = frozenset(
+    {
+        Tag.PONG,
+        Tag.FIN,
+        Tag.RECONCILED,
+        Tag.STREAM_REQUEST_OPEN_ACK,
+        Tag.PUBLISH,
+        Tag.PUBLISH_BINARY,
+        Tag.ABORT,
+        Tag.ERROR,
+    }
+)
+#: WebSocket close code for a protocol violation.
+CLOSE_PROTOCOL_ERROR = 1002
+#: Close code when no PING arrived within the ping deadline (transient for the channels).
+CLOSE_PING_TIMEOUT = 4000
+
+_PONG = encode_frame(Tag.PONG)
+
+
+class ServerMux:
+    """Registry of channels and sessions shared by every connection of one server."""
+
+    __slots__ = ("_settings", "_waiters", "channels", "sessions", "timers")
+
+    def __init__(self, settings: Callable[[], ChannelSettings] | ChannelSettings) -> None:
+        self._settings = settings
+        self.channels: dict[str, ChannelCore] = {}
+        self.sessions: dict[str, dict[int, ChannelCore]] = {}
+        self.timers = Timers()
+        self._waiters: dict[str, list[ServerConnection]] = {}
+
+    @property
+    def settings(self) -> ChannelSettings:
+        """The current channel settings."""
+        s = self._settings
+        return s if isinstance(s, ChannelSettings) else s()
+
+    def register(self, core: ChannelCore, now: float) -> None:
+        """Make a channel addressable by RECONCILE and start its ``connect_ttl``."""
+        if core.is_shutdown or core.id in self.channels:
+            return
+        self.channels[core.id] = core
+        core.on_shutdown_hook = self._unregister
+        core.bind_timers(self.timers, now)
+        for conn in self._waiters.pop(core.id, ()):
+            conn._channel_registered(core, now)
+
+    def _unregister(self, core: ChannelCore) -> None:
+        if self.channels.get(core.id) is core:
+            del self.channels[core.id]
+        for session_id, session in list(self.sessions.items()):
+            for ix, c in list(session.items()):
+                if c is core:
+                    del session[ix]
+            if not session:
+                del self.sessions[session_id]
+
+    def open_connection(self) -> ServerConnection:
+        """A new wire (for example an accepted WebSocket)."""
+        return ServerConnection(self)
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of any channel or connection."""
+        return self.timers.next_deadline()
+
+    def handle_timeout(self, now: float) -> None:
+        """Fire every deadline due at ``now``."""
+        self.timers.run_due(now)
+
+
+class _PendingReconcile:
+    """A RECONCILE waiting for ``initial`` channels to be registered."""
+
+    __slots__ = ("deadline", "entries", "prev_session", "waiting")
+
+    def __init__(self, prev_session: str | None, deadline: float) -> None:
+        self.prev_session = prev_session
+        self.deadline = deadline
+        self.entries: list[tuple[int, ChannelCore]] = []
+        #: channel id -> (ix, lastSeq)
+        self.waiting: dict[str, tuple[int, int]] = {}
+
+
+class ServerConnection:
+    """One client wire; see the module docstring for its state machine."""
+
+    __slots__ = (
+        "_out",
+        "_pending",
+        "_ping_deadline",
+        "_queued",
+        "_timer_at",
+        "close_request",
+        "closed",
+        "mux",
+        "on_output",
+        "session_id",
+    )
+
+    def __init__(self, mux: ServerMux) -> None:
+        self.mux = mux
+        #: The current session id (set by each completed reconcile).
+        self.session_id: str | None = None
+        #: ``(code, reason)`` once the server wants this wire closed.
+        self.close_request: tuple[int, str] | None = None
+        #: Set by :meth:`connection_lost`; nothing is processed afterwards.
+        self.closed = False
+        #: Called whenever output becomes available or a close is requested.
+        self.on_output: Callable[[], None] | None = None
+        self._out: list[bytes] = []
+        self._pending: _PendingReconcile | None = None
+        self._queued: list[Frame] = []
+        self._ping_deadline: float | None = None
+        self._timer_at: float | None = None
+
+    # ── output ──────────────────────────────────────────────────────────
+
+    def write(self, frame: bytes) -> None:
+        """Queue one encoded frame (channels attached to this wire call this)."""
+        if self.closed:
+            return
+        self._out.append(frame)
+        if len(self._out) == 1 and self.on_output is not None:
+            self.on_output()
+
+    def data_to_send(self) -> list[bytes]:
+        """Take every queued frame, in order (each is one WebSocket binary message)."""
+        out, self._out = self._out, []
+        return out
+
+    # ── input ───────────────────────────────────────────────────────────
+
+    def start(self, now: float) -> None:
+        """The wire is open: start the ping deadline."""
+        self._reset_ping(now)
+
+    def receive(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """Process one received frame. Protocol violations close this connection."""
+        if self.closed:
+            return
+        try:
+            frame = decode_frame(data)
+            if frame.tag == Tag.PING:
+                self._reset_ping(now)
+                self.write(_PONG)
+                return
+            if self._pending is not None:
+                self._queued.append(frame)
+                return
+            self._dispatch(frame, now)
+        except ProtocolError as exc:
+            self._violation(str(exc), now)
+
+    def _dispatch(self, frame: Frame, now: float) -> None:
+        tag = frame.tag
+        if tag == Tag.RECONCILE:
+            self._reconcile(frame.json(), now)
+            return
+        if self.session_id is None:
+            raise ProtocolError(f"frame 0x{tag:02x} before RECONCILE")
+        if tag in CLIENT_FORBIDDEN_TAGS:
+            raise ProtocolError(f"client sent server-only tag 0x{tag:02x}")
+        session = self.mux.sessions.get(self.session_id) if self.session_id else None
+        core = session.get(frame.ix) if session else None
+        if core is not None:
+            core.receive(frame, now)
+
+    # ── reconcile ───────────────────────────────────────────────────────
+
+    def _reconcile(self, payload: Any, now: float) -> None:
+        if not isinstance(payload, dict) or not isinstance(payload.get("open", []), list):
+            raise ProtocolError("RECONCILE: malformed payload")
+        prev = payload.get("sessionId")
+        if prev is not None and not isinstance(prev, str):
+            raise ProtocolError("RECONCILE: malformed sessionId")
+        self._reset_ping(now)
+        pending = _PendingReconcile(prev, now + self.mux.settings.connect_ttl)
+        for entry in payload.get("open", []):
+            if not isinstance(entry, dict):
+                raise ProtocolError("RECONCILE: malformed entry")
+            cid, ix, last_seq = entry.get("id"), entry.get("ix"), entry.get("lastSeq", 0)
+            if not isinstance(cid, str) or type(ix) is not int or type(last_seq) is not int:
+                raise ProtocolError("RECONCILE: malformed entry")
+            if not 0 <= ix <= 0xFFFF or last_seq < 0:
+                raise ProtocolError("RECONCILE: entry out of range")
+            core = self.mux.channels.get(cid)
+            if core is not None:
+                if core.attach(self, ix, last_seq, now):
+                    pending.entries.append((ix, core))
+            elif entry.get("initial"):
+                pending.waiting[cid] = (ix, last_seq)
+                self.mux._waiters.setdefault(cid, []).append(self)
+        self._pending = pending
+        if pending.waiting:
+            self.mux.timers.schedule(self, self._next_deadline())
+            return
+        self._finish_reconcile(now)
+
+    def _channel_registered(self, core: ChannelCore, now: float) -> None:
+        pending = self._pending
+        if pending is None or self.closed or core.id not in pending.waiting:
+            return
+        ix, last_seq = pending.waiting.pop(core.id)
+        if core.attach(self, ix, last_seq, now):
+            pending.entries.append((ix, core))
+        if not pending.waiting:
+            self._finish_reconcile(now)
+
+    def _drop_waiters(self, pending: _PendingReconcile) -> None:
+        for cid in pending.waiting:
+            conns = self.mux._waiters.get(cid)
+            if conns and self in conns:
+                conns.remove(self)
+                if not conns:
+                    del self.mux._waiters[cid]
+        pending.waiting.clear()
+
+    def _finish_reconcile(self, now: float) -> None:
+        pending = self._pending
+        assert pending is not None
+        self._drop_waiters(pending)
+        mux = self.mux
+        kept = {ix for ix, _ in pending.entries}
+        if pending.prev_session is not None:
+            prev = mux.sessions.pop(pending.prev_session, None)
+            if prev:
+                for ix, core in prev.items():
+                    if ix not in kept:
+                        core.recovery_failed()
+        if self.session_id is not None and self.session_id != pending.prev_session:
+            mux.sessions.pop(self.session_id, None)
+        new_id = str(uuid.uuid4())
+        session = {ix: core for ix, core in pending.entries if not core.is_shutdown}
+        if session:
+            mux.sessions[new_id] = session
+        self.session_id = new_id
+        self._pending = None
+        self.write(
+            encode_json(
+                Tag.RECONCILED,
+                {
+                    "sessionId": new_id,
+                    "open": [
+                        {"ix": ix, "lastSeq": core.last_peer_seq} for ix, core in session.items()
+                    ],
+                    **mux.settings.reconciled_settings(),
+                },
+            )
+        )
+        self._reset_ping(now)
+        queued, self._queued = self._queued, []
+        for i, frame in enumerate(queued):
+            if self.closed:
+                return
+            if self._pending is not None:  # a queued RECONCILE is waiting again
+                self._queued = queued[i:] + self._queued
+                return
+            try:
+                self._dispatch(frame, now)
+            except ProtocolError as exc:
+                self._violation(str(exc), now)
+                return
+
+    # ── timers ──────────────────────────────────────────────────────────
+
+    def _reset_ping(self, now: float) -> None:
+        self._ping_deadline = now + self.mux.settings.ping_deadline
+        self.mux.timers.schedule(self, self._next_deadline())
+
+    def _next_deadline(self) -> float | None:
+        if self.closed:
+            return None
+        if self._pending is not None and self._pending.waiting:
+            # The ping deadline does not apply while reconciling (pings are delayed by it).
+            return self._pending.deadline
+        return self._ping_deadline
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timeout` should run next."""
+        return self._next_deadline()
+
+    def handle_timeout(self, now: float) -> None:
+        """Ping deadline (drop the wire, transient) or reconcile wait over (finish without them)."""
+        if self.closed:
+            return
+        pending = self._pending
+        if pending is not None and pending.waiting:
+            if now >= pending.deadline:
+                self._finish_reconcile(now)
+            self.mux.timers.schedule(self, self._next_deadline())
+            return
+        if self._ping_deadline is not None and now >= self._ping_deadline:
+            self._request_close(CLOSE_PING_TIMEOUT, "ping timeout")
+            self.connection_lost(now, permanent=False)
+            return
+        self.mux.timers.schedule(self, self._next_deadline())
+
+    # ── closing ─────────────────────────────────────────────────────────
+
+    def _request_close(self, code: int, reason: str) -> None:
+        if self.close_request is None:
+            self.close_request = (code, reason)
+            if self.on_output is not None:
+                self.on_output()
+
+    def _violation(self, reason: str, now: float) -> None:
+        self._request_close(CLOSE_PROTOCOL_ERROR, f"protocol violation: {reason}"[:120])
+        self.connection_lost(now, permanent=True)
+
+    def connection_lost(self, now: float, *, permanent: bool) -> None:
+        """The wire is gone. ``permanent``: client close code 1000/1001 (or a violation)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._out.clear()
+        self.mux.timers.schedule(self, None)
+        pending, self._pending = self._pending, None
+        self._queued.clear()
+        if pending is not None:
+            self._drop_waiters(pending)
+            for _, core in pending.entries:
+                core.detach(self, now, permanent=permanent)
+        if self.session_id is None:
+            return
+        if permanent:
+            session = self.mux.sessions.pop(self.session_id, None)
+        else:
+            # Kept so the next RECONCILE naming it can fail channels the client dropped.
+            session = self.mux.sessions.get(self.session_id)
+        for core in list((session or {}).values()):
+            core.detach(self, now, permanent=permanent)
