@@ -39,7 +39,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ ! -d js/node_modules ] || [ js/package-lock.json -nt js/node_modules/.package-lock.json ]; then
-  say "npm ci in js/ (telefunc@0.2.23 and friends, pinned by js/package-lock.json)"
-  (cd js && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# js/: telefunc@0.2.23, the serializer, esbuild, typescript; js/workerd-conformance/: workerd,
+# which runs the JavaScript side of the Cloudflare emulator's conformance tests offline.
+for dir in js js/workerd-conformance; do
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    say "npm ci in $dir/ (pinned by $dir/package-lock.json)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done

@@ -704,3 +704,21 @@ def _uses_options(value: Any) -> bool:
     except SerializationError:
         return True
     return False
+
+
+def test_dataclasses_and_enums_travel_as_their_fields_and_values() -> None:
+    import dataclasses
+    import enum
+
+    class Mood(enum.Enum):
+        HAPPY = "happy"
+
+    @dataclasses.dataclass
+    class Note:
+        text: str
+        mood: Mood
+        tags: list[str]
+
+    text = stringify({"note": Note("hi/<", Mood.HAPPY, ["a"])})
+    assert text == '{"note":{"text":"hi\\/\\u003c","mood":"happy","tags":["a"]}}'
+    assert parse(text) == {"note": {"text": "hi/<", "mood": "happy", "tags": ["a"]}}

@@ -85,6 +85,7 @@ Details that follow the JavaScript behaviour:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import enum
 import json
 import json.encoder
@@ -631,6 +632,12 @@ def _make_encoder(replacer: Replacer | None) -> Callable[[Any, list[str]], None]
                     f"a regular expression that JavaScript cannot express ({exc})", v
                 ) from exc
             out.append(_quote(f"!RegExp:/{rx.source}/{rx.flags}"))
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            # A dataclass instance travels as the object of its fields (what the shield and
+            # the generated TypeScript describe); it comes back as a dict.
+            enc_dict({f.name: getattr(v, f.name) for f in dataclasses.fields(v)}, out)
+        elif isinstance(v, enum.Enum):
+            enc(v.value, out)  # an Enum member travels as its value
         else:
             raise _Fail(_describe(v), v)
 
