@@ -79,3 +79,33 @@ def test_serve_answers_calls_and_static_files() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_dev_without_edge_is_a_one_line_error() -> None:
+    proc = telefunc("dev", str(APPS / "basic"))
+    assert proc.returncode == 2
+    assert "needs --edge" in proc.stderr
+
+
+def test_dev_edge_serves_the_demo_worker_over_http(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "telefunc", "dev", "--edge", str(tmp_path), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    try:
+        transport = httpx.HTTPTransport(retries=20)
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=20, transport=transport
+        ) as c:
+            first = c.get("/counter/a", headers={"x-telefunc-colo": "LHR"})
+            second = c.get("/counter/a?colo=NRT")
+        assert first.status_code == 200 and second.status_code == 200
+        assert first.text != second.text  # one Durable Object counted both requests
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
