@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -21,10 +20,10 @@ from typing import Any
 import pytest
 import uvicorn
 
-REPO = Path(__file__).resolve().parent.parent
-JS_DIR = REPO / "js"
-INTEROP_DIR = JS_DIR / "interop"
-APPS_DIR = Path(__file__).resolve().parent / "apps"
+from testpaths import APPS_DIR, INTEROP_DIR, JS_DIR, REPO, node_available
+
+__all__ = ["APPS_DIR", "INTEROP_DIR", "JS_DIR", "REPO", "LiveServer", "node_available"]
+
 IN_CI = bool(os.environ.get("CI"))
 
 
@@ -96,11 +95,6 @@ def _app(root: str | Path, **kwargs: Any) -> Any:
     from telefunc.asgi import TelefuncApp
 
     return TelefuncApp(root, **kwargs)
-
-
-def node_available() -> bool:
-    """Whether node and the pinned npm packages are installed."""
-    return shutil.which("node") is not None and (JS_DIR / "node_modules" / "telefunc").is_dir()
 
 
 @pytest.fixture

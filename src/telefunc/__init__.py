@@ -26,19 +26,25 @@ from telefunc.wire.serializer import UNDEFINED
 
 if TYPE_CHECKING:
     from telefunc.server.channel import Channel
+    from telefunc.server.download import BlobDownload, FileDownload, download
+    from telefunc.server.streaming import ByteStream
 
 __all__ = [
     "UNDEFINED",
     "Abort",
+    "BlobDownload",
+    "ByteStream",
     "Channel",
     "ChannelClosedError",
     "ChannelOverflowError",
+    "FileDownload",
     "NetworkError",
     "ShieldValidationError",
     "TelefuncError",
     "UploadedFile",
     "UsageError",
     "config",
+    "download",
     "get_context",
 ]
 
@@ -46,6 +52,10 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Channel": "telefunc.server.channel",
+    "ByteStream": "telefunc.server.streaming",
+    "download": "telefunc.server.download",
+    "FileDownload": "telefunc.server.download",
+    "BlobDownload": "telefunc.server.download",
 }
 
 

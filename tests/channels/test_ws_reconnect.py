@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import INTEROP_DIR, JS_DIR, node_available  # type: ignore[import-not-found,import-untyped,unused-ignore]
+from testpaths import INTEROP_DIR, JS_DIR, node_available
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 N = 600

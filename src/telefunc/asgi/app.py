@@ -9,13 +9,22 @@ the same path, and ``GET`` of files under ``ROOT/public/``.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from telefunc.asgi.http import AsgiBody, HttpRequest, Receive, Scope, Send, send_response
+from telefunc.asgi.http import (
+    AsgiBody,
+    HttpRequest,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    send_response,
+)
 from telefunc.asgi.static import StaticFiles, not_found
 from telefunc.config import config
 from telefunc.errors import UsageError
@@ -90,7 +99,8 @@ class TelefuncApp:
         kind = request_kind(
             request.query.get("_telefunc"), request.headers.get("x-telefunc-request")
         )
-        body = AsgiBody(receive)
+        watched = _WatchedReceive(receive)
+        body = AsgiBody(watched)
         if kind == "sse":
             await self._sse(request, body, send)
             return
@@ -111,6 +121,9 @@ class TelefuncApp:
                     hub=self.hub,
                     context=values,
                 )
+        if response.stream is not None:
+            await _send_streaming(send, watched, response)
+            return
         await send_response(
             send, response.status, response.body, response.content_type, response.headers
         )
@@ -159,3 +172,71 @@ class TelefuncApp:
 
 def _new_hub() -> ChannelHub:
     return ChannelHub()
+
+
+class _WatchedReceive:
+    """Wraps ``receive`` to notice the end of the request body and the client's disconnect.
+
+    The request body may still be read (lazily, by uploaded files) while a streaming response
+    is sent, so the disconnect watcher only calls ``receive`` itself once the body is over.
+    """
+
+    __slots__ = ("_receive", "body_over", "disconnected")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.body_over = asyncio.Event()
+        self.disconnected = asyncio.Event()
+
+    async def __call__(self) -> Message:
+        message = await self._receive()
+        self._note(message)
+        return message
+
+    def _note(self, message: Message) -> None:
+        if message["type"] == "http.disconnect":
+            self.disconnected.set()
+            self.body_over.set()
+        elif not message.get("more_body", False):
+            self.body_over.set()
+
+    async def wait_disconnect(self) -> None:
+        """Return once the client has disconnected."""
+        await self.body_over.wait()
+        while not self.disconnected.is_set():
+            self._note(await self._receive())
+
+
+async def _send_streaming(send: Send, receive: _WatchedReceive, response: RpcResponse) -> None:
+    """Send a streaming response chunk by chunk; cancel it when the client disconnects."""
+    stream = response.stream
+    assert stream is not None
+    headers = [(b"content-type", response.content_type.encode("latin-1"))]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+
+    async def pump() -> None:
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        # `send` returns once the server took the chunk (uvicorn waits while the socket's
+        # buffer is full), and only then is the next chunk computed: backpressure.
+        async for chunk in stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    pumping = asyncio.ensure_future(pump())
+    watching = asyncio.ensure_future(receive.wait_disconnect())
+    try:
+        await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
+        if not pumping.done():  # the client went away: stop producing
+            pumping.cancel()
+        try:
+            await pumping
+        except asyncio.CancelledError:
+            if not watching.done():  # our own task was cancelled, not just the pump
+                raise
+        except OSError:  # the connection broke while writing
+            logger.info("telefunc: the client went away during a streaming response")
+    finally:
+        watching.cancel()
+        if not pumping.done():
+            pumping.cancel()
+        await stream.aclose()

@@ -8,6 +8,7 @@ and bodies are exactly telefunc@0.2.23's:
 status      body                                        when
 ==========  =========================================  ==================================
 200         ``{"ret": <value>}``                        the telefunction returned
+200         streaming body (``stream`` is set)          the result holds streaming values
 403         ``{"ret": <abort value>, "abort": true}``   it raised :class:`Abort`
 400         ``Malformed Telefunc Request``              bad JSON / method / kind, unknown
 422         ``Shield Validation Error``                 arguments don't match the hints
@@ -25,11 +26,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from telefunc.config import config
 from telefunc.errors import Abort, ProtocolError, ShieldValidationError, UsageError
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.files import BodyReader, FileBody
 from telefunc.server.registry import Registry, Telefunction
 from telefunc.server.shield import validate_call
+from telefunc.server.streaming import (
+    STREAMING_HEADERS,
+    BodyStream,
+    InlineBody,
+    StreamCollector,
+    content_type_for,
+    resolve_transport,
+)
 from telefunc.wire.serializer import parse, stringify
 
 __all__ = [
@@ -55,12 +65,19 @@ INTERNAL_ERROR = "Internal Server Error"
 
 @dataclass(frozen=True, slots=True)
 class RpcResponse:
-    """What to answer: status, body, content type and extra headers."""
+    """What to answer: status, body, content type and extra headers.
+
+    When ``stream`` is set the body is streamed instead of ``body``: write each chunk of
+    ``async for chunk in stream`` before asking for the next one (no Content-Length, no
+    buffering), and always ``await stream.aclose()`` at the end, at once when the client
+    disconnects (it cancels the streaming values and runs their cleanup).
+    """
 
     status: int
     body: bytes
     content_type: str = TEXT_PLAIN
     headers: tuple[tuple[str, str], ...] = ()
+    stream: BodyStream | None = None
 
     @classmethod
     def text(cls, status: int, text: str) -> RpcResponse:
@@ -144,14 +161,21 @@ async def handle_call(
     if telefunction is None:
         return malformed(f"no telefunction {envelope['name']}() in {envelope['file']}")
     args: list[Any] = envelope["args"]
+    stream_options = envelope.get("stream")
+    transport = resolve_transport(
+        stream_options.get("transport") if isinstance(stream_options, dict) else None,
+        config.stream.transport,
+    )
     scope = CallScope(hub, context)
     try:
-        return await _run(telefunction, args, scope)
+        return await _run(telefunction, args, scope, transport)
     finally:
         scope.finish_request()
 
 
-async def _run(telefunction: Telefunction, args: list[Any], scope: CallScope) -> RpcResponse:
+async def _run(
+    telefunction: Telefunction, args: list[Any], scope: CallScope, transport: str
+) -> RpcResponse:
     try:
         positional, keyword = validate_call(telefunction.func, args)
     except ShieldValidationError as exc:
@@ -161,9 +185,10 @@ async def _run(telefunction: Telefunction, args: list[Any], scope: CallScope) ->
         logger.exception("telefunc: cannot validate the arguments of %s", telefunction.key)
         return RpcResponse.text(500, INTERNAL_ERROR)
     token = set_scope(scope)
+    streams = StreamCollector()
     try:
         result = await _invoke(telefunction, positional, keyword)
-        payload = stringify({"ret": result}, replacer=placeholder_replacer(scope))
+        payload = stringify({"ret": result}, replacer=streams.replacer(placeholder_replacer(scope)))
     except Abort as abort:
         try:
             payload = stringify({"ret": abort.value, "abort": True})
@@ -174,11 +199,24 @@ async def _run(telefunction: Telefunction, args: list[Any], scope: CallScope) ->
             return RpcResponse.text(500, INTERNAL_ERROR)
         return RpcResponse.text(403, payload)
     except Exception:
+        streams.discard()
         logger.exception("telefunc: telefunction %s raised", telefunction.key)
         return RpcResponse.text(500, INTERNAL_ERROR)
     finally:
         reset_scope(token)
-    return RpcResponse.text(200, payload)
+    if not streams.producers:
+        return RpcResponse.text(200, payload)
+    # The body holds the scope until every streaming value has finished.
+    body = InlineBody(
+        payload,
+        streams.producers,
+        transport=transport,
+        scope=scope,
+        where=f"{telefunction.key}()",
+    )
+    return RpcResponse(
+        200, b"", content_type_for(transport), headers=STREAMING_HEADERS, stream=body
+    )
 
 
 # Pyodide (Cloudflare Python Workers) has no threads: sync telefunctions run inline there.
@@ -191,6 +229,9 @@ async def _invoke(
     func = telefunction.func
     if telefunction.is_async:
         return await func(*positional, **keyword)
+    if inspect.isasyncgenfunction(func):
+        # Calling it only creates the generator: its body runs later, in the response body.
+        return func(*positional, **keyword)
     if _CAN_USE_THREADS:
         # A blocking `def` telefunction must not stall the event loop; to_thread copies the
         # contextvars, so get_context() still works inside it.
