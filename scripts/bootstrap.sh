@@ -39,11 +39,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-# js/: telefunc@0.2.23, the serializer, esbuild, typescript; js/workerd-conformance/: workerd,
-# which runs the JavaScript side of the Cloudflare emulator's conformance tests offline.
-for dir in js js/workerd-conformance; do
-  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    say "npm ci in $dir/ (pinned by $dir/package-lock.json)"
+# Every npm folder with a lock file: js/ (telefunc@0.2.23, the serializer, esbuild, typescript)
+# and js/*/ (workerd for the emulator's conformance tests, playwright-core, pyodide, ...).
+for lock in js/package-lock.json js/*/package-lock.json; do
+  [ -f "$lock" ] || continue
+  dir=$(dirname "$lock")
+  if [ ! -d "$dir/node_modules" ] || [ "$lock" -nt "$dir/node_modules/.package-lock.json" ]; then
+    say "npm ci in $dir/ (pinned by $lock)"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 done
