@@ -7,7 +7,10 @@ let lastId = 0
 
 function render(messages) {
   for (const m of messages) {
-    lastId = Math.max(lastId, m.id)
+    // A poll and a post-send refresh can overlap and return the same messages: ids only grow,
+    // so anything at or below lastId is already on the page.
+    if (m.id <= lastId) continue
+    lastId = m.id
     const li = document.createElement('li')
     li.dataset.id = m.id
     const who = document.createElement('b')
@@ -17,7 +20,15 @@ function render(messages) {
   }
 }
 
-async function refresh() {
+let refreshing = null
+
+function refresh() {
+  // One refresh at a time; callers share the one in flight.
+  refreshing ??= poll().finally(() => { refreshing = null })
+  return refreshing
+}
+
+async function poll() {
   try {
     render(await last_messages(room, lastId))
     $('status').textContent = 'connected'
