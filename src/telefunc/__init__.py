@@ -25,6 +25,7 @@ from telefunc.server.files import UploadedFile
 from telefunc.wire.serializer import UNDEFINED
 
 if TYPE_CHECKING:
+    from telefunc.server.broadcast import Broadcast, BroadcastChannel
     from telefunc.server.channel import Channel
     from telefunc.server.download import BlobDownload, FileDownload, download
     from telefunc.server.streaming import ByteStream
@@ -33,6 +34,8 @@ __all__ = [
     "UNDEFINED",
     "Abort",
     "BlobDownload",
+    "Broadcast",
+    "BroadcastChannel",
     "ByteStream",
     "Channel",
     "ChannelClosedError",
@@ -52,6 +55,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Channel": "telefunc.server.channel",
+    "BroadcastChannel": "telefunc.server.broadcast",
+    "Broadcast": "telefunc.server.broadcast",
     "ByteStream": "telefunc.server.streaming",
     "download": "telefunc.server.download",
     "FileDownload": "telefunc.server.download",

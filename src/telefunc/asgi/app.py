@@ -28,6 +28,7 @@ from telefunc.asgi.http import (
 from telefunc.asgi.static import StaticFiles, not_found
 from telefunc.config import config
 from telefunc.errors import UsageError
+from telefunc.server.broadcast_transport import get_broadcast_transport
 from telefunc.server.hub import ChannelHub
 from telefunc.server.registry import Registry, discover
 from telefunc.server.rpc import INTERNAL_ERROR, MISMATCH, RpcResponse, handle_call, request_kind
@@ -163,9 +164,11 @@ class TelefuncApp:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                close = getattr(self.hub, "aclose", None)
-                if close is not None:
-                    await close()
+                await self.hub.aclose()
+                # A configured transport (e.g. Redis) holds connections of this event loop; the
+                # in-memory default is process-wide and outlives any one app.
+                if config.broadcast.transport is not None:
+                    await get_broadcast_transport().aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

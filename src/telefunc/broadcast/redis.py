@@ -1,0 +1,677 @@
+"""A broadcast transport over Redis pub/sub, so several processes (and machines) share broadcast.
+
+    from telefunc import config
+    from telefunc.broadcast.redis import RedisBroadcast
+
+    config.broadcast.transport = RedisBroadcast("redis://127.0.0.1:6379")
+    # or: telefunc serve --redis redis://127.0.0.1:6379
+
+Design
+------
+**Ordering and seq.** Every publish runs one Lua script that increments the key's counter and
+PUBLISHes the message. Redis runs scripts one at a time, so the order of ``seq`` is the order in
+which every subscriber, in every process, receives the messages of a key, whoever published
+them. The timestamp is Redis's ``TIME`` taken inside the script: one clock for all publishers,
+so timestamps never go backwards along a key's order (unless the Redis host's clock does).
+
+**Counter loss.** The counter lives in the hash ``{prefix}:bcseq:{key}`` (fields ``s`` = last
+seq, ``e`` = epoch). An unpersisted Redis restart loses it. A missing counter is initialised to
+``max(Redis TIME in seconds, floor)`` where ``floor`` is the highest seq of that key the calling
+process has seen (its receipts and its deliveries); every process subscribed to a key also pushes
+the counter up to what it has seen right after it reconnects. The initialisation starts a new
+*epoch* (the init time in microseconds), carried in every message. Seconds keep ``seq`` within an
+unsigned 32-bit integer (the binary PUBLISH frame's field) until 2106; a fresh key's first seq is
+therefore about the current Unix time, not 1. Seq stays strictly increasing across a restart
+when a process that saw the key's last seq publishes or is subscribed, or when the key averaged
+under one publish per second since its counter was created; otherwise the break is reported.
+
+**Gaps are reported, not hidden.** Each process checks every key's sequence (both lanes) and
+calls the ``on_gap`` callbacks with a :class:`~telefunc.server.broadcast_transport.BroadcastGap`
+(plus a WARNING log) when a seq was skipped (e.g. published while this process was reconnecting),
+went backwards, or the epoch changed (the counter was lost). The message is still delivered.
+
+**Connections.** One pub/sub connection per process, owned by one reader task: SUBSCRIBE (one
+channel per key, at most one subscription per key per process, both lanes) is written when a key
+gets its first local listener and UNSUBSCRIBE when its last one leaves. It reconnects with
+backoff (50 ms doubling to 2 s) and resubscribes every key by itself; a PING every
+``health_check_interval`` seconds of silence detects a dead peer. It speaks RESP2 over asyncio
+streams directly (reusing redis-py's URL parsing) so that it alone decides about reconnects and
+can write SUBSCRIBE synchronously from ``listen()``. Publishes go through a separate redis-py
+(``redis.asyncio``) connection, pipelined by one writer task in call order.
+
+**Failure.** Publishing while Redis is unreachable raises
+:class:`~telefunc.server.broadcast_transport.BroadcastTransportError` (a
+:class:`~telefunc.errors.NetworkError`) naming the URL, after at most ``connect_timeout`` +
+``command_timeout`` seconds; there is no retry (a publish must not be duplicated).
+
+**Message on the Redis channel** ``{prefix}:bc:{key}``: ``<kind><seq>,<timestamp ms>,<epoch>\\n``
+followed by the raw payload (``kind`` is ``t`` for UTF-8 text, ``b`` for bytes): compact,
+binary-safe, readable in ``redis-cli monitor``.
+
+The transport binds to the event loop that first uses it; build it anywhere (the CLI builds it
+before the server's loop starts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+try:
+    import redis.asyncio as redis_asyncio
+    from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import RedisError
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "telefunc.broadcast.redis needs redis-py (the `redis` package, version 5 or later): "
+        "pip install redis"
+    ) from exc
+
+from telefunc.errors import UsageError
+from telefunc.server.broadcast_transport import (
+    BinaryCallback,
+    BroadcastFanout,
+    BroadcastGap,
+    BroadcastTransport,
+    BroadcastTransportError,
+    PublishInfo,
+    PublishReceipt,
+    SeqTracker,
+    TextCallback,
+)
+
+__all__ = ["RedisBroadcast"]
+
+logger = logging.getLogger("telefunc.broadcast")
+
+# Runs atomically in Redis, so INCR-and-PUBLISH of all publishers are totally ordered per key.
+_PUBLISH_LUA = """
+-- KEYS[1]: the key's counter hash {s = last seq, e = epoch}.  ARGV[1]: pub/sub channel;
+-- ARGV[2]: kind ('t' text, 'b' binary, '' = only make sure a counter >= floor exists);
+-- ARGV[3]: payload; ARGV[4]: floor = highest seq of the key the caller has seen.
+-- A missing (lost) or too-low counter restarts at max(now in s, floor) in a new epoch.
+local now = redis.call('TIME')
+local floor = tonumber(ARGV[4]) or 0
+local state = redis.call('HMGET', KEYS[1], 's', 'e')
+local seq = tonumber(state[1])
+local epoch = state[2]
+if seq == nil or not epoch or seq < floor then
+  seq = math.max(tonumber(now[1]), floor, seq or 0)
+  epoch = now[1] .. string.format('%06d', tonumber(now[2]))
+  redis.call('HSET', KEYS[1], 's', string.format('%.0f', seq), 'e', epoch)
+end
+if ARGV[2] == '' then
+  return {string.format('%.0f', seq), epoch}
+end
+seq = seq + 1
+local s = string.format('%.0f', seq)
+redis.call('HSET', KEYS[1], 's', s)
+local ms = string.format('%.0f', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+local head = ARGV[2] .. s .. ',' .. ms .. ',' .. epoch .. '\\n'
+return {s, ms, epoch, redis.call('PUBLISH', ARGV[1], head .. ARGV[3])}
+"""
+
+_KIND_TEXT = b"t"
+_KIND_BINARY = b"b"
+_KIND_BUMP = b""
+_MAX_BATCH = 256
+_KNOWN_LIMIT = 100_000
+_BACKOFF_START = 0.05
+_BACKOFF_MAX = 2.0
+
+# (key, kind, payload, future): the future gets a PublishReceipt, or None for a counter bump.
+_Op = tuple[str, bytes, bytes, "asyncio.Future[Any]"]
+
+
+class _RespError(Exception):
+    """An error reply (``-ERR ...``) on the pub/sub connection."""
+
+
+class _PubSubConnection:
+    """A minimal RESP2 pub/sub client over asyncio streams (one per process)."""
+
+    __slots__ = ("_reader", "_writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    async def open(cls, params: dict[str, Any], timeout: float) -> _PubSubConnection:
+        """Connect (TCP, TLS or Unix socket) and authenticate, within ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            if params.get("path"):
+                reader, writer = await asyncio.open_unix_connection(params["path"])
+            else:
+                context: ssl.SSLContext | None = None
+                if params.get("connection_class") is SSLConnection:
+                    context = ssl.create_default_context()
+                    if str(params.get("ssl_cert_reqs", "required")).lower() in ("none", "0"):
+                        context.check_hostname = False
+                        context.verify_mode = ssl.CERT_NONE
+                reader, writer = await asyncio.open_connection(
+                    params.get("host", "localhost"), int(params.get("port", 6379)), ssl=context
+                )
+            conn = cls(reader, writer)
+            try:
+                password = params.get("password")
+                if password is not None:
+                    username = params.get("username")
+                    auth = ("AUTH", username, password) if username else ("AUTH", password)
+                    conn.send(*auth)
+                    await conn.read()
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    def send(self, *args: str | bytes) -> None:
+        """Write one command; synchronous (asyncio buffers it), so callable from ``listen()``."""
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            data = arg.encode() if isinstance(arg, str) else arg
+            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        self._writer.write(b"".join(parts))
+
+    async def read_line(self) -> bytes:
+        """The first line of the next reply; cancelling it consumes nothing."""
+        return await self._reader.readuntil(b"\r\n")
+
+    async def read(self, line: bytes | None = None) -> Any:
+        """One reply (``line`` = its first line if already read); error replies raise."""
+        if line is None:
+            line = await self._reader.readuntil(b"\r\n")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"$":
+            size = int(rest)
+            if size < 0:
+                return None
+            return (await self._reader.readexactly(size + 2))[:-2]
+        if kind == b"*":
+            count = int(rest)
+            if count < 0:
+                return None
+            return [await self.read() for _ in range(count)]
+        if kind == b":":
+            return int(rest)
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            raise _RespError(rest.decode(errors="replace"))
+        raise ConnectionError(f"unexpected reply from Redis: {line[:40]!r}")
+
+    def close(self) -> None:
+        """Close the socket (no wait)."""
+        self._writer.close()
+
+
+class RedisBroadcast:
+    """Broadcast through Redis: every process with the same URL and prefix shares each key.
+
+    ``url``: a redis-py URL (``redis://[[user]:password@]host[:port]``, ``rediss://`` for TLS,
+    ``unix:///path``). ``prefix`` namespaces channels and counters (several apps may share a
+    Redis). ``connect_timeout`` bounds connecting, ``command_timeout`` a publish round trip;
+    ``health_check_interval`` is the idle time after which the pub/sub connection is pinged.
+    See the module docstring for the ordering, restart and gap-reporting guarantees.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "telefunc",
+        connect_timeout: float = 2.0,
+        command_timeout: float = 5.0,
+        health_check_interval: float = 5.0,
+    ) -> None:
+        try:
+            params = dict(parse_url(url))
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"invalid Redis URL {url!r}: {exc}") from None
+        if params.get("connection_class") is UnixDomainSocketConnection and not params.get("path"):
+            raise UsageError(f"invalid Redis URL {url!r}: no socket path")
+        self.url = url
+        self.prefix = prefix
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.health_check_interval = health_check_interval
+        self._params = params
+        self._fanout = BroadcastFanout(self._on_first, self._on_last)
+        self._tracker = SeqTracker()
+        # Highest seq seen per key (receipts and deliveries): the floor for a lost counter.
+        self._known: dict[str, int] = {}
+        self._gap_callbacks: list[Callable[[BroadcastGap], None]] = []
+        self._closed = False
+        # Publishing side.
+        self._client: redis_asyncio.Redis | None = None
+        self._queue: list[_Op] = []
+        self._queue_event: asyncio.Event | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        # Subscribing side.
+        self._reader_task: asyncio.Task[None] | None = None
+        self._closing: asyncio.Event | None = None
+        self._conn: _PubSubConnection | None = None
+        self._channels: dict[bytes, str] = {}  # channel name -> key, for keys SUBSCRIBEd
+        self._confirmed: set[str] = set()  # keys Redis confirmed on the current connection
+        self._outstanding: dict[str, int] = {}  # SUBSCRIBE/UNSUBSCRIBE replies still due
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        #: How many times the pub/sub connection was re-established after a loss.
+        self.reconnects = 0
+
+    def __repr__(self) -> str:
+        return f"RedisBroadcast({self.url!r}, prefix={self.prefix!r})"
+
+    # -- naming -------------------------------------------------------------------------------
+
+    def _channel(self, key: str) -> bytes:
+        return f"{self.prefix}:bc:{key}".encode()
+
+    def _counter(self, key: str) -> bytes:
+        return f"{self.prefix}:bcseq:{key}".encode()
+
+    # -- gaps ---------------------------------------------------------------------------------
+
+    def on_gap(self, callback: Callable[[BroadcastGap], None]) -> Callable[[], None]:
+        """Call ``callback(gap)`` whenever a key's sequence breaks; returns a remover."""
+        self._gap_callbacks.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._gap_callbacks.remove(callback)
+
+        return remove
+
+    def _report_gap(self, gap: BroadcastGap) -> None:
+        logger.warning(
+            "broadcast key %r via Redis at %s: expected seq %d, got %d (%s); "
+            "messages may have been lost",
+            gap.key,
+            self.url,
+            gap.expected_seq,
+            gap.got_seq,
+            gap.reason,
+        )
+        for callback in list(self._gap_callbacks):
+            try:
+                callback(gap)
+            except Exception:
+                logger.exception("an on_gap callback raised")
+
+    def _remember(self, key: str, seq: int) -> None:
+        if seq > self._known.get(key, 0):
+            self._known.pop(key, None)  # re-insert at the end: oldest entries are evicted first
+            self._known[key] = seq
+            if len(self._known) > _KNOWN_LIMIT:
+                del self._known[next(iter(self._known))]
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    async def publish(self, key: str, text: str) -> PublishReceipt:
+        """Publish ``text`` to ``key`` in every process; resolves once Redis ordered it."""
+        if not isinstance(text, str):
+            raise UsageError(f"publish() takes a str, got {type(text).__name__}")
+        return await self._submit(key, _KIND_TEXT, text.encode())
+
+    async def publish_binary(self, key: str, data: bytes) -> PublishReceipt:
+        """Publish ``data`` on the binary lane of ``key`` in every process."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise UsageError(f"publish_binary() takes bytes, got {type(data).__name__}")
+        return await self._submit(key, _KIND_BINARY, bytes(data))
+
+    async def _submit(self, key: str, kind: bytes, payload: bytes) -> PublishReceipt:
+        if not isinstance(key, str):
+            raise UsageError(f"a broadcast key must be a str, got {type(key).__name__}")
+        if self._closed:
+            raise BroadcastTransportError(f"the Redis broadcast transport ({self.url}) is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._enqueue((key, kind, payload, future))
+        receipt: PublishReceipt = await future
+        return receipt
+
+    def _enqueue(self, op: _Op) -> None:
+        # Appending synchronously fixes this process's publish order at call time.
+        self._queue.append(op)
+        if self._writer_task is None:
+            self._queue_event = asyncio.Event()
+            self._writer_task = asyncio.get_running_loop().create_task(
+                self._writer_main(), name=f"telefunc-redis-publish {self.url}"
+            )
+        assert self._queue_event is not None
+        self._queue_event.set()
+
+    def _get_client(self) -> redis_asyncio.Redis:
+        if self._client is None:
+            self._client = redis_asyncio.Redis.from_url(
+                self.url,
+                socket_connect_timeout=self.connect_timeout,
+                socket_timeout=self.command_timeout,
+                # No retries: a retried publish could be published twice; fail fast instead.
+                retry=Retry(NoBackoff(), 0),
+                health_check_interval=0,
+                max_connections=4,
+                # RESP2: with RESP3, redis-py 8 enables maintenance notifications, which turns
+                # off its check that a pooled connection was not closed by the server meanwhile.
+                protocol=2,
+            )
+        return self._client
+
+    async def _writer_main(self) -> None:
+        assert self._queue_event is not None
+        while True:
+            await self._queue_event.wait()
+            self._queue_event.clear()
+            while self._queue:
+                batch = self._queue[:_MAX_BATCH]
+                del self._queue[:_MAX_BATCH]
+                await self._run_batch(batch)
+
+    async def _run_batch(self, batch: list[_Op]) -> None:
+        pipe = self._get_client().pipeline(transaction=False)
+        for key, kind, payload, _ in batch:
+            floor = self._known.get(key, 0)
+            pipe.eval(_PUBLISH_LUA, 1, self._counter(key), self._channel(key), kind, payload, floor)
+        try:
+            async with asyncio.timeout(self.connect_timeout + self.command_timeout):
+                results: list[Any] = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError, TimeoutError) as exc:
+            error = BroadcastTransportError(
+                f"cannot publish to Redis at {self.url}: {exc or type(exc).__name__} "
+                "(if the connection broke mid-request the message may have been published)"
+            )
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (key, kind, _, future), result in zip(batch, results, strict=True):
+            if future.done():  # cancelled by the caller; the message is published regardless
+                if kind != _KIND_BUMP and not isinstance(result, BaseException):
+                    self._remember(key, int(result[0]))
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(
+                    BroadcastTransportError(f"Redis at {self.url} refused a publish: {result}")
+                )
+                continue
+            if kind == _KIND_BUMP:
+                future.set_result(None)
+                continue
+            seq, timestamp, epoch, receivers = result
+            receipt = PublishReceipt(
+                key,
+                int(seq),
+                int(timestamp),
+                {"delivered": int(receivers), "transport": "redis", "epoch": epoch.decode()},
+            )
+            self._remember(key, receipt.seq)
+            future.set_result(receipt)
+
+    # -- listening ----------------------------------------------------------------------------
+
+    def listen(self, key: str, callback: TextCallback) -> Callable[[], None]:
+        """Call ``callback(text, info)`` for each text publish to ``key``; returns unsubscribe.
+
+        The upstream SUBSCRIBE is asynchronous: ``await wait_subscribed(key)`` to know that
+        publishes made from then on will arrive.
+        """
+        self._check_listen()
+        return self._fanout.add_text(key, callback)
+
+    def listen_binary(self, key: str, callback: BinaryCallback) -> Callable[[], None]:
+        """Call ``callback(data, info)`` for each binary publish to ``key``; returns unsubscribe."""
+        self._check_listen()
+        return self._fanout.add_binary(key, callback)
+
+    def _check_listen(self) -> None:
+        if self._closed:
+            raise BroadcastTransportError(f"the Redis broadcast transport ({self.url}) is closed")
+        if self._reader_task is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise UsageError(
+                    "RedisBroadcast.listen() must be called on the event loop"
+                ) from None
+            self._closing = asyncio.Event()
+            self._reader_task = loop.create_task(
+                self._reader_main(), name=f"telefunc-redis-subscribe {self.url}"
+            )
+
+    def _on_first(self, key: str) -> None:
+        channel = self._channel(key)
+        self._channels[channel] = key
+        if self._conn is not None:
+            self._send_sub("SUBSCRIBE", [key])
+
+    def _on_last(self, key: str) -> None:
+        self._tracker.forget(key)
+        for waiter in self._waiters.pop(key, ()):
+            if not waiter.done():
+                waiter.set_exception(UsageError(f"the last listener of {key!r} left"))
+        if self._conn is not None:
+            self._send_sub("UNSUBSCRIBE", [key])
+        else:
+            self._channels.pop(self._channel(key), None)
+
+    def _send_sub(self, command: str, keys: list[str]) -> None:
+        assert self._conn is not None
+        for key in keys:
+            self._outstanding[key] = self._outstanding.get(key, 0) + 1
+        # On a broken connection the reader notices and resubscribes everything on reconnect.
+        with contextlib.suppress(OSError, RuntimeError):
+            self._conn.send(command, *(self._channel(key) for key in keys))
+
+    def is_subscribed(self, key: str) -> bool:
+        """Whether Redis confirmed this process's subscription to ``key`` (and none is pending)."""
+        return key in self._confirmed and not self._outstanding.get(key)
+
+    async def wait_subscribed(self, key: str) -> None:
+        """Wait until publishes to ``key`` made from now on reach this process's listeners.
+
+        Waits through reconnects; raises :class:`UsageError` if ``key`` has no listener.
+        """
+        if not self._fanout.has_listeners(key):
+            raise UsageError(f"no listener for broadcast key {key!r}")
+        if self.is_subscribed(key):
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(key, []).append(future)
+        await future
+
+    def _wake_waiters(self, key: str) -> None:
+        if self.is_subscribed(key):
+            for future in self._waiters.pop(key, ()):
+                if not future.done():
+                    future.set_result(None)
+
+    async def _reader_main(self) -> None:
+        assert self._closing is not None
+        delay = _BACKOFF_START
+        failures = 0
+        connected_before = False
+        while not self._closed:
+            try:
+                conn = await _PubSubConnection.open(self._params, self.connect_timeout)
+            except (OSError, TimeoutError, _RespError, ConnectionError) as exc:
+                failures += 1
+                if failures == 1:
+                    logger.warning(
+                        "broadcast: cannot reach Redis at %s (%s); retrying with backoff",
+                        self.url,
+                        exc or type(exc).__name__,
+                    )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay * random.uniform(0.8, 1.2)):
+                        await self._closing.wait()
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            if connected_before:
+                self.reconnects += 1
+                logger.warning(
+                    "broadcast: reconnected to Redis at %s; resubscribing %d key(s)",
+                    self.url,
+                    len(self._fanout.keys),
+                )
+            connected_before = True
+            delay = _BACKOFF_START
+            failures = 0
+            try:
+                await self._pump(conn, resync=self.reconnects > 0)
+            except (OSError, TimeoutError, ConnectionError, asyncio.IncompleteReadError) as exc:
+                if not self._closed:
+                    logger.warning(
+                        "broadcast: lost the pub/sub connection to Redis at %s (%s); reconnecting",
+                        self.url,
+                        exc or type(exc).__name__,
+                    )
+            except _RespError as exc:
+                logger.error("broadcast: Redis at %s answered %s; reconnecting", self.url, exc)
+            except Exception:
+                # Never let the one reader die: log, drop the connection, reconnect.
+                logger.exception("broadcast: pub/sub reader for %s failed; reconnecting", self.url)
+            finally:
+                self._conn = None
+                self._confirmed.clear()
+                self._outstanding.clear()
+                self._channels = {self._channel(key): key for key in self._fanout.keys}
+                conn.close()
+
+    async def _pump(self, conn: _PubSubConnection, *, resync: bool) -> None:
+        self._conn = conn
+        keys = sorted(self._fanout.keys)
+        self._channels = {self._channel(key): key for key in keys}
+        if keys:
+            self._send_sub("SUBSCRIBE", keys)
+        if resync and keys:
+            await self._bump_counters(keys)
+        ping_pending = False
+        while True:
+            try:
+                async with asyncio.timeout(self.health_check_interval):
+                    line = await conn.read_line()
+            except TimeoutError:
+                if ping_pending:
+                    raise ConnectionError("no answer to PING") from None
+                conn.send("PING")
+                ping_pending = True
+                continue
+            ping_pending = False
+            async with asyncio.timeout(self.command_timeout):
+                reply = await conn.read(line)
+            if isinstance(reply, list) and len(reply) >= 3:
+                kind = reply[0]
+                if kind == b"message":
+                    self._on_message(reply[1], reply[2])
+                elif kind in (b"subscribe", b"unsubscribe"):
+                    self._on_sub_reply(kind == b"subscribe", reply[1])
+
+    async def _bump_counters(self, keys: list[str]) -> None:
+        """After a reconnect, raise lost counters to the seq this process last saw (see module)."""
+        futures: list[asyncio.Future[Any]] = []
+        loop = asyncio.get_running_loop()
+        for key in keys:
+            if key in self._known:
+                future: asyncio.Future[Any] = loop.create_future()
+                self._enqueue((key, _KIND_BUMP, b"", future))
+                futures.append(future)
+        if futures:
+            # Bounded: the writer fails fast when Redis is unreachable.
+            await asyncio.wait(futures)
+            for future in futures:
+                if not future.cancelled():
+                    future.exception()  # retrieve, so asyncio does not warn
+        for future in futures:
+            if not future.done():
+                future.cancel()
+
+    def _on_sub_reply(self, subscribed: bool, channel: bytes) -> None:
+        key = self._channels.get(channel)
+        if key is None:
+            return
+        remaining = self._outstanding.get(key, 0) - 1
+        if remaining > 0:
+            self._outstanding[key] = remaining
+        else:
+            self._outstanding.pop(key, None)
+        if subscribed:
+            self._confirmed.add(key)
+            self._wake_waiters(key)
+        else:
+            self._confirmed.discard(key)
+            if not self._fanout.has_listeners(key) and not self._outstanding.get(key):
+                self._channels.pop(channel, None)
+
+    def _on_message(self, channel: bytes, data: bytes) -> None:
+        key = self._channels.get(channel)
+        if key is None or not self._fanout.has_listeners(key):
+            return  # in flight before our UNSUBSCRIBE took effect
+        newline = data.find(b"\n")
+        try:
+            if newline < 0:
+                raise ValueError("no header")
+            seq_s, ts_s, epoch_b = data[1:newline].split(b",")
+            seq = int(seq_s)
+            timestamp = int(ts_s)
+            epoch = epoch_b.decode()
+            text = data[newline + 1 :].decode() if data[:1] == _KIND_TEXT else None
+        except ValueError:
+            logger.error("broadcast: malformed message on Redis channel %r; ignored", channel)
+            return
+        gap = self._tracker.observe(key, seq, epoch)
+        self._remember(key, seq)
+        if gap is not None:
+            self._report_gap(gap)
+        info = PublishInfo(key, seq, timestamp)
+        if text is not None:
+            self._fanout.deliver_text(key, text, info)
+        elif data[:1] == _KIND_BINARY:
+            self._fanout.deliver_binary(key, data[newline + 1 :], info)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def fanout(self) -> BroadcastFanout:
+        """The local listener registry (for inspection and tests)."""
+        return self._fanout
+
+    async def aclose(self) -> None:
+        """Stop the reader and writer, close both connections, fail pending publishes."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._closing is not None:
+            self._closing.set()
+        tasks = [t for t in (self._reader_task, self._writer_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        error = BroadcastTransportError(f"the Redis broadcast transport ({self.url}) is closed")
+        for *_, future in self._queue:
+            if not future.done():
+                future.set_exception(error)
+        self._queue.clear()
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+        self._waiters.clear()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+if TYPE_CHECKING:
+
+    def _satisfies_protocol(transport: RedisBroadcast) -> BroadcastTransport:
+        return transport  # mypy checks RedisBroadcast against the protocol here

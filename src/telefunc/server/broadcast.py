@@ -1,0 +1,536 @@
+"""Keyed publish/subscribe: :class:`BroadcastChannel` (returned to clients) and :class:`Broadcast`.
+
+A ``BroadcastChannel`` is a :class:`~telefunc.server.channel.Channel` bound to a *key*. Return one
+from a telefunction and the official client can ``subscribe`` to the key and ``publish`` to it::
+
+    async def join(room: str) -> BroadcastChannel[dict]:
+        ch = BroadcastChannel(key=f"room:{room}")
+        ch.on_open(lambda: ch.publish({"joined": True}))
+        return ch
+
+Every publish to a key, from any client or from the server (:meth:`Broadcast.publish`), goes
+through the broadcast transport (:mod:`telefunc.server.broadcast_transport`: in-memory, or Redis
+for several processes), which gives it the key's next ``seq``. Subscribers receive publishes in
+that order, the publisher included.
+
+On the wire (telefunc@0.2.23): the client's first ``subscribe`` sends BROADCAST_SUB, and only then
+are publishes forwarded to it, as PUBLISH data frames ``"<seq>,<timestampMs>\\n<serialized>"`` (or
+PUBLISH_BINARY ``[u32 LE seq][f64 LE timestamp][bytes]``). They are ordinary sequenced frames of
+the channel, so they get its pre-attach buffering, replay and dedup across reconnects. A client
+``publish`` is a PUBLISH_ACK_REQ answered with an ACK_RES carrying the receipt
+``{key, seq, timestamp, meta}``.
+
+Fan-out cost: the transport keeps one upstream subscription per key and calls each subscribed
+channel synchronously in one loop; the PUBLISH payload is built once per message and the same
+bytes are handed to every channel — no task per message or per recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import struct
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypedDict, TypeVar
+
+from telefunc.errors import ChannelClosedError, TelefuncError, UsageError
+from telefunc.server.broadcast_transport import (
+    PublishInfo,
+    get_broadcast_transport,
+    wait_subscribed,
+)
+from telefunc.server.channel import INTERNAL_ERROR, Channel, _mark_retrieved, _spawn
+from telefunc.wire.frames import AckStatus, Frame, Tag
+from telefunc.wire.serializer import format_js_number, parse, stringify
+
+__all__ = [
+    "PLACEHOLDER_PREFIX",
+    "Broadcast",
+    "BroadcastChannel",
+    "PublishInfo",
+    "PublishReceipt",
+    "decode_publish_binary",
+    "decode_publish_text",
+    "encode_publish_binary",
+    "encode_publish_text",
+]
+
+logger = logging.getLogger("telefunc")
+
+T = TypeVar("T")
+
+PLACEHOLDER_PREFIX = "!TelefuncBroadcast:"
+
+_BINARY_INFO = struct.Struct("<Id")
+#: Yield to the event loop after this many queued publishes handled in a row, so a client that
+#: floods publishes through a synchronous transport cannot starve other connections.
+_PUBLISH_YIELD_EVERY = 64
+
+
+# ── receipts ────────────────────────────────────────────────────────────────
+
+
+class PublishReceipt(TypedDict):
+    """What ``publish()`` resolves to: where the message landed in the key's order.
+
+    ``timestamp`` is in milliseconds since the epoch (JavaScript's ``Date.now()``); ``meta`` is
+    transport-specific (e.g. ``{"delivered": 2, "transport": "in-memory"}``).
+    """
+
+    key: str
+    seq: int
+    timestamp: float
+    meta: Any
+
+
+def _field(obj: Any, name: str) -> Any:
+    # Bundled transports return dataclasses; §8 also allows a plain ``{seq, timestamp}`` mapping.
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _receipt(key: str, result: Any) -> PublishReceipt:
+    meta = _field(result, "meta")
+    return {
+        "key": key,
+        "seq": int(_field(result, "seq")),
+        "timestamp": _field(result, "timestamp"),
+        "meta": dict(meta) if isinstance(meta, Mapping) else meta,
+    }
+
+
+# ── wire payload codecs ─────────────────────────────────────────────────────
+
+
+def encode_publish_text(serialized: str, seq: int, timestamp: float) -> bytes:
+    """PUBLISH payload: ``"<seq>,<timestamp>\\n<serialized>"`` (numbers formatted as JS does)."""
+    return f"{seq},{format_js_number(float(timestamp))}\n{serialized}".encode()
+
+
+def decode_publish_text(payload: bytes) -> tuple[str, int, float]:
+    """Split a PUBLISH payload into ``(serialized, seq, timestamp)``; raises ``ValueError``."""
+    text = payload.decode("utf-8")
+    head, sep, body = text.partition("\n")
+    seq_text, comma, ts_text = head.partition(",")
+    if not sep or not comma:
+        raise ValueError("PUBLISH payload without a '<seq>,<timestamp>' line")
+    return body, int(seq_text), float(ts_text)
+
+
+def encode_publish_binary(data: bytes, seq: int, timestamp: float) -> bytes:
+    """PUBLISH_BINARY payload: ``[u32 LE seq][f64 LE timestamp][bytes]``."""
+    return _BINARY_INFO.pack(seq & 0xFFFFFFFF, float(timestamp)) + data
+
+
+def decode_publish_binary(payload: bytes) -> tuple[bytes, int, float]:
+    """Split a PUBLISH_BINARY payload into ``(data, seq, timestamp)``."""
+    if len(payload) < _BINARY_INFO.size:
+        raise ValueError("PUBLISH_BINARY payload shorter than its 12-byte header")
+    seq, timestamp = _BINARY_INFO.unpack_from(payload)
+    return payload[_BINARY_INFO.size :], seq, timestamp
+
+
+class _WireCache:
+    """The PUBLISH payload of the message being fanned out, built once for all its channels.
+
+    A transport calls every listener of a message in one plain loop with the same payload and
+    info objects, so remembering the last (payload, info) pair by identity is enough: the first
+    subscribed channel builds the bytes, the others reuse them. A transport that hands out fresh
+    objects per listener only loses the sharing, never correctness.
+    """
+
+    __slots__ = ("info", "payload", "wire")
+
+    def __init__(self) -> None:
+        self.info: Any = None
+        self.payload: Any = None
+        self.wire = b""
+
+    def get(self, payload: Any, info: Any, binary: bool) -> bytes:
+        if info is not self.info or payload is not self.payload:
+            seq = int(_field(info, "seq"))
+            timestamp = _field(info, "timestamp")
+            self.wire = (
+                encode_publish_binary(bytes(payload), seq, timestamp)
+                if binary
+                else encode_publish_text(payload, seq, timestamp)
+            )
+            self.info = info
+            self.payload = payload
+        return self.wire
+
+
+_wire_cache = _WireCache()
+
+
+# ── transport access ────────────────────────────────────────────────────────
+
+
+def _listen(key: str, binary: bool, callback: Callable[[Any, Any], None]) -> Callable[[], None]:
+    transport = get_broadcast_transport()
+    unlisten = (transport.listen_binary if binary else transport.listen)(key, callback)
+    done = False
+
+    def unsubscribe() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            result: Any = unlisten()
+            if inspect.isawaitable(result):
+                _spawn(result)
+
+    return unsubscribe
+
+
+async def _publish(key: str, body: str | bytes) -> PublishReceipt:
+    # str goes to the text lane, bytes to the binary lane.
+    transport = get_broadcast_transport()
+    result: Any
+    if isinstance(body, str):
+        result = transport.publish(key, body)
+    else:
+        result = transport.publish_binary(key, body)
+    if inspect.isawaitable(result):
+        result = await result
+    return _receipt(key, result)
+
+
+def _check_key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise UsageError(f"a broadcast key must be a str, not {type(key).__name__}")
+    return key
+
+
+def _run_callback(callback: Callable[..., Any], *args: Any) -> None:
+    result = callback(*args)
+    if inspect.isawaitable(result):
+        # An async callback was the application's choice; each call then costs a task.
+        async def settle() -> None:
+            try:
+                await result
+            except Exception:
+                logger.exception("telefunc: a broadcast subscriber raised")
+
+        _spawn(settle())
+
+
+# ── server-side helpers ─────────────────────────────────────────────────────
+
+
+class Broadcast:
+    """Server-side publish/subscribe on a key, without a client channel.
+
+    ``await Broadcast.publish("room:1", {"text": "hi"})`` reaches every subscriber of the key
+    (clients holding a :class:`BroadcastChannel` with that key, and server callbacks), in this
+    process and — with a shared transport such as Redis — in every other one.
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    async def publish(key: str, data: Any) -> PublishReceipt:
+        """Publish ``data`` (any json-serializer value) to ``key``; returns the receipt."""
+        return await _publish(_check_key(key), stringify(data))
+
+    @staticmethod
+    async def publish_binary(key: str, data: bytes | bytearray | memoryview) -> PublishReceipt:
+        """Publish raw bytes to ``key``'s binary subscribers; returns the receipt."""
+        return await _publish(_check_key(key), bytes(data))
+
+    @staticmethod
+    def subscribe(key: str, callback: Callable[[Any, PublishInfo], Any]) -> Callable[[], None]:
+        """Call ``callback(data, info)`` for every publish to ``key``; returns the unsubscriber.
+
+        ``callback`` runs synchronously in delivery order; if it returns an awaitable, that is
+        run as a task.
+        """
+
+        def deliver(text: str, info: PublishInfo) -> None:
+            _run_callback(callback, parse(text), info)
+
+        return _listen(_check_key(key), False, deliver)
+
+    @staticmethod
+    def subscribe_binary(
+        key: str, callback: Callable[[bytes, PublishInfo], Any]
+    ) -> Callable[[], None]:
+        """Like :meth:`subscribe`, for binary publishes (``bytes``)."""
+
+        def deliver(data: bytes, info: PublishInfo) -> None:
+            _run_callback(callback, data, info)
+
+        return _listen(_check_key(key), True, deliver)
+
+
+# ── the channel ─────────────────────────────────────────────────────────────
+
+
+class BroadcastChannel(Channel[T, T], Generic[T]):
+    """A channel bound to a broadcast ``key``; see the module docstring.
+
+    ``send``/``listen`` (and their binary forms) raise :class:`~telefunc.errors.UsageError`: use
+    :meth:`publish` and :meth:`subscribe`. ``on_open``, ``on_close``, ``close`` and ``abort``
+    work as on a :class:`~telefunc.server.channel.Channel`.
+    """
+
+    __slots__ = (
+        "_binary_subs",
+        "_lane_binary",
+        "_lane_text",
+        "_peer_binary",
+        "_peer_text",
+        "_pub_queue",
+        "_pub_worker",
+        "_text_subs",
+        "key",
+    )
+
+    def __init__(self, key: str, *, id: str | None = None, buffer_limit: int | None = None):
+        super().__init__(id=id, buffer_limit=buffer_limit)
+        #: The broadcast key this channel publishes to and subscribes on.
+        self.key: str = _check_key(key)
+        self._peer_text = False
+        self._peer_binary = False
+        self._text_subs: list[Callable[[T, PublishInfo], Any]] = []
+        self._binary_subs: list[Callable[[bytes, PublishInfo], Any]] = []
+        self._lane_text: Callable[[], None] | None = None
+        self._lane_binary: Callable[[], None] | None = None
+        # Publishes (from the client or from `publish()`) handled one at a time, in arrival
+        # order, by one worker task that exists only while the queue is non-empty.
+        self._pub_queue: deque[tuple[str | bytes, int, asyncio.Future[Any] | None]] = deque()
+        self._pub_worker: asyncio.Future[Any] | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._core.is_closed else "open"
+        return f"<BroadcastChannel {self.id} key={self.key!r} {state}>"
+
+    # ── channel methods that do not apply ───────────────────────────────
+
+    def send(self, data: T, ack: bool | None = None) -> asyncio.Future[Any]:
+        """Not available on a broadcast channel: raises ``UsageError`` (use :meth:`publish`)."""
+        raise UsageError("`send()` is not available on a BroadcastChannel — use `publish()`.")
+
+    def send_binary(
+        self, data: bytes | bytearray | memoryview, ack: bool = False
+    ) -> asyncio.Future[Any]:
+        """Not available: raises ``UsageError`` (use :meth:`publish_binary`)."""
+        raise UsageError(
+            "`send_binary()` is not available on a BroadcastChannel — use `publish_binary()`."
+        )
+
+    def listen(self, callback: Callable[[T], Any]) -> Callable[[], None]:
+        """Not available: raises ``UsageError`` (use :meth:`subscribe`)."""
+        raise UsageError("`listen()` is not available on a BroadcastChannel — use `subscribe()`.")
+
+    def listen_binary(self, callback: Callable[[bytes], Any]) -> Callable[[], None]:
+        """Not available: raises ``UsageError`` (use :meth:`subscribe_binary`)."""
+        raise UsageError(
+            "`listen_binary()` is not available on a BroadcastChannel — use `subscribe_binary()`."
+        )
+
+    # ── publish / subscribe ─────────────────────────────────────────────
+
+    def publish(self, data: T) -> asyncio.Future[PublishReceipt]:
+        """Publish ``data`` to the key; resolves with the receipt ``{key, seq, timestamp, meta}``.
+
+        Starts at once (awaiting is optional); publishes from this channel keep their order.
+        Raises :class:`ChannelClosedError` after ``close()``/``abort()``.
+        """
+        return self._publish_local(stringify(data))
+
+    def publish_binary(
+        self, data: bytes | bytearray | memoryview
+    ) -> asyncio.Future[PublishReceipt]:
+        """Publish raw bytes to the key's binary subscribers; resolves with the receipt."""
+        return self._publish_local(bytes(data))
+
+    def subscribe(self, callback: Callable[[T, PublishInfo], Any]) -> Callable[[], None]:
+        """Call ``callback(data, info)`` for every publish to the key; returns the unsubscriber.
+
+        Raising :class:`~telefunc.errors.Abort` in ``callback`` aborts the channel.
+        """
+        return self._add_sub(self._text_subs, callback, False)
+
+    def subscribe_binary(self, callback: Callable[[bytes, PublishInfo], Any]) -> Callable[[], None]:
+        """Like :meth:`subscribe`, for binary publishes (``bytes``)."""
+        return self._add_sub(self._binary_subs, callback, True)
+
+    def _add_sub(self, subs: list[Any], callback: Any, binary: bool) -> Callable[[], None]:
+        subs.append(callback)
+        self._sync_lane(binary)
+
+        def unsubscribe() -> None:
+            if callback in subs:
+                subs.remove(callback)
+                self._sync_lane(binary)
+
+        return unsubscribe
+
+    def _publish_local(self, body: str | bytes) -> asyncio.Future[PublishReceipt]:
+        if self._core.is_closed:
+            raise ChannelClosedError("Channel is closed")
+        fut: asyncio.Future[PublishReceipt] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_mark_retrieved)
+        self._enqueue(body, 0, fut)
+        return fut
+
+    # ── subscription bookkeeping ────────────────────────────────────────
+
+    def _sync_lane(self, binary: bool) -> None:
+        """Hold a transport listener exactly while someone (client or server) listens."""
+        if binary:
+            wanted = (self._peer_binary or bool(self._binary_subs)) and not self._core.is_shutdown
+            if wanted and self._lane_binary is None:
+                self._lane_binary = _listen(self.key, True, self._deliver_binary)
+            elif not wanted and self._lane_binary is not None:
+                unsub, self._lane_binary = self._lane_binary, None
+                unsub()
+        else:
+            wanted = (self._peer_text or bool(self._text_subs)) and not self._core.is_shutdown
+            if wanted and self._lane_text is None:
+                self._lane_text = _listen(self.key, False, self._deliver_text)
+            elif not wanted and self._lane_text is not None:
+                unsub, self._lane_text = self._lane_text, None
+                unsub()
+
+    def _deliver_text(self, text: str, info: PublishInfo) -> None:
+        self._deliver(text, info, False)
+
+    def _deliver_binary(self, data: bytes, info: PublishInfo) -> None:
+        self._deliver(data, info, True)
+
+    def _deliver(self, payload: Any, info: PublishInfo, binary: bool) -> None:
+        """One publish for this channel: server callbacks first, then the client (if subscribed).
+
+        Runs synchronously inside the transport's fan-out loop; the client's copy is an ordinary
+        sequenced send (so it is buffered while detached and replayed after a reconnect).
+        """
+        core = self._core
+        if core.is_shutdown:
+            return
+        subs: list[Any] = self._binary_subs if binary else self._text_subs
+        if subs:
+            try:
+                data: Any = payload if binary else parse(payload)
+            except Exception:
+                logger.exception("telefunc: could not parse a broadcast message")
+                subs = []
+            for cb in list(subs):
+                try:
+                    _run_callback(cb, data, info)
+                except Exception as exc:
+                    if self._callback_error(exc):
+                        return
+        if (self._peer_binary if binary else self._peer_text) and not core.is_closed:
+            wire = _wire_cache.get(payload, info, binary)
+            core.send(Tag.PUBLISH_BINARY if binary else Tag.PUBLISH, wire, self._now())
+
+    # ── frames from the client ──────────────────────────────────────────
+
+    def handle_other_frame(self, frame: Frame) -> None:
+        """BROADCAST_SUB/UNSUB and PUBLISH(_BINARY)_ACK_REQ from the client."""
+        tag = frame.tag
+        if tag == Tag.BROADCAST_SUB or tag == Tag.BROADCAST_UNSUB:
+            subscribed = tag == Tag.BROADCAST_SUB and not self._core.is_closed
+            binary = frame.flag
+            if binary:
+                self._peer_binary = subscribed
+            else:
+                self._peer_text = subscribed
+            self._sync_lane(binary)
+        elif tag == Tag.PUBLISH_ACK_REQ:
+            try:
+                text = frame.payload.decode("utf-8")
+            except UnicodeDecodeError:
+                self._core.reply(frame.seq, AckStatus.ERROR, "publish: not UTF-8", self._now())
+                return
+            self._enqueue(text, frame.seq, None)
+        elif tag == Tag.PUBLISH_BINARY_ACK_REQ:
+            self._enqueue(frame.payload, frame.seq, None)
+
+    # ── the publish queue ───────────────────────────────────────────────
+
+    def _enqueue(self, body: str | bytes, ack_seq: int, fut: asyncio.Future[Any] | None) -> None:
+        # ``body`` is str for the text lane, bytes for the binary lane; ``ack_seq`` is the
+        # client's PUBLISH*_ACK_REQ seq to answer, or ``fut`` the server-side caller's future.
+        self._pub_queue.append((body, ack_seq, fut))
+        if self._pub_worker is None:
+            # A close waits for the queued publishes to be answered (or for its deadline).
+            self._core.hold_close()
+            self._pub_worker = _spawn(self._drain_publishes())
+
+    async def _drain_publishes(self) -> None:
+        queue = self._pub_queue
+        core = self._core
+        handled = 0
+        try:
+            while queue:
+                body, ack_seq, fut = queue[0]
+                try:
+                    if self._lane_text is not None or self._lane_binary is not None:
+                        # A publisher also receives its own publish: make sure this process's
+                        # upstream subscription is live first (asynchronous with Redis).
+                        await wait_subscribed(get_broadcast_transport(), self.key)
+                    receipt = await _publish(self.key, body)
+                except Exception as exc:
+                    self._publish_failed(exc, ack_seq, fut)
+                else:
+                    if fut is not None:
+                        if not fut.done():
+                            fut.set_result(receipt)
+                    else:
+                        core.reply(ack_seq, AckStatus.OK, stringify(receipt), self._now())
+                finally:
+                    queue.popleft()
+                handled += 1
+                if handled % _PUBLISH_YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        finally:
+            self._pub_worker = None
+            core.release_close(self._now())
+
+    def _publish_failed(
+        self, exc: Exception, ack_seq: int, fut: asyncio.Future[Any] | None
+    ) -> None:
+        if fut is not None:
+            if not fut.done():
+                fut.set_exception(exc)
+            return
+        logger.error("telefunc: a client publish to %r failed", self.key, exc_info=exc)
+        # A transport error the application raised on purpose (e.g. "broadcast transport
+        # unreachable") is safe and useful to show; anything else stays in the server logs.
+        message = str(exc) if isinstance(exc, TelefuncError) and str(exc) else INTERNAL_ERROR
+        self._core.reply(ack_seq, AckStatus.ERROR, message, self._now())
+
+    # ── ChannelEvents overrides ─────────────────────────────────────────
+
+    def handle_send_done(self, token: Any) -> None:
+        """Deliveries carry no token (no future per message); ignore their completion."""
+        if token is not None:
+            super().handle_send_done(token)
+
+    def handle_send_failed(self, token: Any, error: Exception) -> None:
+        """A delivery evicted from the detached buffer is dropped, like any overflowed send."""
+        if token is None:
+            logger.debug("telefunc: broadcast delivery on %s dropped: %s", self.id, error)
+            return
+        super().handle_send_failed(token, error)
+
+    def handle_shutdown(self, error: Exception | None) -> None:
+        """Drop this channel's subscriptions (and the transport listener, if it was the last)."""
+        self._peer_text = self._peer_binary = False
+        self._sync_lane(False)
+        self._sync_lane(True)
+        super().handle_shutdown(error)
+
+    # ── placeholder ─────────────────────────────────────────────────────
+
+    def __telefunc_placeholder__(self, scope: Any) -> str:
+        """Register with the call's hub like a channel; the placeholder also carries the key."""
+        super().__telefunc_placeholder__(scope)
+        meta = {"channelId": self.id, "key": self.key}
+        return PLACEHOLDER_PREFIX + json.dumps(meta, separators=(",", ":"))

@@ -1,0 +1,134 @@
+"""A real ``redis-server`` for the broadcast tests, on an ephemeral loopback port.
+
+:class:`RedisServer` starts ``redis-server`` (no persistence: ``--save '' --appendonly no``) in a
+temporary directory, waits for its "Ready to accept connections" log line and a PING answer,
+and :meth:`RedisServer.stop` stops it. ``restart()`` stops it and starts a new one on the same
+port (the data, including broadcast counters, is lost, as in an unpersisted production restart).
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+START_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def redis_command(port: int, *args: str, timeout: float = 5.0) -> bytes:
+    """Send one command with a fresh socket and return the raw first reply line(s)."""
+    payload = f"*{len(args)}\r\n".encode()
+    for arg in args:
+        data = arg.encode()
+        payload += b"$%d\r\n%s\r\n" % (len(data), data)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        return sock.recv(65536)
+
+
+class RedisServer:
+    """One ``redis-server`` process bound to 127.0.0.1:``port``, restartable on that port."""
+
+    def __init__(self, directory: Path) -> None:
+        if not Path(REDIS_SERVER).exists():
+            pytest.fail("redis-server is not installed (apt-get install redis-server)")
+        self.directory = directory
+        self.port = free_port()
+        self.proc: subprocess.Popen[str] | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<port>``."""
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the server and return once it answers PING."""
+        assert self.proc is None
+        self.starts += 1
+        self.proc = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--logfile",
+                "",
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        # Read its log on a thread (also keeps the pipe from filling up) and wait for the
+        # readiness line: a condition, not a fixed delay.
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump_log, args=(self.proc, lines), daemon=True).start()
+        deadline = time.monotonic() + START_TIMEOUT
+        log: list[str] = []
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = lines.get(timeout=max(remaining, 0.0))
+            except queue.Empty:
+                self.stop()
+                pytest.fail(f"redis-server did not start within {START_TIMEOUT}s:\n{''.join(log)}")
+            if line is None:
+                self.stop()
+                pytest.fail(f"redis-server exited during start-up:\n{''.join(log)}")
+            log.append(line)
+            if "Ready to accept connections" in line:
+                break
+        reply = redis_command(self.port, "PING")
+        assert reply.startswith(b"+PONG"), reply
+
+    @staticmethod
+    def _pump_log(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and wait until it has exited."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Stop, then start again on the same port (all data is lost)."""
+        self.stop()
+        self.start()
+
+    def command(self, *args: str) -> bytes:
+        """Run one command against the server (raw reply)."""
+        return redis_command(self.port, *args)
