@@ -143,11 +143,8 @@ class TelefuncApp:
         return values
 
     async def _sse(self, request: HttpRequest, body: AsgiBody, send: Send) -> None:
-        try:
-            from telefunc.asgi.sse import serve_sse  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            await send_response(send, 400, b"Malformed Telefunc Request")
-            return
+        from telefunc.asgi.sse import serve_sse
+
         await serve_sse(self.hub, request, body, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:

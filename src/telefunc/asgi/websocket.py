@@ -5,6 +5,9 @@ read at all times (back-pressure travels through the protocol's WINDOW/MSG_WINDO
 by leaving frames unread in TCP). A writer task sends whatever the connection queues. A client
 close code of 1000 or 1001 is permanent (its channels end now); anything else is transient (its
 channels wait ``reconnect_timeout`` for the client to come back).
+
+When ``config.channel.transports`` lacks ``"ws"`` the handshake is refused (HTTP 403), so neither
+a first connection nor an SSE-to-WebSocket upgrade can use it.
 """
 
 from __future__ import annotations
@@ -36,8 +39,12 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
     message = await receive()
     if message["type"] != "websocket.connect":
         return
+    if "ws" not in hub.mux.settings.transports:
+        # Closing before accepting answers the handshake with 403.
+        await send({"type": "websocket.close", "code": 1008})
+        return
     await send({"type": "websocket.accept"})
-    conn = hub.open_connection()
+    conn = hub.open_connection(transport="ws")
     wake = asyncio.Event()
     conn.on_output = wake.set
     writer = asyncio.create_task(_write_loop(conn, send, wake))

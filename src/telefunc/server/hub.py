@@ -46,11 +46,18 @@ class ChannelHub:
         self._ensure_timer_task()
         self.mux.register(channel._core, self.now())
 
-    def open_connection(self) -> ServerConnection:
-        """A new client wire, with its ping deadline running."""
+    def open_connection(
+        self, conn_id: str | None = None, *, transport: str = "ws"
+    ) -> ServerConnection:
+        """A new client wire, with its ping deadline running.
+
+        ``conn_id`` (SSE) replaces an older live wire with the same id; ``transport`` names the
+        transport for :attr:`ServerMux.opened` and :attr:`ServerConnection.transport`.
+        """
         self._ensure_timer_task()
-        conn = self.mux.open_connection()
-        conn.start(self.now())
+        now = self.now()
+        conn = self.mux.open_connection(conn_id, transport=transport, now=now)
+        conn.start(now)
         return conn
 
     @property

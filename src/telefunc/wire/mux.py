@@ -32,6 +32,18 @@ channels, as the reference server does; other connections are unaffected.
 
 On ``connection_lost``: a *permanent* close (client close code 1000/1001) shuts the session's
 channels down at once; a *transient* one detaches them, each waiting ``reconnect_timeout``.
+
+**SSE duplex wires** have a stable client ``connId``: :meth:`ServerMux.open_connection` with a
+``conn_id`` already in use replaces (transiently closes) the older wire, and the data POSTs of
+that client find their wire with :meth:`ServerMux.connection_for` (or wait for it with
+:meth:`ServerMux.wait_for_conn_id`). A body whose RECONCILED must wait until the body ends (the
+stream-response body carrying the initial RECONCILE, a batch POST) brackets its frames with
+:meth:`ServerConnection.hold_reconciled` / :meth:`ServerConnection.release_reconciled`.
+
+**Upgrade** (SSE to WebSocket): a RECONCILE with ``"upgrade": true`` naming the session of a live
+wire moves its channels to the new wire (replaying what the client has not seen), answers
+RECONCILED on the new wire and then **FIN** on the old one, which the client closes itself. The
+old wire keeps delivering whatever was queued on it before FIN; the client dedups by ``seq``.
 """
 
 from __future__ import annotations
@@ -50,6 +62,7 @@ __all__ = [
     "CLIENT_FORBIDDEN_TAGS",
     "CLOSE_PING_TIMEOUT",
     "CLOSE_PROTOCOL_ERROR",
+    "CLOSE_REPLACED",
     "ServerConnection",
     "ServerMux",
 ]
@@ -71,14 +84,28 @@ CLIENT_FORBIDDEN_TAGS = frozenset(
 CLOSE_PROTOCOL_ERROR = 1002
 #: Close code when no PING arrived within the ping deadline (transient for the channels).
 CLOSE_PING_TIMEOUT = 4000
+#: Close code of a wire replaced by a newer one with the same ``connId`` (transient).
+CLOSE_REPLACED = 4001
 
 _PONG = encode_frame(Tag.PONG)
+_FIN = encode_frame(Tag.FIN)
 
 
 class ServerMux:
     """Registry of channels and sessions shared by every connection of one server."""
 
-    __slots__ = ("_settings", "_waiters", "channels", "sessions", "timers")
+    __slots__ = (
+        "_conn_waiters",
+        "_settings",
+        "_waiters",
+        "channels",
+        "connections_by_conn_id",
+        "opened",
+        "session_owners",
+        "sessions",
+        "timers",
+        "upgrades",
+    )
 
     def __init__(self, settings: Callable[[], ChannelSettings] | ChannelSettings) -> None:
         self._settings = settings
@@ -86,6 +113,15 @@ class ServerMux:
         self.sessions: dict[str, dict[int, ChannelCore]] = {}
         self.timers = Timers()
         self._waiters: dict[str, list[ServerConnection]] = {}
+        #: Live wires with a client ``connId`` (SSE), by that id.
+        self.connections_by_conn_id: dict[str, ServerConnection] = {}
+        self._conn_waiters: dict[str, list[Callable[[ServerConnection], None]]] = {}
+        #: session id -> the live wire that reconciled it (where FIN goes on an upgrade).
+        self.session_owners: dict[str, ServerConnection] = {}
+        #: Wires opened so far, by transport name (observability, tests).
+        self.opened: dict[str, int] = {}
+        #: Completed upgrades (FIN sent on the old wire).
+        self.upgrades = 0
 
     @property
     def settings(self) -> ChannelSettings:
@@ -113,9 +149,49 @@ class ServerMux:
             if not session:
                 del self.sessions[session_id]
 
-    def open_connection(self) -> ServerConnection:
-        """A new wire (for example an accepted WebSocket)."""
-        return ServerConnection(self)
+    def open_connection(
+        self, conn_id: str | None = None, *, transport: str = "ws", now: float = 0.0
+    ) -> ServerConnection:
+        """A new wire (an accepted WebSocket, an SSE stream-response POST).
+
+        ``conn_id`` is the SSE client's stable connection id: an older live wire with the same id
+        is closed (transiently, at ``now``) and replaced, and POSTs waiting for that id get the
+        new wire.
+        """
+        conn = ServerConnection(self, conn_id=conn_id, transport=transport)
+        self.opened[transport] = self.opened.get(transport, 0) + 1
+        if conn_id is not None:
+            old = self.connections_by_conn_id.get(conn_id)
+            if old is not None:
+                old._request_close(CLOSE_REPLACED, "replaced by a newer connection")
+                old.connection_lost(now, permanent=False)
+            self.connections_by_conn_id[conn_id] = conn
+            for callback in self._conn_waiters.pop(conn_id, ()):
+                callback(conn)
+        return conn
+
+    def connection_for(self, conn_id: str) -> ServerConnection | None:
+        """The live wire opened with ``conn_id``, if any."""
+        return self.connections_by_conn_id.get(conn_id)
+
+    def wait_for_conn_id(
+        self, conn_id: str, callback: Callable[[ServerConnection], None]
+    ) -> Callable[[], None]:
+        """Call ``callback(conn)`` when a wire with ``conn_id`` opens; returns a canceller.
+
+        The caller bounds the wait (``connect_ttl``) and cancels on expiry.
+        """
+        waiters = self._conn_waiters.setdefault(conn_id, [])
+        waiters.append(callback)
+
+        def cancel() -> None:
+            current = self._conn_waiters.get(conn_id)
+            if current is not None and callback in current:
+                current.remove(callback)
+                if not current:
+                    del self._conn_waiters[conn_id]
+
+        return cancel
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of any channel or connection."""
@@ -129,11 +205,13 @@ class ServerMux:
 class _PendingReconcile:
     """A RECONCILE waiting for ``initial`` channels to be registered."""
 
-    __slots__ = ("deadline", "entries", "prev_session", "waiting")
+    __slots__ = ("deadline", "entries", "prev_session", "upgrade", "waiting")
 
-    def __init__(self, prev_session: str | None, deadline: float) -> None:
+    def __init__(self, prev_session: str | None, deadline: float, upgrade: bool) -> None:
         self.prev_session = prev_session
         self.deadline = deadline
+        #: The client moves this session over from another wire (SSE -> WebSocket).
+        self.upgrade = upgrade
         self.entries: list[tuple[int, ChannelCore]] = []
         #: channel id -> (ix, lastSeq)
         self.waiting: dict[str, tuple[int, int]] = {}
@@ -143,6 +221,8 @@ class ServerConnection:
     """One client wire; see the module docstring for its state machine."""
 
     __slots__ = (
+        "_deferred",
+        "_holds",
         "_out",
         "_pending",
         "_ping_deadline",
@@ -150,13 +230,29 @@ class ServerConnection:
         "_timer_at",
         "close_request",
         "closed",
+        "conn_id",
+        "io",
         "mux",
         "on_output",
         "session_id",
+        "transport",
+        "upgraded",
     )
 
-    def __init__(self, mux: ServerMux) -> None:
+    def __init__(
+        self, mux: ServerMux, *, conn_id: str | None = None, transport: str = "ws"
+    ) -> None:
         self.mux = mux
+        #: The SSE client's stable connection id (``None`` for WebSockets).
+        self.conn_id = conn_id
+        #: ``"ws"`` or ``"sse"``: which transport carries this wire.
+        self.transport = transport
+        #: Set once a RECONCILE with ``upgrade: true`` moved a session onto this wire.
+        self.upgraded = False
+        #: Free for the I/O layer (per-wire state of the transport).
+        self.io: Any = None
+        self._holds = 0
+        self._deferred: tuple[str, dict[int, ChannelCore], ServerConnection | None] | None = None
         #: The current session id (set by each completed reconcile).
         self.session_id: str | None = None
         #: ``(code, reason)`` once the server wants this wire closed.
@@ -232,7 +328,8 @@ class ServerConnection:
         if prev is not None and not isinstance(prev, str):
             raise ProtocolError("RECONCILE: malformed sessionId")
         self._reset_ping(now)
-        pending = _PendingReconcile(prev, now + self.mux.settings.connect_ttl)
+        upgrade = payload.get("upgrade") is True and prev is not None
+        pending = _PendingReconcile(prev, now + self.mux.settings.connect_ttl, upgrade)
         for entry in payload.get("open", []):
             if not isinstance(entry, dict):
                 raise ProtocolError("RECONCILE: malformed entry")
@@ -291,20 +388,26 @@ class ServerConnection:
         session = {ix: core for ix, core in pending.entries if not core.is_shutdown}
         if session:
             mux.sessions[new_id] = session
+        # The wire that owned the previous session gets FIN after our RECONCILED (upgrade only).
+        old_wire: ServerConnection | None = None
+        if pending.prev_session is not None:
+            owner = mux.session_owners.pop(pending.prev_session, None)
+            if pending.upgrade and owner is not None and owner is not self and not owner.closed:
+                old_wire = owner
+        if self.session_id is not None and mux.session_owners.get(self.session_id) is self:
+            del mux.session_owners[self.session_id]
+        mux.session_owners[new_id] = self
         self.session_id = new_id
         self._pending = None
-        self.write(
-            encode_json(
-                Tag.RECONCILED,
-                {
-                    "sessionId": new_id,
-                    "open": [
-                        {"ix": ix, "lastSeq": core.last_peer_seq} for ix, core in session.items()
-                    ],
-                    **mux.settings.reconciled_settings(),
-                },
-            )
-        )
+        if pending.upgrade:
+            self.upgraded = True
+        if self._holds:
+            # RECONCILED waits for the end of the body carrying this RECONCILE; a later
+            # reconcile in the same body supersedes it (its FIN target is kept).
+            prev_old_wire = self._deferred[2] if self._deferred is not None else None
+            self._deferred = (new_id, session, old_wire or prev_old_wire)
+        else:
+            self._emit_reconciled(new_id, session, old_wire)
         self._reset_ping(now)
         queued, self._queued = self._queued, []
         for i, frame in enumerate(queued):
@@ -318,6 +421,39 @@ class ServerConnection:
             except ProtocolError as exc:
                 self._violation(str(exc), now)
                 return
+
+    def _emit_reconciled(
+        self, session_id: str, session: dict[int, ChannelCore], old_wire: ServerConnection | None
+    ) -> None:
+        # ``lastSeq`` is read now, so frames dispatched while RECONCILED was held count too.
+        self.write(
+            encode_json(
+                Tag.RECONCILED,
+                {
+                    "sessionId": session_id,
+                    "open": [
+                        {"ix": ix, "lastSeq": core.last_peer_seq} for ix, core in session.items()
+                    ],
+                    **self.mux.settings.reconciled_settings(),
+                },
+            )
+        )
+        if old_wire is not None and not old_wire.closed:
+            old_wire.write(_FIN)
+            self.mux.upgrades += 1
+
+    def hold_reconciled(self) -> None:
+        """Defer RECONCILED until the matching :meth:`release_reconciled` (end of a POST body)."""
+        self._holds += 1
+
+    def release_reconciled(self, now: float) -> None:
+        """A body that held RECONCILED ended: send the latest deferred one when none is left."""
+        self._holds = max(0, self._holds - 1)
+        if self._holds or self._deferred is None or self.closed:
+            return
+        session_id, session, old_wire = self._deferred
+        self._deferred = None
+        self._emit_reconciled(session_id, session, old_wire)
 
     # ── timers ──────────────────────────────────────────────────────────
 
@@ -371,7 +507,13 @@ class ServerConnection:
             return
         self.closed = True
         self._out.clear()
+        self._deferred = None
         self.mux.timers.schedule(self, None)
+        mux = self.mux
+        if self.conn_id is not None and mux.connections_by_conn_id.get(self.conn_id) is self:
+            del mux.connections_by_conn_id[self.conn_id]
+        if self.session_id is not None and mux.session_owners.get(self.session_id) is self:
+            del mux.session_owners[self.session_id]
         pending, self._pending = self._pending, None
         self._queued.clear()
         if pending is not None:

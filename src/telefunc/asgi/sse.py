@@ -1,0 +1,345 @@
+"""The "SSE duplex" channel transport (wire protocol §7.8): a thin I/O layer over the mux.
+
+Every request is ``POST <telefunc_url>`` whose body is ``[u32 BE len][metadata JSON]`` followed by
+``[u32 BE len][frame]`` records. The metadata's ``connId`` (stable per client transport) ties the
+three kinds of POST of one client to one :class:`~telefunc.wire.mux.ServerConnection`:
+
+* **stream-response** (``"streamResponse": true``): opens the wire. The answer is a
+  ``text/event-stream`` that starts with ``: open`` and carries every server frame as
+  ``data: <base64url>``, written as soon as the mux queues it. Its (finite) body carries the
+  client's initial RECONCILE and buffered frames; RECONCILED is held until that body ends. A new
+  stream-response with a ``connId`` already in use replaces the older wire (transient close).
+  When the client goes away the wire is lost *transiently*: channels wait ``reconnect_timeout``.
+* **stream-request** (``"streamRequest": true``): an endless chunked upload read record by record
+  while everything else goes on. STREAM_REQUEST_OPEN_ACK goes down the event stream at once; the
+  empty 200 answer comes only when the upload ends (the client ends it to upgrade) or the wire
+  is gone.
+* **batch** (neither flag): a finite body of frames, answered 200 once processed; RECONCILED for a
+  RECONCILE inside it is held until the body ends.
+
+Data POSTs whose ``connId`` has no live wire wait up to ``connect_ttl`` for it (the stream-request
+may overtake the stream-response), then get 400. Every body is read as fast as it arrives:
+back-pressure is the protocol's job (WINDOW/MSG_WINDOW credit), never unread TCP bytes.
+With ``"sse"`` missing from ``config.channel.transports`` every SSE POST is answered 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from typing import NamedTuple
+
+from telefunc.asgi.http import AsgiBody, HttpRequest, Send, send_response
+from telefunc.errors import ProtocolError
+from telefunc.server.hub import ChannelHub
+from telefunc.wire.frames import Tag, encode_frame
+from telefunc.wire.framing import LengthPrefixedReader, b64url_encode
+from telefunc.wire.mux import ServerConnection
+
+__all__ = [
+    "SSE_HEADERS",
+    "SseMetadata",
+    "parse_metadata",
+    "serve_sse",
+    "sse_event",
+]
+
+logger = logging.getLogger("telefunc")
+
+#: Headers of the event stream: no caching, no proxy buffering (nginx honours X-Accel-Buffering).
+SSE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("cache-control", "no-cache, no-transform"),
+    ("x-accel-buffering", "no"),
+)
+#: When true, stream-request POSTs are refused (400) so clients use batch POSTs at once; useful
+#: behind proxies that buffer request bodies (the client would otherwise wait 3 s per connection),
+#: and in tests.
+refuse_stream_requests = False
+
+_OPEN_COMMENT = b": open\n\n"
+_OPEN_ACK = encode_frame(Tag.STREAM_REQUEST_OPEN_ACK)
+_READ_CHUNK = 256 * 1024
+_MAX_METADATA = 64 * 1024
+#: How long the end of an event stream may take once the wire is closed (a client that stopped
+#: reading must not keep the handler alive).
+_END_GRACE = 5.0
+
+
+class SseMetadata(NamedTuple):
+    """The metadata record that starts every SSE POST body."""
+
+    conn_id: str
+    stream_response: bool
+    stream_request: bool
+
+
+def parse_metadata(raw: bytes) -> SseMetadata:
+    """Parse the metadata JSON; :class:`ProtocolError` unless it has a non-empty ``connId``."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError("SSE request metadata is not JSON") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("SSE request metadata is not an object")
+    conn_id = data.get("connId")
+    if not isinstance(conn_id, str) or not conn_id:
+        raise ProtocolError("SSE request metadata has no connId")
+    return SseMetadata(
+        conn_id, data.get("streamResponse") is True, data.get("streamRequest") is True
+    )
+
+
+def sse_event(frame: bytes) -> bytes:
+    """One frame as an SSE event: ``data: <base64url, no padding>`` and a blank line."""
+    return b"data: " + b64url_encode(frame).encode("ascii") + b"\n\n"
+
+
+class _Records:
+    """Length-prefixed records of a request body, read incrementally."""
+
+    __slots__ = ("_body", "_reader", "_ready", "ended")
+
+    def __init__(self, body: AsgiBody) -> None:
+        self._body = body
+        self._reader = LengthPrefixedReader()
+        self._ready: deque[bytes] = deque()
+        #: The body ended (completely, or cut short).
+        self.ended = False
+
+    def take_ready(self) -> list[bytes]:
+        """Every complete record received so far."""
+        out = list(self._ready)
+        self._ready.clear()
+        return out
+
+    async def fill(self) -> None:
+        """Read one more chunk; sets :attr:`ended` at the end. Raises on a truncated record."""
+        chunk = await self._body.read(_READ_CHUNK)
+        if not chunk:
+            self.ended = True
+            if self._reader.pending:
+                raise ProtocolError("SSE request body ended inside a record")
+            return
+        self._ready.extend(self._reader.feed(chunk))
+
+    async def next(self) -> bytes | None:
+        """The next record, or ``None`` at the end of the body."""
+        while not self._ready:
+            if self.ended:
+                return None
+            await self.fill()
+        return self._ready.popleft()
+
+
+class _SseWire:
+    """Per-wire I/O state, kept in :attr:`ServerConnection.io`."""
+
+    __slots__ = ("conn", "gone", "ready", "wake")
+
+    def __init__(self, conn: ServerConnection) -> None:
+        self.conn = conn
+        #: Output is queued, or the wire is closing.
+        self.wake = asyncio.Event()
+        #: The stream-response body (initial RECONCILE) was consumed: data POSTs may proceed.
+        self.ready = asyncio.Event()
+        #: The wire is closed or closing.
+        self.gone = asyncio.Event()
+
+    def notify(self) -> None:
+        self.wake.set()
+        if self.conn.closed or self.conn.close_request is not None:
+            self.gone.set()
+
+
+async def serve_sse(hub: ChannelHub, request: HttpRequest, body: AsgiBody, send: Send) -> None:
+    """Answer one SSE channel POST (stream-response, stream-request or batch)."""
+    if "sse" not in hub.mux.settings.transports or request.method != "POST":
+        await _reply(send, 400)
+        return
+    records = _Records(body)
+    try:
+        raw = await records.next()
+        if raw is None or len(raw) > _MAX_METADATA:
+            raise ProtocolError("SSE request without metadata")
+        meta = parse_metadata(raw)
+    except ProtocolError:
+        await _reply(send, 400)
+        return
+    if meta.stream_response:
+        await _stream_response(hub, meta.conn_id, records, body, send)
+    elif meta.stream_request:
+        await _stream_request(hub, meta.conn_id, records, send)
+    else:
+        await _batch(hub, meta.conn_id, records, send)
+
+
+def _receive(hub: ChannelHub, conn: ServerConnection, frame: bytes) -> None:
+    try:
+        conn.receive(frame, hub.now())
+    except Exception:  # a bug in the core must not leave the wire half-alive
+        logger.exception("telefunc: error while handling a channel frame")
+        conn._violation("internal error", hub.now())
+
+
+async def _stream_response(
+    hub: ChannelHub, conn_id: str, records: _Records, body: AsgiBody, send: Send
+) -> None:
+    conn = hub.open_connection(conn_id, transport="sse")
+    wire = _SseWire(conn)
+    conn.io = wire
+    conn.on_output = wire.notify
+    conn.hold_reconciled()
+    headers = [(b"content-type", b"text/event-stream")]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in SSE_HEADERS]
+    writer: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": _OPEN_COMMENT, "more_body": True})
+        writer = asyncio.ensure_future(_write_events(conn, wire, send))
+        try:
+            while (frame := await records.next()) is not None:
+                if not conn.closed:
+                    _receive(hub, conn, frame)
+        except ProtocolError:  # cut inside a record: transient, the client will retry
+            conn.connection_lost(hub.now(), permanent=False)
+            wire.notify()
+        wire.ready.set()
+        conn.release_reconciled(hub.now())
+        # The body is over: from now on `receive` only reports the client's disconnect.
+        watcher = asyncio.ensure_future(_wait_disconnect(body))
+        await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        wire.ready.set()
+        if not conn.closed:
+            conn.connection_lost(hub.now(), permanent=False)
+        wire.notify()
+        if watcher is not None:
+            watcher.cancel()
+        if writer is not None:
+            try:
+                await asyncio.wait_for(writer, _END_GRACE)
+            except (TimeoutError, asyncio.CancelledError):
+                writer.cancel()
+            except Exception:  # the writer already logged nothing useful: the client is gone
+                pass
+
+
+async def _write_events(conn: ServerConnection, wire: _SseWire, send: Send) -> None:
+    """Send queued frames as events until the wire closes, then end the response."""
+    try:
+        while True:
+            await wire.wake.wait()
+            wire.wake.clear()
+            frames = conn.data_to_send()
+            if frames:
+                chunk = b"".join(sse_event(frame) for frame in frames)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if conn.closed or conn.close_request is not None:
+                break
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except OSError:
+        logger.info("telefunc: an SSE client went away while events were sent")
+
+
+async def _wait_disconnect(body: AsgiBody) -> None:
+    # The request body is fully read, so the next message can only be `http.disconnect`.
+    receive = body._receive
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _resolve(hub: ChannelHub, conn_id: str) -> ServerConnection | None:
+    """The live wire of ``conn_id``, waiting up to ``connect_ttl`` for it to open."""
+    conn = hub.mux.connection_for(conn_id)
+    if conn is not None:
+        return conn
+    found: asyncio.Future[ServerConnection] = asyncio.get_running_loop().create_future()
+
+    def opened(new: ServerConnection) -> None:
+        if not found.done():
+            found.set_result(new)
+
+    cancel = hub.mux.wait_for_conn_id(conn_id, opened)
+    try:
+        return await asyncio.wait_for(found, hub.mux.settings.connect_ttl)
+    except TimeoutError:
+        return None
+    finally:
+        cancel()
+
+
+async def _ready(hub: ChannelHub, conn: ServerConnection) -> bool:
+    """Wait (≤ ``connect_ttl``) until the wire's initial body was consumed; ``False`` if not or if
+    the wire is gone."""
+    wire = conn.io
+    if not isinstance(wire, _SseWire):
+        return False
+    if not wire.ready.is_set():
+        try:
+            await asyncio.wait_for(wire.ready.wait(), hub.mux.settings.connect_ttl)
+        except TimeoutError:
+            return False
+    return not conn.closed
+
+
+async def _stream_request(hub: ChannelHub, conn_id: str, records: _Records, send: Send) -> None:
+    if refuse_stream_requests:
+        await _reply(send, 400)
+        return
+    conn = await _resolve(hub, conn_id)
+    if conn is None:
+        await _reply(send, 400)
+        return
+    # At once: the client races this ack against its 3 s handshake timeout.
+    conn.write(_OPEN_ACK)
+    if not await _ready(hub, conn):
+        await _reply(send, 400)
+        return
+    wire: _SseWire = conn.io
+    gone = asyncio.ensure_future(wire.gone.wait())
+    try:
+        while True:
+            for frame in records.take_ready():
+                if conn.closed:
+                    break
+                _receive(hub, conn, frame)
+            if records.ended or conn.closed or conn.close_request is not None:
+                break
+            filling = asyncio.ensure_future(records.fill())
+            await asyncio.wait({filling, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not filling.done():  # the wire went away while the upload idles
+                filling.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ProtocolError):
+                    await filling
+                break
+            if filling.exception() is not None:
+                break  # cut inside a record: the client's upload died
+    finally:
+        gone.cancel()
+    await _reply(send, 200)
+
+
+async def _batch(hub: ChannelHub, conn_id: str, records: _Records, send: Send) -> None:
+    conn = await _resolve(hub, conn_id)
+    if conn is None or not await _ready(hub, conn):
+        await _reply(send, 400)
+        return
+    conn.hold_reconciled()
+    try:
+        while (frame := await records.next()) is not None:
+            if not conn.closed:  # keep reading: the body is drained either way
+                _receive(hub, conn, frame)
+    except ProtocolError:
+        pass
+    finally:
+        conn.release_reconciled(hub.now())
+    await _reply(send, 200)
+
+
+async def _reply(send: Send, status: int) -> None:
+    with contextlib.suppress(OSError):
+        await send_response(send, status, b"", "text/plain")
