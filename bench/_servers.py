@@ -30,9 +30,48 @@ def telefunc_app() -> Any:
     return TelefuncApp(Path(__file__).resolve().parent / "app")
 
 
-if __name__ == "__main__":
-    import uvicorn
+async def websockets_broadcast_server(port: int) -> None:
+    """The fan-out baseline: raw ``websockets`` with ``websockets.broadcast``.
 
+    A connection that sends ``sub`` becomes a subscriber; ``blast COUNT SIZE`` broadcasts COUNT
+    messages of SIZE characters to every subscriber, each message text built once.
+    """
+    import asyncio
+
+    import websockets
+    from websockets.asyncio.server import ServerConnection, serve
+
+    subscribers: set[ServerConnection] = set()
+
+    async def handler(ws: ServerConnection) -> None:
+        try:
+            async for message in ws:
+                if message == "sub":
+                    subscribers.add(ws)
+                    await ws.send("ok")
+                elif isinstance(message, str) and message.startswith("blast "):
+                    _, count, size = message.split()
+                    payload = "x" * int(size)
+                    for i in range(int(count)):
+                        websockets.broadcast(subscribers, f"{i}:{payload}")
+                        if i % 64 == 0:
+                            await asyncio.sleep(0)  # let the loop flush, as a real server would
+                    await ws.send("done")
+        finally:
+            subscribers.discard(ws)
+
+    async with serve(handler, "127.0.0.1", port, max_queue=None):
+        await asyncio.Future()
+
+
+if __name__ == "__main__":
     kind, port = sys.argv[1], int(sys.argv[2])
-    app = starlette_app() if kind == "starlette" else telefunc_app()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    if kind == "websockets":
+        import asyncio
+
+        asyncio.run(websockets_broadcast_server(port))
+    else:
+        import uvicorn
+
+        app = starlette_app() if kind == "starlette" else telefunc_app()
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

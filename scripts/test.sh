@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 TELEFUNC_APT_PACKAGES="${TELEFUNC_APT_PACKAGES:-redis-server chromium}" bash scripts/bootstrap.sh
 
 echo "==> ruff check / ruff format --check / mypy --strict src"
-.venv/bin/ruff check src tests
-.venv/bin/ruff format --check src tests
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
 .venv/bin/mypy --strict src
 
 echo "==> pytest"
