@@ -80,17 +80,18 @@ class HttpRequest:
 class AsgiBody:
     """Reads an ASGI HTTP request body incrementally (a :class:`BodyReader`)."""
 
-    __slots__ = ("_buffer", "_done", "_receive")
+    __slots__ = ("_buffer", "_disconnected", "_done", "_receive")
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self._buffer = b""
         self._done = False
+        self._disconnected = False
 
     async def _more(self) -> None:
         message = await self._receive()
         if message["type"] == "http.disconnect":
-            self._done = True
+            self._done = self._disconnected = True
             return
         self._buffer += message.get("body", b"")
         if not message.get("more_body", False):
@@ -107,6 +108,17 @@ class AsgiBody:
             await self._more()
         data, self._buffer = self._buffer[:max_bytes], self._buffer[max_bytes:]
         return data
+
+    async def wait_disconnect(self) -> None:
+        """Return once the client has disconnected.
+
+        Call it once the body has been read to its end: from then on ASGI's ``receive`` only
+        reports the disconnect. (Reading it earlier would swallow body chunks.)
+        """
+        while not self._disconnected:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self._done = self._disconnected = True
 
 
 async def send_response(

@@ -210,7 +210,7 @@ async def _stream_response(
         wire.ready.set()
         conn.release_reconciled(hub.now())
         # The body is over: from now on `receive` only reports the client's disconnect.
-        watcher = asyncio.ensure_future(_wait_disconnect(body))
+        watcher = asyncio.ensure_future(body.wait_disconnect())
         await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         wire.ready.set()
@@ -243,13 +243,6 @@ async def _write_events(conn: ServerConnection, wire: _SseWire, send: Send) -> N
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except OSError:
         logger.info("telefunc: an SSE client went away while events were sent")
-
-
-async def _wait_disconnect(body: AsgiBody) -> None:
-    # The request body is fully read, so the next message can only be `http.disconnect`.
-    receive = body._receive
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 async def _resolve(hub: ChannelHub, conn_id: str) -> ServerConnection | None:
