@@ -1,0 +1,221 @@
+"""telefunc on Cloudflare Workers: session-affine Durable Objects, located through KV.
+
+::
+
+    # worker.py (the entry module of a Python Worker)
+    from pathlib import Path
+    from workers import Response, WorkerEntrypoint
+    from telefunc.cloudflare import Telefunc
+
+    telefunc = Telefunc(root=Path(__file__).parent)       # where the *.telefunc.py files are
+    TelefuncDurableObject = telefunc.TelefuncDurableObject
+
+    class Default(WorkerEntrypoint):
+        async def fetch(self, request):
+            response = await telefunc.serve(request=request, env=self.env, ctx=self.ctx)
+            return response or Response("Not found", status=404)
+
+``wrangler.jsonc`` binds the object as ``TelefuncDurableObject`` and a KV namespace as
+``TelefuncKV`` (see ``examples/cloudflare/``). Channel state lives on the Durable Object that
+holds the client's connection; KV stores the session token that pins every request of a client
+(calls, SSE, WebSocket upgrades) to that object. An app without ``Channel`` /
+``BroadcastChannel`` needs neither binding: its calls then run in the worker itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from telefunc.cloudflare import _ffi
+from telefunc.cloudflare.durable_object import (
+    ContextFactory,
+    DurableServer,
+    NoChannelHub,
+    build_durable_object_class,
+    serve_call,
+)
+from telefunc.cloudflare.regions import REGIONS, Scale, resolve_region
+from telefunc.cloudflare.routing import (
+    BUCKET_HEADER,
+    SESSION_HEADER,
+    SESSION_QUERY,
+    SESSION_TTL,
+    SHARD_HEADER,
+    Router,
+    SessionRecord,
+    session_key,
+    shard_name,
+)
+from telefunc.config import config
+from telefunc.errors import UsageError
+from telefunc.server.registry import Registry, discover
+from telefunc.server.rpc import request_kind
+
+__all__ = [
+    "JURISDICTIONS",
+    "REGIONS",
+    "SESSION_HEADER",
+    "SESSION_TTL",
+    "DurableServer",
+    "SessionRecord",
+    "Telefunc",
+    "resolve_region",
+    "shard_name",
+]
+
+JURISDICTIONS = ("eu", "fedramp", "fedramp-high", "us")
+"""Durable Object jurisdictions accepted by ``jurisdiction=``."""
+
+
+class Telefunc:
+    """telefunc for a Cloudflare Worker; see the module docstring.
+
+    :param context: ``context(request, env)`` (sync or async) returning a mapping: what
+        ``get_context()`` gives telefunctions. It runs where the call runs (the Durable Object).
+    :param binding_name: the Durable Object binding (``env.TelefuncDurableObject``).
+    :param kv_binding_name: the KV namespace binding (``env.TelefuncKV``).
+    :param instance_name: prefix of object names, ``<instance>-shard-<region>-<n>``.
+    :param scale: objects per region (an ``int``), or ``{"weur": 5, "enam": 3}``: only the
+        listed regions get objects, the others route to ``location_fallback``, which must be listed.
+    :param location_fallback: the region for requests whose colo and continent are unknown.
+    :param jurisdiction: restrict the objects to a jurisdiction (``"eu"``, ``"fedramp"``, ...).
+    :param root: the folder holding the app's ``*.telefunc.py`` files (typically
+        ``Path(__file__).parent`` in ``worker.py``), discovered on first use.
+    :param registry: an explicit :class:`~telefunc.server.registry.Registry` instead of ``root``.
+    :param telefunc_url: the endpoint path prefix (default ``config.telefunc_url``).
+    """
+
+    def __init__(
+        self,
+        context: ContextFactory | None = None,
+        *,
+        binding_name: str = "TelefuncDurableObject",
+        kv_binding_name: str = "TelefuncKV",
+        instance_name: str = "telefunc",
+        scale: Scale = 1,
+        location_fallback: str = "weur",
+        jurisdiction: str | None = None,
+        root: str | Path | None = None,
+        registry: Registry | None = None,
+        telefunc_url: str | None = None,
+    ) -> None:
+        if root is None and registry is None:
+            raise UsageError(
+                "Telefunc needs root= (the folder of the *.telefunc.py files, e.g. "
+                "Path(__file__).parent) or registry="
+            )
+        if jurisdiction is not None and jurisdiction not in JURISDICTIONS:
+            raise UsageError(
+                f"jurisdiction must be one of {', '.join(JURISDICTIONS)}, got {jurisdiction!r}"
+            )
+        if context is not None and not callable(context):
+            raise UsageError("context must be a callable context(request, env)")
+        self.context = context
+        self.binding_name = binding_name
+        self.kv_binding_name = kv_binding_name
+        self.instance_name = instance_name
+        self.scale = scale
+        self.location_fallback = location_fallback
+        self.jurisdiction = jurisdiction
+        #: Session routing (validates ``scale`` and ``location_fallback``).
+        self.router = Router(instance_name, scale, location_fallback)
+        self.root = Path(root) if root is not None else None
+        self._registry = registry
+        self._telefunc_url = telefunc_url
+        self._object_class: type[Any] | None = None
+
+    @property
+    def registry(self) -> Registry:
+        """The app's telefunctions (discovered under ``root`` on first use)."""
+        if self._registry is None:
+            assert self.root is not None
+            self._registry = discover(self.root)
+        return self._registry
+
+    @property
+    def telefunc_url(self) -> str:
+        """The endpoint path prefix."""
+        return self._telefunc_url or config.telefunc_url
+
+    @property
+    def TelefuncDurableObject(self) -> type[Any]:
+        """The Durable Object class to export from the worker's entry module."""
+        if self._object_class is None:
+            self._object_class = build_durable_object_class(
+                lambda: self.registry, self.context, lambda: self.telefunc_url
+            )
+        return self._object_class
+
+    def _namespace(self, env: Any) -> Any:
+        namespace = _ffi.namespace_binding(env, self.binding_name)
+        if namespace is not None and self.jurisdiction is not None:
+            namespace = namespace.jurisdiction(self.jurisdiction)
+        return namespace
+
+    async def serve(self, *, request: Any, env: Any, ctx: Any) -> Any:
+        """Answer telefunc traffic (path under ``telefunc_url``); ``None`` for anything else.
+
+        Calls, SSE POSTs and WebSocket upgrades are forwarded to the client's Durable Object
+        (the session token of ``x-telefunc-session`` or ``?session=``; a new session when it is
+        missing, unknown or expired); responses other than upgrades carry the token back.
+        Without the bindings, calls run here and a channel raises :class:`UsageError`.
+        """
+        path = urlsplit(_ffi.request_url(request)).path
+        if not path.startswith(self.telefunc_url):
+            return None
+        namespace = self._namespace(env)
+        kv = _ffi.namespace_binding(env, self.kv_binding_name)
+        is_websocket = (_ffi.request_header(request, "upgrade") or "").lower() == "websocket"
+        if namespace is None or kv is None:
+            return await self._serve_stateless(request, env, namespace is None, kv is None)
+        if is_websocket and "ws" not in config.channel.transports:
+            return _ffi.new_response(None, status=400)
+        token = (
+            _ffi.request_header(request, SESSION_HEADER)
+            or _ffi.request_query(request).get(SESSION_QUERY)
+            or None
+        )
+        stored = await _ffi.kv_get_text(kv, session_key(token)) if token else None
+        target = self.router.route(token, stored, _ffi.request_cf(request))
+        record = target.record
+        if target.new:
+            _ffi.wait_until(
+                ctx,
+                _ffi.kv_put(kv, session_key(target.token), record.to_json(), ttl=SESSION_TTL),
+            )
+        response = await _ffi.stub_fetch(
+            namespace,
+            record.shard,
+            record.region,
+            request,
+            {SHARD_HEADER: record.shard, BUCKET_HEADER: record.region},
+        )
+        if is_websocket:
+            return response
+        return _ffi.rebuild_response(response, {SESSION_HEADER: target.token})
+
+    async def _serve_stateless(
+        self, request: Any, env: Any, no_namespace: bool, no_kv: bool
+    ) -> Any:
+        missing = [
+            f"{kind} {name!r}"
+            for kind, name, absent in (
+                ("Durable Object binding", self.binding_name, no_namespace),
+                ("KV namespace binding", self.kv_binding_name, no_kv),
+            )
+            if absent
+        ]
+        hub = NoChannelHub(missing)
+        is_websocket = (_ffi.request_header(request, "upgrade") or "").lower() == "websocket"
+        kind = request_kind(
+            _ffi.request_query(request).get("_telefunc"),
+            _ffi.request_header(request, "x-telefunc-request"),
+        )
+        if is_websocket or kind == "sse":
+            raise hub.usage_error()
+        response = await serve_call(self.registry, request, env, hub, self.context)
+        if hub.error is not None:
+            raise hub.error
+        return response

@@ -1,0 +1,374 @@
+"""The one module of the Cloudflare adapter that touches ``js``, ``pyodide.ffi`` and ``workers``.
+
+Everything else in :mod:`telefunc.cloudflare` works on plain Python values (``str``, ``bytes``,
+``dict``, ``None``); the conversions that bite under Pyodide live here (cloudflare.md §1.9):
+
+* JS ``null`` is ``pyodide.ffi.jsnull``, not ``None`` (``Headers.get`` and ``KV.get`` return it);
+* JS objects arrive as ``JsProxy``; options objects must be plain ``Object`` s, not ``Map`` s
+  (``to_js(..., dict_converter=Object.fromEntries)``);
+* Python callables handed to JS need ``create_proxy`` / ``create_once_callable``;
+* a Python awaitable handed to ``ctx.waitUntil`` must be a Future (Pyodide turns it into a
+  Promise), not a bare coroutine;
+* the SDK may hand over wrapper objects (``workers.Request``) whose JS value is ``js_object``.
+
+Under CPython the same names resolve to the stand-ins of :mod:`telefunc.testing` (its
+``install()`` registers them), which is how the adapter is tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from telefunc.errors import UsageError
+
+__all__ = [
+    "IN_PYODIDE",
+    "accept_websocket",
+    "clear_timeout",
+    "durable_object_base",
+    "is_null",
+    "kv_get_text",
+    "kv_put",
+    "namespace_binding",
+    "new_response",
+    "new_websocket_pair",
+    "now",
+    "py",
+    "read_body",
+    "request_cf",
+    "request_header",
+    "request_headers",
+    "request_method",
+    "request_query",
+    "request_url",
+    "response_parts",
+    "set_timeout",
+    "stub_fetch",
+    "wait_until",
+    "websocket_attachment",
+    "websocket_close",
+    "websocket_message",
+    "websocket_send",
+]
+
+IN_PYODIDE = sys.platform == "emscripten"
+"""True inside real Pyodide (a Python Worker); False under CPython with the emulator."""
+
+
+def _js() -> Any:
+    return importlib.import_module("js")
+
+
+def _pyffi() -> Any:
+    return importlib.import_module("pyodide.ffi")
+
+
+def _workers() -> Any:
+    try:
+        return importlib.import_module("workers")
+    except ImportError as exc:  # CPython without the emulator's stand-ins
+        raise UsageError(
+            "telefunc.cloudflare runs inside a Python Worker (module 'workers'); under CPython "
+            "call telefunc.testing.install() first to use the local emulator"
+        ) from exc
+
+
+def is_null(value: Any) -> bool:
+    """``None`` (JS ``undefined``) or ``jsnull`` (JS ``null``)."""
+    if value is None:
+        return True
+    try:
+        return value is _pyffi().jsnull
+    except ImportError:
+        return False
+
+
+def py(value: Any) -> Any:
+    """A JS value as a plain Python value (``jsnull`` → ``None``, objects → dicts)."""
+    if is_null(value):
+        return None
+    to_py = getattr(value, "to_py", None)
+    return to_py() if callable(to_py) else value
+
+
+def _unwrap(value: Any) -> Any:
+    # SDK wrappers (workers.Request, ...) keep the JS value in `js_object`.
+    inner = getattr(value, "js_object", None)
+    return value if inner is None else inner
+
+
+def _to_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    to_bytes = getattr(value, "to_bytes", None)  # a JS ArrayBuffer / Uint8Array proxy
+    if callable(to_bytes):
+        return bytes(to_bytes())
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return bytes(py(value))
+
+
+def _js_options(options: Mapping[str, Any]) -> Any:
+    """A plain JS object (not a ``Map``) for an options argument."""
+    js = _js()
+    return _pyffi().to_js(dict(options), dict_converter=js.Object.fromEntries)
+
+
+# ── time ───────────────────────────────────────────────────────────────────
+
+
+def now() -> float:
+    """Wall-clock seconds (``Date.now()``; the emulator's clock in tests)."""
+    return float(_js().Date.now()) / 1000.0
+
+
+def set_timeout(callback: Callable[[], Any], delay: float) -> Any:
+    """``setTimeout(callback, delay s)``; inside a Durable Object it keeps the object awake."""
+    proxy = _pyffi().create_once_callable(callback)
+    return _js().setTimeout(proxy, max(0, round(delay * 1000)))
+
+
+def clear_timeout(handle: Any) -> None:
+    """``clearTimeout(handle)``."""
+    if handle is not None:
+        _js().clearTimeout(handle)
+
+
+# ── requests and responses ─────────────────────────────────────────────────
+
+
+def request_url(request: Any) -> str:
+    """The request URL."""
+    return str(_unwrap(request).url)
+
+
+def request_method(request: Any) -> str:
+    """The request method, upper-case."""
+    return str(_unwrap(request).method).upper()
+
+
+def request_header(request: Any, name: str) -> str | None:
+    """One request header, ``None`` when absent (JS ``null`` converted)."""
+    value = _unwrap(request).headers.get(name)
+    return None if is_null(value) else str(value)
+
+
+def request_headers(request: Any) -> list[tuple[str, str]]:
+    """Every request header as ``(lower-case name, value)``."""
+    headers = _unwrap(request).headers
+    items: list[tuple[str, str]] = []
+    for pair in headers.entries():
+        k, v = (pair[0], pair[1]) if not isinstance(pair, tuple) else pair
+        items.append((str(k).lower(), str(v)))
+    return items
+
+
+def request_query(request: Any) -> dict[str, str]:
+    """The URL's query parameters (first value of each)."""
+    query = urlsplit(request_url(request)).query
+    return {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+
+
+def request_cf(request: Any) -> dict[str, Any]:
+    """``request.cf`` as a dict with ``colo``, ``continent``, ``country`` (missing → absent)."""
+    cf = getattr(_unwrap(request), "cf", None)
+    if is_null(cf):
+        return {}
+    out: dict[str, Any] = {}
+    for name in ("colo", "continent", "country"):
+        value = getattr(cf, name, None)
+        if not is_null(value):
+            out[name] = str(value)
+    return out
+
+
+async def read_body(request: Any) -> bytes:
+    """The whole request body."""
+    req = _unwrap(request)
+    if req.body is None or is_null(req.body):
+        return b""
+    return _to_bytes(await req.arrayBuffer())
+
+
+async def body_chunks(request: Any) -> AsyncIterator[bytes]:
+    """The request body chunk by chunk, as it arrives."""
+    req = _unwrap(request)
+    stream = req.body
+    if is_null(stream):
+        return
+    reader = stream.getReader()
+    while True:
+        result = await reader.read()
+        if result.done:
+            return
+        chunk = _to_bytes(result.value)
+        if chunk:
+            yield chunk
+
+
+def _body_stream(chunks: AsyncIterator[bytes]) -> Any:
+    """A response body that streams ``chunks`` (an async iterator of bytes)."""
+    if not IN_PYODIDE:
+        return chunks  # the emulator's Response streams async iterables itself
+    js, ffi = _js(), _pyffi()
+    it = chunks.__aiter__()
+
+    async def pull(controller: Any) -> None:
+        try:
+            chunk = await it.__anext__()
+        except StopAsyncIteration:
+            controller.close()
+            return
+        controller.enqueue(ffi.to_js(chunk))
+
+    async def cancel(_reason: Any = None) -> None:
+        closer = getattr(it, "aclose", None)
+        if closer is not None:
+            await closer()
+
+    source = {"pull": ffi.create_proxy(pull), "cancel": ffi.create_proxy(cancel)}
+    return js.ReadableStream.new(_js_options(source))
+
+
+def new_response(
+    body: bytes | str | AsyncIterator[bytes] | None,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | list[tuple[str, str]] | None = None,
+    web_socket: Any = None,
+) -> Any:
+    """A ``workers.Response``; an async iterator body is streamed."""
+    workers = _workers()
+    if body is not None and not isinstance(body, bytes | str):
+        body = _body_stream(body)
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
+    kwargs: dict[str, Any] = {"status": status}
+    if pairs:
+        kwargs["headers"] = dict(pairs)
+    if web_socket is not None:
+        kwargs["web_socket"] = web_socket
+    return workers.Response(body, **kwargs)
+
+
+def response_parts(response: Any) -> tuple[int, list[tuple[str, str]], Any]:
+    """``(status, headers, body stream or None)`` of a response from a Durable Object."""
+    resp = _unwrap(response)
+    headers = [
+        (str(p[0]), str(p[1])) if not isinstance(p, tuple) else p for p in resp.headers.entries()
+    ]
+    body = resp.body
+    return int(resp.status), headers, None if is_null(body) else body
+
+
+def rebuild_response(response: Any, extra_headers: Mapping[str, str]) -> Any:
+    """The same response (status, body stream) with ``extra_headers`` set."""
+    resp = _unwrap(response)
+    if int(resp.status) == 101:
+        return response
+    js = _js()
+    headers = js.Headers.new(resp.headers)
+    for name, value in extra_headers.items():
+        headers.set(name, value)
+    init = _js_options({"status": int(resp.status), "headers": headers})
+    return js.Response.new(resp.body, init)
+
+
+# ── bindings ───────────────────────────────────────────────────────────────
+
+
+def namespace_binding(env: Any, name: str) -> Any:
+    """``env[name]`` or ``None`` when the binding is missing."""
+    value = getattr(env, name, None)
+    return None if is_null(value) else value
+
+
+def wait_until(ctx: Any, awaitable: Awaitable[Any]) -> None:
+    """``ctx.waitUntil(...)`` with a Future (a Promise under Pyodide)."""
+    ctx.waitUntil(asyncio.ensure_future(awaitable))
+
+
+async def kv_get_text(kv: Any, key: str) -> str | None:
+    """``await kv.get(key)`` as ``str`` or ``None``."""
+    value = await kv.get(key)
+    return None if is_null(value) else str(value)
+
+
+async def kv_put(kv: Any, key: str, value: str, *, ttl: int | None = None) -> None:
+    """``await kv.put(key, value, {expirationTtl})``."""
+    if ttl is None:
+        await kv.put(key, value)
+    else:
+        await kv.put(key, value, _js_options({"expirationTtl": ttl}))
+
+
+async def stub_fetch(
+    namespace: Any,
+    name: str,
+    location_hint: str | None,
+    request: Any,
+    extra_headers: Mapping[str, str],
+) -> Any:
+    """Forward ``request`` (with ``extra_headers`` set) to the object named ``name``."""
+    js = _js()
+    object_id = namespace.idFromName(name)
+    if location_hint is None:
+        stub = namespace.get(object_id)
+    else:
+        stub = namespace.get(object_id, _js_options({"locationHint": location_hint}))
+    req = _unwrap(request)
+    headers = js.Headers.new(req.headers)
+    for key, value in extra_headers.items():
+        headers.set(key, value)
+    forwarded = js.Request.new(req, _js_options({"headers": headers}))
+    return await stub.fetch(forwarded)
+
+
+def durable_object_base() -> type[Any]:
+    """``workers.DurableObject``, the base class of every Durable Object."""
+    base: type[Any] = _workers().DurableObject
+    return base
+
+
+# ── WebSockets (hibernation API) ───────────────────────────────────────────
+
+
+def new_websocket_pair() -> tuple[Any, Any]:
+    """``(client, server)`` ends of a new ``WebSocketPair``."""
+    client, server = _js().WebSocketPair.new().object_values()
+    return client, server
+
+
+def accept_websocket(state: Any, ws: Any, attachment: str) -> None:
+    """``ctx.acceptWebSocket(ws)`` (hibernatable) and remember ``attachment`` on the socket."""
+    state.acceptWebSocket(ws)
+    ws.serializeAttachment(attachment)
+
+
+def websocket_attachment(ws: Any) -> str | None:
+    """The string attached with :func:`accept_websocket` (survives hibernation)."""
+    value = ws.deserializeAttachment()
+    return None if is_null(value) else str(value)
+
+
+def websocket_message(message: Any) -> bytes | str:
+    """A received message: ``str`` for text, ``bytes`` for binary."""
+    if isinstance(message, str):
+        return message
+    return _to_bytes(message)
+
+
+def websocket_send(ws: Any, data: bytes) -> None:
+    """Send one binary message."""
+    ws.send(_pyffi().to_js(data) if IN_PYODIDE else data)
+
+
+def websocket_close(ws: Any, code: int, reason: str = "") -> None:
+    """Close the socket (ignored when it is closed already)."""
+    with contextlib.suppress(Exception):  # already closed: nothing to do
+        ws.close(code, reason)

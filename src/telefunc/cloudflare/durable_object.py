@@ -1,0 +1,471 @@
+"""Inside the Durable Object: calls, SSE and WebSocket channels on the same core as the ASGI app.
+
+Every object runs one :class:`DurableHub` (a :class:`~telefunc.server.hub.ChannelHub` whose clock
+is ``Date.now()`` and whose deadlines are ``setTimeout`` timers of the object) and serves:
+
+* **calls** (``POST <telefunc_url>``): :func:`~telefunc.server.rpc.handle_call`, streamed bodies
+  included; the app's ``context(request, env)`` runs here;
+* **WebSocket channels**: the upgrade is accepted with the hibernation API
+  (``ctx.acceptWebSocket``); ``webSocketMessage`` / ``webSocketClose`` drive the connection's
+  sans-I/O :class:`~telefunc.wire.mux.ServerConnection`. Each socket carries its connection key
+  as attachment, so after an eviction the fresh instance recognises sockets it does not know and
+  closes them (1012): the client reconnects, and its channels fail with ``NetworkError``;
+* **SSE channels** (``?_telefunc=sse``) through :func:`telefunc.asgi.sse.serve_sse` when that
+  transport is installed.
+
+**Lifetime.** While any channel or client connection exists the hub has a deadline (ping
+deadline of a connection, reconnect window of a detached channel, ``connect_ttl``), and a pending
+``setTimeout`` keeps the object in memory (it wakes at least every :data:`MAX_TIMER` seconds).
+Once every channel is closed, no client is connected and the reconnect and idle windows have
+passed, no timer is left and the runtime may hibernate the object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from telefunc.cloudflare import _ffi
+from telefunc.cloudflare.routing import BUCKET_HEADER, SHARD_HEADER
+from telefunc.config import config
+from telefunc.errors import UsageError
+from telefunc.server.hub import ChannelHub
+from telefunc.server.registry import Registry
+from telefunc.server.rpc import (
+    INTERNAL_ERROR,
+    MALFORMED,
+    MISMATCH,
+    RpcResponse,
+    handle_call,
+    request_kind,
+)
+from telefunc.wire.mux import ServerConnection
+
+if TYPE_CHECKING:
+    from telefunc.server.channel import Channel
+
+__all__ = [
+    "MAX_TIMER",
+    "PERMANENT_CLOSE_CODES",
+    "STATE_LOST_CLOSE_CODE",
+    "DurableHub",
+    "DurableServer",
+    "NoChannelHub",
+    "build_durable_object_class",
+    "serve_call",
+]
+
+logger = logging.getLogger("telefunc")
+
+#: Longest single ``setTimeout`` of the hub: the object gets an event at least this often while
+#: it has deadlines, so an idle-eviction timer never sees it idle.
+MAX_TIMER = 30.0
+#: Client close codes that end the client's channels for good.
+PERMANENT_CLOSE_CODES = frozenset({1000, 1001})
+#: Close code for a socket a fresh instance does not know (its state was lost with an eviction).
+STATE_LOST_CLOSE_CODE = 1012
+
+ContextFactory = Callable[[Any, Any], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
+
+
+class DurableHub(ChannelHub):
+    """A channel hub on the Workers clock: deadlines are ``setTimeout`` timers of the object."""
+
+    __slots__ = ("_armed_at", "_handle")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._handle: Any = None
+        self._armed_at: float | None = None
+
+    @staticmethod
+    def now() -> float:
+        """``Date.now()`` in seconds (the emulator's clock in tests)."""
+        return _ffi.now()
+
+    def _ensure_timer_task(self) -> None:
+        self.refresh()
+
+    def _on_earlier(self) -> None:
+        self.refresh()
+
+    @property
+    def has_timer(self) -> bool:
+        """Whether a ``setTimeout`` of the hub is pending (it keeps the object awake)."""
+        return self._handle is not None
+
+    def refresh(self) -> None:
+        """(Re)arm the timer for the earliest deadline; drop it when there is none."""
+        deadline = self.mux.next_deadline()
+        if deadline is None:
+            self._cancel()
+            return
+        now = self.now()
+        fire_at = min(deadline, now + MAX_TIMER)
+        if self._handle is not None and self._armed_at is not None and self._armed_at <= fire_at:
+            return  # the pending timer fires first; it re-arms then
+        self._cancel()
+        self._armed_at = fire_at
+        self._handle = _ffi.set_timeout(self._fire, max(0.0, fire_at - now))
+
+    def _cancel(self) -> None:
+        handle, self._handle, self._armed_at = self._handle, None, None
+        if handle is not None:
+            _ffi.clear_timeout(handle)
+
+    def _fire(self) -> None:
+        self._handle, self._armed_at = None, None
+        try:
+            self.mux.handle_timeout(self.now())
+        finally:
+            self.refresh()
+
+    async def aclose(self) -> None:
+        """Cancel the pending timer."""
+        self._cancel()
+
+
+class NoChannelHub:
+    """The hub of a worker without bindings: plain calls work, channels are a usage error."""
+
+    __slots__ = ("error", "missing")
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        #: The usage error raised when a telefunction returned a channel (re-raised by serve()).
+        self.error: UsageError | None = None
+
+    @staticmethod
+    def now() -> float:
+        """Wall-clock seconds."""
+        return _ffi.now()
+
+    def usage_error(self) -> UsageError:
+        """The error naming the missing bindings."""
+        names = " and ".join(self.missing)
+        return UsageError(
+            f"Missing Cloudflare {names}: Channel and BroadcastChannel need the Durable Object "
+            "and KV bindings of telefunc.cloudflare.Telefunc (add them to wrangler.jsonc, see "
+            "examples/cloudflare/wrangler.jsonc)"
+        )
+
+    def register(self, channel: Channel[Any, Any]) -> None:
+        """Refuse: channels need a Durable Object to live on."""
+        self.error = self.usage_error()
+        raise self.error
+
+
+class _Body:
+    """A request body already in memory, as a :class:`~telefunc.server.files.BodyReader`."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def read(self, max_bytes: int = -1) -> bytes:
+        if max_bytes < 0:
+            data, self._data = self._data, b""
+        else:
+            data, self._data = self._data[:max_bytes], self._data[max_bytes:]
+        return data
+
+
+async def build_context(
+    factory: ContextFactory | None, request: Any, env: Any
+) -> Mapping[str, Any]:
+    """Run the app's ``context(request, env)`` (sync or async)."""
+    if factory is None:
+        return {}
+    values = factory(request, env)
+    if inspect.isawaitable(values):
+        values = await values
+    if not isinstance(values, Mapping):
+        raise UsageError(f"the context factory must return a mapping, got {type(values).__name__}")
+    return values
+
+
+def to_response(response: RpcResponse) -> Any:
+    """An :class:`RpcResponse` as a Workers ``Response`` (streamed when it streams)."""
+    headers = [("content-type", response.content_type), *response.headers]
+    stream = response.stream
+    if stream is None:
+        return _ffi.new_response(response.body, status=response.status, headers=headers)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            await stream.aclose()
+
+    return _ffi.new_response(chunks(), status=response.status, headers=headers)
+
+
+async def serve_call(
+    registry: Registry,
+    request: Any,
+    env: Any,
+    hub: Any,
+    context: ContextFactory | None,
+) -> Any:
+    """Answer one telefunction call (kinds ``txt``/``bin``) with a Workers ``Response``."""
+    query = _ffi.request_query(request)
+    kind = request_kind(query.get("_telefunc"), _ffi.request_header(request, "x-telefunc-request"))
+    if kind == MISMATCH:
+        return _ffi.new_response(MALFORMED, status=400, headers={"content-type": "text/plain"})
+    try:
+        values = await build_context(context, request, env)
+    except Exception:
+        logger.exception("telefunc: the context factory raised")
+        return _ffi.new_response(INTERNAL_ERROR, status=500, headers={"content-type": "text/plain"})
+    body = _Body(await _ffi.read_body(request))
+    response = await handle_call(
+        registry,
+        method=_ffi.request_method(request),
+        kind=kind,
+        body=body,
+        hub=hub,
+        context=values,
+    )
+    return to_response(response)
+
+
+class _WsWire:
+    """One accepted channel WebSocket and its connection."""
+
+    __slots__ = ("conn", "key", "server", "ws")
+
+    def __init__(self, server: DurableServer, key: str, ws: Any, conn: ServerConnection) -> None:
+        self.server = server
+        self.key = key
+        self.ws = ws
+        self.conn = conn
+
+    def flush(self) -> None:
+        """Send what the connection queued; close the socket when the core asks to."""
+        for frame in self.conn.data_to_send():
+            _ffi.websocket_send(self.ws, frame)
+        request = self.conn.close_request
+        if request is not None and self.server.wires.get(self.key) is self:
+            del self.server.wires[self.key]
+            _ffi.websocket_close(self.ws, request[0], request[1])
+
+
+class DurableServer:
+    """The per-instance state of a telefunc Durable Object (everything lost on eviction)."""
+
+    def __init__(
+        self,
+        state: Any,
+        env: Any,
+        registry: Registry,
+        context: ContextFactory | None,
+        telefunc_url: str,
+    ) -> None:
+        self.state = state
+        self.env = env
+        self.registry = registry
+        self.context = context
+        self.telefunc_url = telefunc_url
+        self.hub = DurableHub()
+        self.wires: dict[str, _WsWire] = {}
+        #: This object's name and region (from the forwarding worker's headers).
+        self.shard: str | None = None
+        self.region: str | None = None
+        #: Requests served by this instance (observability).
+        self.requests = 0
+
+    # ── HTTP ────────────────────────────────────────────────────────────
+
+    async def fetch(self, request: Any) -> Any:
+        """A request forwarded by the worker: WebSocket upgrade, SSE, or a call."""
+        self.requests += 1
+        shard = _ffi.request_header(request, SHARD_HEADER)
+        region = _ffi.request_header(request, BUCKET_HEADER)
+        if shard and region:
+            self.shard, self.region = shard, region
+        try:
+            if (_ffi.request_header(request, "upgrade") or "").lower() == "websocket":
+                return self._accept_websocket()
+            query = _ffi.request_query(request)
+            kind = request_kind(
+                query.get("_telefunc"), _ffi.request_header(request, "x-telefunc-request")
+            )
+            if kind == "sse":
+                return await self._sse(request)
+            return await serve_call(self.registry, request, self.env, self.hub, self.context)
+        finally:
+            self.hub.refresh()
+
+    def _accept_websocket(self) -> Any:
+        if "ws" not in config.channel.transports:
+            return _ffi.new_response(None, status=400)
+        client, server = _ffi.new_websocket_pair()
+        key = str(uuid.uuid4())
+        _ffi.accept_websocket(self.state, server, key)
+        conn = self.hub.open_connection(transport="ws")
+        wire = _WsWire(self, key, server, conn)
+        conn.on_output = wire.flush
+        self.wires[key] = wire
+        return _ffi.new_response(None, status=101, web_socket=client)
+
+    async def _sse(self, request: Any) -> Any:
+        try:
+            from telefunc.asgi.sse import serve_sse  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            return _ffi.new_response(MALFORMED, status=400, headers={"content-type": "text/plain"})
+        return await _AsgiBridge(request).run(lambda r, b, s: serve_sse(self.hub, r, b, s))
+
+    # ── WebSocket events (hibernation API) ──────────────────────────────
+
+    def websocket_message(self, ws: Any, message: Any) -> None:
+        """``webSocketMessage``: one frame for the socket's connection."""
+        key = _ffi.websocket_attachment(ws)
+        wire = self.wires.get(key) if key is not None else None
+        if wire is None:
+            # Accepted by an earlier instance of this object: its channel state is gone.
+            _ffi.websocket_close(ws, STATE_LOST_CLOSE_CODE, "telefunc: connection state lost")
+            return
+        wire.ws = ws
+        data = _ffi.websocket_message(message)
+        now = self.hub.now()
+        try:
+            if isinstance(data, str):
+                wire.conn._violation("text message on a binary channel socket", now)
+            else:
+                wire.conn.receive(data, now)
+        except Exception:  # a bug in the core must not leave the socket half-alive
+            logger.exception("telefunc: error while handling a channel frame")
+            wire.conn._violation("internal error", now)
+        finally:
+            self.hub.refresh()
+
+    def websocket_close(self, ws: Any, code: int, permanent: bool | None = None) -> None:
+        """``webSocketClose`` / ``webSocketError``: the client's wire is gone."""
+        key = _ffi.websocket_attachment(ws)
+        wire = self.wires.pop(key, None) if key is not None else None
+        if wire is not None and not wire.conn.closed:
+            lost = code in PERMANENT_CLOSE_CODES if permanent is None else permanent
+            wire.conn.connection_lost(self.hub.now(), permanent=lost)
+        _ffi.websocket_close(ws, 1000 if code in (1005, 1006) else code)
+        self.hub.refresh()
+
+    @property
+    def channel_count(self) -> int:
+        """Channels registered and not finished."""
+        return self.hub.channel_count
+
+    @property
+    def connection_count(self) -> int:
+        """Open channel WebSockets."""
+        return len(self.wires)
+
+
+class _AsgiBridge:
+    """Runs an ASGI-shaped handler (the SSE transport) for a Workers request."""
+
+    def __init__(self, request: Any) -> None:
+        self.request = request
+        self.disconnected = asyncio.Event()
+        self.out: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def _scope(self) -> dict[str, Any]:
+        url = urlsplit(_ffi.request_url(self.request))
+        return {
+            "type": "http",
+            "method": _ffi.request_method(self.request),
+            "path": url.path,
+            "query_string": url.query.encode("latin-1"),
+            "headers": [
+                (k.encode("latin-1"), v.encode("latin-1"))
+                for k, v in _ffi.request_headers(self.request)
+            ],
+        }
+
+    async def run(self, handler: Callable[[Any, Any, Any], Awaitable[None]]) -> Any:
+        from telefunc.asgi.http import AsgiBody, HttpRequest
+
+        chunks = _ffi.body_chunks(self.request).__aiter__()
+        body_over = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal body_over
+            if not body_over:
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    body_over = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
+                return {"type": "http.request", "body": chunk, "more_body": True}
+            await self.disconnected.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            await self.out.put(message)
+
+        task = asyncio.ensure_future(handler(HttpRequest(self._scope()), AsgiBody(receive), send))
+        task.add_done_callback(self._handler_done)
+        start = await self.out.get()
+        if start is None or start.get("type") != "http.response.start":
+            return _ffi.new_response(INTERNAL_ERROR, status=500)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start["headers"]]
+        return _ffi.new_response(self._body(), status=int(start["status"]), headers=headers)
+
+    def _handler_done(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("telefunc: the SSE transport failed", exc_info=task.exception())
+        self.out.put_nowait(None)
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                message = await self.out.get()
+                if message is None:
+                    return
+                chunk = message.get("body", b"")
+                if chunk:
+                    yield chunk
+                if not message.get("more_body", False):
+                    return
+        finally:
+            self.disconnected.set()
+
+
+def build_durable_object_class(
+    registry: Callable[[], Registry],
+    context: ContextFactory | None,
+    telefunc_url: Callable[[], str],
+) -> type[Any]:
+    """The ``TelefuncDurableObject`` class (a ``workers.DurableObject``) of one app."""
+    base = _ffi.durable_object_base()
+
+    class TelefuncDurableObject(base):  # type: ignore[misc,valid-type]
+        """telefunc's Durable Object: export it from the worker's entry module."""
+
+        def __init__(self, ctx: Any, env: Any) -> None:
+            super().__init__(ctx, env)
+            self.telefunc = DurableServer(ctx, env, registry(), context, telefunc_url())
+
+        async def fetch(self, request: Any) -> Any:
+            """Calls, SSE and WebSocket upgrades forwarded by ``Telefunc.serve``."""
+            return await self.telefunc.fetch(request)
+
+        async def webSocketMessage(self, ws: Any, message: Any) -> None:
+            """A frame from a channel WebSocket."""
+            self.telefunc.websocket_message(ws, message)
+
+        async def webSocketClose(self, ws: Any, code: int, reason: str, wasClean: bool) -> None:
+            """A channel WebSocket closed (1000/1001: for good)."""
+            self.telefunc.websocket_close(ws, int(code))
+
+        async def webSocketError(self, ws: Any, error: Any) -> None:
+            """A channel WebSocket failed: a transient loss."""
+            self.telefunc.websocket_close(ws, 1006, permanent=False)
+
+    return TelefuncDurableObject
