@@ -20,11 +20,9 @@ from typing import Any
 import pytest
 import uvicorn
 
-from testpaths import APPS_DIR, INTEROP_DIR, JS_DIR, REPO, node_available
+from testpaths import APPS_DIR, IN_CI, INTEROP_DIR, JS_DIR, REPO, node_available
 
-__all__ = ["APPS_DIR", "INTEROP_DIR", "JS_DIR", "REPO", "LiveServer", "node_available"]
-
-IN_CI = bool(os.environ.get("CI"))
+__all__ = ["APPS_DIR", "INTEROP_DIR", "IN_CI", "JS_DIR", "REPO", "LiveServer", "node_available"]
 
 
 class LiveServer:

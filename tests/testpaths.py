@@ -6,6 +6,7 @@ and ``from conftest import …`` would pick whichever was imported first.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,8 @@ REPO = Path(__file__).resolve().parent.parent
 JS_DIR = REPO / "js"
 INTEROP_DIR = JS_DIR / "interop"
 APPS_DIR = Path(__file__).resolve().parent / "apps"
+#: Under CI a missing tool fails the test instead of skipping it.
+IN_CI = bool(os.environ.get("CI"))
 
 
 def node_available() -> bool:

@@ -1,0 +1,79 @@
+// Mirror of tests/apps/channels/chat.telefunc.py for the official Node server.
+import { Abort, Channel } from 'telefunc'
+
+const REPORT = {}
+
+export async function welcome() {
+  const ch = new Channel()
+  ch.onOpen(() => ch.send({ welcome: true }))
+  ch.listen((msg) => {
+    ch.send(msg)
+  })
+  return ch
+}
+
+export async function acked() {
+  const ch = new Channel({ ack: true })
+  ch.listen(async (n) => n * 2)
+  ch.onOpen(async () => {
+    const answer = await ch.send('question')
+    await ch.send({ client_answered: answer }, { ack: false })
+  })
+  return ch
+}
+
+export async function binary_echo() {
+  const ch = new Channel()
+  ch.listenBinary((data) => {
+    ch.sendBinary(data)
+  })
+  return ch
+}
+
+export async function aborter(value) {
+  const ch = new Channel()
+  ch.onOpen(() => ch.abort(value))
+  return ch
+}
+
+export async function closer() {
+  const ch = new Channel()
+  ch.listen(async (msg) => {
+    if (msg === 'close-now') REPORT.server_close_result = await ch.close({ timeout: 5000 })
+  })
+  ch.onClose((err) => {
+    REPORT.closer_on_close = err === undefined ? 'None' : String(err)
+  })
+  return ch
+}
+
+export async function listener_abort() {
+  const ch = new Channel({ ack: true })
+  ch.listen((msg) => {
+    throw Abort({ refused: msg })
+  })
+  return ch
+}
+
+export async function both_ways(n) {
+  const ch = new Channel()
+  const received = []
+  ch.listen((msg) => {
+    if (msg === 'report') return received
+    received.push(msg)
+    return undefined
+  })
+  ch.onOpen(() => {
+    void (async () => {
+      for (let i = 0; i < n; i++) {
+        await ch.send(i)
+        if (i % 20 === 0) await new Promise((r) => setTimeout(r, 5))
+      }
+    })()
+  })
+  return ch
+}
+
+export async function server_report() {
+  return { ...REPORT }
+}

@@ -1,0 +1,136 @@
+"""Telefunction calls over HTTP (httpx): the request of telefunc@0.2.23 and its status mapping.
+
+``POST <telefunc_url>?_telefunc=txt`` with ``x-telefunc-request: txt`` and a json-serializer body
+``{"file", "name", "args"}``; the reply is ``{"ret": ...}`` (200), ``{"ret": value, "abort": true}``
+(403, raised as :class:`~telefunc.errors.Abort`), ``Shield Validation Error`` (422, raised as
+:class:`~telefunc.errors.ShieldValidationError`) or another status (raised as
+:class:`~telefunc.errors.RemoteCallError`). A session token the server hands out in
+``x-telefunc-session`` (the Cloudflare adapter does) is sent back on every later request, as that
+header and as ``?session=``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from telefunc.errors import (
+    Abort,
+    RemoteCallError,
+    ShieldValidationError,
+    TelefuncConnectionError,
+    UsageError,
+)
+from telefunc.wire.serializer import parse
+
+__all__ = ["SESSION_HEADER", "HttpTransport", "append_query"]
+
+SESSION_HEADER = "x-telefunc-session"
+KIND_HEADER = "x-telefunc-request"
+
+STATUS_BODY_MALFORMED = "Malformed Telefunc Request"
+STATUS_BODY_INTERNAL = "Internal Server Error"
+STATUS_BODY_SHIELD = "Shield Validation Error"
+
+
+def _httpx() -> Any:
+    try:
+        import httpx
+    except ImportError as exc:
+        raise UsageError(
+            "telefunc.client needs httpx for calls: pip install 'telefunc[client]' "
+            "(or pip install httpx)"
+        ) from exc
+    return httpx
+
+
+def append_query(url: str, name: str, value: str) -> str:
+    """``url`` with ``name=value`` appended to its query string."""
+    return f"{url}{'&' if '?' in url else '?'}{name}={quote(value, safe='')}"
+
+
+class HttpTransport:
+    """Makes calls to one ``telefunc_url``; remembers the server's session token."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        headers: Mapping[str, str],
+        timeout: float | None,
+        client: Any = None,
+    ) -> None:
+        httpx = _httpx()
+        self.endpoint = endpoint
+        self.headers = dict(headers)
+        #: The latest ``x-telefunc-session`` token the server sent, if any.
+        self.session_token: str | None = None
+        self._own_client = client is None
+        self._client = (
+            client if client is not None else httpx.AsyncClient(timeout=timeout, trust_env=False)
+        )
+        self._httpx = httpx
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (if this transport created it)."""
+        if self._own_client:
+            await self._client.aclose()
+
+    async def call(self, file: str, name: str, body: str) -> str:
+        """POST one call; returns the 200 body text or raises the mapped exception."""
+        url = self.endpoint
+        token = self.session_token
+        if token:
+            url = append_query(url, "session", token)
+        url = append_query(url, "_telefunc", "txt")
+        headers = {"content-type": "text/plain", KIND_HEADER: "txt", **self.headers}
+        if token:
+            headers[SESSION_HEADER] = token
+        try:
+            response = await self._client.post(url, content=body.encode(), headers=headers)
+        except self._httpx.TransportError as exc:
+            raise TelefuncConnectionError(
+                f"Could not reach the telefunc server at {self.endpoint} "
+                f"(calling {name}() of {file}): {exc!r}"
+            ) from exc
+        new_token = response.headers.get(SESSION_HEADER)
+        if new_token:
+            self.session_token = new_token
+        status: int = response.status_code
+        text: str = response.text
+        if status == 200:
+            content_type = response.headers.get("content-type", "")
+            if "application/octet-stream" in content_type or "text/event-stream" in content_type:
+                raise UsageError(
+                    f"{name}() of {file} returned a streaming value (generator, stream, promise, "
+                    "file): the Python client does not read streaming responses yet"
+                )
+            return text
+        if status == 403:
+            try:
+                value = parse(text)["ret"]
+            except (ValueError, KeyError, TypeError):
+                raise RemoteCallError(status, text) from None
+            raise Abort(value, f"Aborted telefunction call {name}() ({file}).")
+        if status == 422 and text == STATUS_BODY_SHIELD:
+            raise ShieldValidationError(
+                f"Shield Validation Error — {name}() ({file}) rejected its arguments; "
+                "see server logs"
+            )
+        error = RemoteCallError(status, text)
+        # Keep the raw body in ``.body``; say in the message what it means.
+        error.args = (f"HTTP {status}: {_explain(status, text, file, name, self.endpoint)}",)
+        raise error
+
+
+def _explain(status: int, text: str, file: str, name: str, endpoint: str) -> str:
+    if status == 500 and text == STATUS_BODY_INTERNAL:
+        return f"Internal Server Error in {name}() ({file}) — see server logs"
+    if status == 400 and text == STATUS_BODY_MALFORMED:
+        return (
+            f"Malformed Telefunc Request: the server has no telefunction {name}() in {file}, "
+            "or the client and server are out of sync"
+        )
+    if status == 404:
+        return f"Telefunc doesn't seem to be installed on the server: POST {endpoint} gave 404"
+    return text

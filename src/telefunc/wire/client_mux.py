@@ -1,0 +1,664 @@
+"""The client side of the channel multiplexer, sans-I/O (time is passed in as float seconds).
+
+One :class:`ClientMux` is one logical connection from a client to one server: every channel the
+client holds for that server is multiplexed on it, over a succession of *wires* (WebSocket
+connections). The I/O layer (:mod:`telefunc.client._connection`) opens and closes sockets and
+moves bytes; every protocol decision is made here:
+
+* **Wires.** When a channel is registered and no wire exists, :attr:`ClientMux.want_connect`
+  becomes true. The I/O layer calls :meth:`ClientMux.connecting`, then
+  :meth:`ClientMux.connection_made` (which queues a RECONCILE listing every channel with the
+  highest server seq it received and the previous ``sessionId``) or
+  :meth:`ClientMux.connection_failed`; later :meth:`ClientMux.connection_lost`.
+* **RECONCILED** carries the new session id, the server's settings (``pingInterval``,
+  ``reconnectTimeout``, ``idleTimeout``, replay budgets, in ms) and, per channel, the last client
+  seq the server processed: each channel is (re-)attached to the wire, which replays its own frames
+  with a higher seq, flushes what was sent while detached, and fires ``open`` the first time.
+  Channels the server did not list fail with :class:`~telefunc.errors.NetworkError`. Channels
+  registered while a RECONCILE is in flight go out in the next one (a zero-delay timer coalesces
+  registrations made in one burst, like the reference client).
+* **Heartbeat.** After RECONCILED a PING goes out every ``ping_interval``; no PONG within
+  ``2 * ping_interval`` (or no RECONCILED within 10 s) drops the wire as a transient loss.
+* **Reconnect.** After a transient loss the next attempt is due after ``0.5 s * 2**attempt``
+  (capped at 5 s). If no wire reconciles within ``reconnect_timeout`` of the first loss, every
+  channel fails with ``NetworkError``. If the very first wire is refused, channels fail at once.
+* **Idle.** With no channel left for ``idle_timeout``, the wire is closed (code 1000).
+
+Each channel is a :class:`ClientChannelCore`: the server's
+:class:`~telefunc.wire.channel_state.ChannelCore` (sequence numbers, replay buffer, duplicate
+dropping, credit windows both ways, BDP probes, acks, close handshake) with the client's
+differences: a client abort is ``CLOSE(ix, 0)``, ABORT and ERROR frames from the server end the
+channel, PUBLISH frames go to the handler, and the connection, not the channel, owns the
+reconnect deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from telefunc.config import ChannelSettings
+from telefunc.errors import (
+    Abort,
+    ChannelClosedError,
+    NetworkError,
+    ProtocolError,
+    TelefuncError,
+)
+from telefunc.wire.channel_state import ChannelCore, ChannelEvents, PeerLink
+from telefunc.wire.frames import Frame, Tag, decode_frame, encode_frame, encode_json
+from telefunc.wire.frames import encode_u32_frame as _u32_frame
+from telefunc.wire.serializer import parse
+from telefunc.wire.timers import Timers
+
+__all__ = [
+    "CLOSE_NORMAL",
+    "CLOSE_TRANSIENT",
+    "RECONCILE_TIMEOUT",
+    "RECONNECT_INITIAL_DELAY",
+    "RECONNECT_MAX_DELAY",
+    "ChannelServerError",
+    "ClientChannelCore",
+    "ClientMux",
+    "ClientSettings",
+    "Wire",
+]
+
+#: Seconds to wait for RECONCILED before declaring the wire dead.
+RECONCILE_TIMEOUT = 10.0
+#: Reconnect backoff: ``RECONNECT_INITIAL_DELAY * 2**attempt``, at most ``RECONNECT_MAX_DELAY``.
+RECONNECT_INITIAL_DELAY = 0.5
+RECONNECT_MAX_DELAY = 5.0
+#: Close code for a deliberate end of the connection: the server ends its channels at once.
+CLOSE_NORMAL = 1000
+#: Close code for a dropped wire (dead heartbeat): transient, the server keeps the channels.
+CLOSE_TRANSIENT = 4000
+#: Sizes of the client's send buffer while no wire is attached (sends beyond it overflow).
+SEND_BUFFER_LIMIT = 64 * 1024 * 1024
+
+NOT_ACKNOWLEDGED = "Channel not acknowledged by server after reconnect"
+GAVE_UP = "Connection dropped: the server did not come back within reconnect_timeout"
+REJECTED = "Server rejected the WebSocket connection"
+
+_PING = encode_frame(Tag.PING)
+
+
+class ChannelServerError(TelefuncError):
+    """The server hit an unhandled error on this channel (an ERROR frame), or a listener of the
+    server failed while answering an acknowledged send (ACK_RES with status ERROR)."""
+
+
+@dataclass
+class ClientSettings:
+    """What the client knows of the server's channel settings (seconds, bytes).
+
+    Defaults are telefunc@0.2.23's; each RECONCILED replaces them with the server's values.
+    """
+
+    reconnect_timeout: float = 60.0
+    idle_timeout: float = 60.0
+    ping_interval: float = 5.0
+    client_replay_buffer: int = 1024 * 1024
+    client_replay_buffer_binary: int = 2 * 1024 * 1024
+
+    def channel_settings(self) -> ChannelSettings:
+        """The :class:`ChannelSettings` a new :class:`ClientChannelCore` is built with."""
+        return ChannelSettings(
+            reconnect_timeout=self.reconnect_timeout,
+            ping_interval=self.ping_interval,
+            # The core's replay buffer is named for the server; on the client it holds the
+            # client's own frames, bounded by the budgets the server advertised.
+            server_replay_buffer=self.client_replay_buffer,
+            server_replay_buffer_binary=self.client_replay_buffer_binary,
+            buffer_limit=SEND_BUFFER_LIMIT,
+            buffer_limit_binary=SEND_BUFFER_LIMIT,
+        )
+
+    def apply(self, reconciled: dict[str, Any]) -> None:
+        """Take the settings fields of a RECONCILED payload (milliseconds on the wire)."""
+
+        def seconds(key: str) -> float | None:
+            value = reconciled.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                return float(value) / 1000.0
+            return None
+
+        def size(key: str) -> int | None:
+            value = reconciled.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+            return None
+
+        if (v := seconds("reconnectTimeout")) is not None:
+            self.reconnect_timeout = v
+        if (v := seconds("idleTimeout")) is not None:
+            self.idle_timeout = v
+        if (v := seconds("pingInterval")) is not None:
+            self.ping_interval = max(1.0, v)
+        if (n := size("clientReplayBuffer")) is not None:
+            self.client_replay_buffer = n
+        if (n := size("clientReplayBufferBinary")) is not None:
+            self.client_replay_buffer_binary = n
+
+
+class ClientChannelCore(ChannelCore):
+    """The wire state of one client channel; see the module docstring for the differences."""
+
+    __slots__ = ("_pending_ctrl",)
+
+    def __init__(self, channel_id: str, settings: ChannelSettings, handler: ChannelEvents) -> None:
+        super().__init__(channel_id, settings, handler)
+        #: Control frames (BROADCAST_SUB...) asked for while detached, sent on the next attach.
+        self._pending_ctrl: list[tuple[int, bytes]] = []
+
+    @property
+    def ever_attached(self) -> bool:
+        """Whether a RECONCILED confirmed this channel (else RECONCILE marks it ``initial``)."""
+        return self._opened
+
+    def bind_timers(self, timers: Timers, now: float) -> None:
+        """Publish deadlines to ``timers``; the client has no ``connect_ttl``."""
+        super().bind_timers(timers, now)
+        self._connect_deadline = None
+        self._reschedule()
+
+    def detach(self, peer: PeerLink, now: float, *, permanent: bool) -> None:
+        """The wire went away; the connection (not the channel) times the reconnect."""
+        super().detach(peer, now, permanent=permanent)
+        self._reconnect_deadline = None
+        self._reschedule()
+
+    def send_ctrl(self, tag: int, payload: bytes = b"") -> None:
+        """Send an unsequenced control frame now, or at the next attach when detached."""
+        if self.is_shutdown:
+            return
+        if self._peer is not None:
+            self._peer.write(encode_frame(tag, self._ix, 0, payload))
+        else:
+            self._pending_ctrl.append((tag, payload))
+
+    def attach(self, peer: PeerLink, ix: int, last_seq: int, now: float) -> bool:
+        """Attach as channel ``ix`` (see :meth:`ChannelCore.attach`), first sending the control
+        frames asked for while detached, so that a ``subscribe`` made before the first
+        RECONCILED precedes the publishes made after it."""
+        if not self.is_shutdown:
+            for tag, payload in self._pending_ctrl:
+                peer.write(encode_frame(tag, ix, 0, payload))
+            self._pending_ctrl.clear()
+        return super().attach(peer, ix, last_seq, now)
+
+    def abort_local(self, error: Exception) -> None:
+        """The client aborts: ``CLOSE(ix, 0)`` to the server, then shut down with ``error``."""
+        if self.is_shutdown or self.is_closed:
+            return
+        self.is_closed = True
+        self._write_ctrl(_u32_frame(Tag.CLOSE, self._ix, 0))
+        self._peer = None
+        self._shutdown(error)
+
+    def fail(self, error: Exception) -> None:
+        """End the channel with ``error`` without telling the server (it is gone or told us)."""
+        if self.is_shutdown:
+            return
+        self.is_closed = True
+        self._peer = None
+        self._shutdown(error)
+
+    def _receive_data(self, frame: Frame, now: float) -> None:
+        if frame.tag in (Tag.PUBLISH, Tag.PUBLISH_BINARY):
+            self._handler.handle_other_frame(frame)
+            return
+        super()._receive_data(frame, now)
+
+    def _receive_ctrl(self, frame: Frame, now: float) -> None:
+        if frame.tag == Tag.ABORT:
+            try:
+                value = parse(frame.text) if frame.payload else None
+            except ValueError as exc:
+                raise ProtocolError("ABORT: payload is not json-serializer text") from exc
+            self.fail(Abort(value, f"Channel aborted by the server: {value!r}"))
+        elif frame.tag == Tag.ERROR:
+            self.fail(ChannelServerError("Internal Server Error — see server logs"))
+        else:
+            super()._receive_ctrl(frame, now)
+
+
+class Wire:
+    """One wire (socket) of a :class:`ClientMux`; channels write their frames to it."""
+
+    __slots__ = ("_mux", "alive")
+
+    def __init__(self, mux: ClientMux) -> None:
+        self._mux = mux
+        #: ``False`` once the mux stopped using this wire (lost or dropped).
+        self.alive = True
+
+    def write(self, frame: bytes) -> None:
+        """Queue one encoded frame (ignored once the wire is gone)."""
+        if self.alive:
+            self._mux._write(frame)
+
+
+class _ConnTimer:
+    """The connection's single entry in the shared :class:`Timers` heap."""
+
+    __slots__ = ("_mux", "_timer_at")
+
+    def __init__(self, mux: ClientMux) -> None:
+        self._mux = mux
+        self._timer_at: float | None = None
+
+    def handle_timeout(self, now: float) -> None:
+        self._mux._on_timer(now)
+
+
+class ClientMux:
+    """The client's logical connection to one server; see the module docstring.
+
+    I/O contract: after any call, send :meth:`data_to_send` on the current socket, close it when
+    :meth:`take_close_request` returns a request, start connecting when :attr:`want_connect` is
+    set, and call :meth:`handle_timeout` at :meth:`next_deadline`. :attr:`on_output`,
+    :attr:`on_wake` and ``timers.on_earlier`` say when one of those may have changed.
+    """
+
+    def __init__(self) -> None:
+        self.settings = ClientSettings()
+        self.timers = Timers()
+        #: Live channels by their index on this connection.
+        self.channels: dict[int, ClientChannelCore] = {}
+        #: The session id from the last RECONCILED (sent back in the next RECONCILE).
+        self.session_id: str | None = None
+        #: The I/O layer should open a new socket now.
+        self.want_connect = False
+        #: ``close()`` was called: no more wires.
+        self.closed = False
+        #: Called when a connect is wanted (and, unless set apart, for the two below).
+        self.on_wake: Callable[[], None] | None = None
+        #: Called when frames or a close request are queued for the I/O layer.
+        self.on_output: Callable[[], None] | None = None
+        self._next_ix = 0
+        self._wire: Wire | None = None
+        self._connecting = False
+        self._ever_opened = False
+        self._out: list[bytes] = []
+        self._close_request: tuple[Wire, int, str] | None = None
+        self._reconciling = False
+        self._reconcile_ixes: set[int] = set()
+        self._needs_reconcile = False
+        self._reconcile_at: float | None = None
+        self._reconcile_deadline: float | None = None
+        self._heartbeat = False
+        self._ping_at: float | None = None
+        self._pong_deadline: float | None = None
+        self._attempt = 0
+        self._failing_since: float | None = None
+        self._connect_at: float | None = None
+        self._idle_deadline: float | None = None
+        self._timer = _ConnTimer(self)
+        self.timers.on_earlier = self._wake
+        #: The latest time any entry point was handed.
+        self._now = 0.0
+
+    # ── channels ────────────────────────────────────────────────────────
+
+    def open_channel(
+        self, channel_id: str, handler: ChannelEvents, now: float
+    ) -> ClientChannelCore:
+        """Register a channel the server returned; it attaches at the next RECONCILED."""
+        self._now = now
+        if self.closed:
+            raise NetworkError("The client connection is closed")
+        ix = self._next_ix
+        self._next_ix = (self._next_ix + 1) & 0xFFFF
+        core = ClientChannelCore(channel_id, self.settings.channel_settings(), handler)
+        core.on_shutdown_hook = lambda c, ix=ix: self._unregister(ix, c)
+        core.bind_timers(self.timers, now)
+        self.channels[ix] = core
+        self._idle_deadline = None
+        if self._wire is None:
+            if not self._connecting and self._connect_at is None:
+                self._want_connect()
+        else:
+            # Coalesce a burst of registrations into one RECONCILE (a zero-delay timer).
+            self._needs_reconcile = True
+            self._reconcile_at = now
+        self._reschedule()
+        return core
+
+    def _unregister(self, ix: int, core: ChannelCore) -> None:
+        if self.channels.get(ix) is core:
+            del self.channels[ix]
+        self._reconcile_ixes.discard(ix)
+        if not self.channels and self._wire is not None and self._idle_deadline is None:
+            # The shutdown hook carries no clock: the last time we were handed one is close.
+            self._idle_deadline = self._now + self.settings.idle_timeout
+            self._reschedule()
+
+    # ── output ──────────────────────────────────────────────────────────
+
+    @property
+    def wire(self) -> Wire | None:
+        """The current wire, if a socket is open."""
+        return self._wire
+
+    def _write(self, frame: bytes) -> None:
+        self._out.append(frame)
+        if len(self._out) == 1:
+            self._output()
+
+    def _output(self) -> None:
+        if self.on_output is not None:
+            self.on_output()
+        else:
+            self._wake()
+
+    def data_to_send(self) -> list[bytes]:
+        """Take every queued frame for the current wire, in order (one WebSocket message each)."""
+        out, self._out = self._out, []
+        return out
+
+    def take_close_request(self) -> tuple[Wire, int, str] | None:
+        """``(wire, code, reason)`` of a socket the I/O layer must close now, if any.
+
+        Code 1000 is a deliberate end (close the socket normally); anything else means the wire is
+        considered dead (abort the socket). The mux already stopped using that wire.
+        """
+        request, self._close_request = self._close_request, None
+        return request
+
+    def _wake(self) -> None:
+        if self.on_wake is not None:
+            self.on_wake()
+
+    def _want_connect(self) -> None:
+        self.want_connect = True
+        self._wake()
+
+    # ── wire lifecycle ──────────────────────────────────────────────────
+
+    def connecting(self, now: float) -> None:
+        """The I/O layer started opening a socket."""
+        self._now = now
+        self.want_connect = False
+        self._connecting = True
+        self._connect_at = None
+
+    def connection_made(self, now: float) -> Wire:
+        """A socket is open: queue the RECONCILE. Returns the wire token for this socket."""
+        self._now = now
+        self._connecting = False
+        if self._wire is not None:
+            self._wire.alive = False
+        wire = Wire(self)
+        self._wire = wire
+        self._ever_opened = True
+        self._out.clear()
+        self._heartbeat = False
+        self._ping_at = self._pong_deadline = None
+        self._send_reconcile(now)
+        self._reschedule()
+        return wire
+
+    def connection_failed(self, now: float) -> None:
+        """Opening the socket failed."""
+        self._now = now
+        self._connecting = False
+        self._transport_lost(now)
+
+    def connection_lost(self, wire: Wire, now: float) -> None:
+        """The socket of ``wire`` closed (stale wires are ignored)."""
+        self._now = now
+        if wire is not self._wire:
+            return
+        self._transport_lost(now)
+
+    def _drop(self, now: float, reason: str) -> None:
+        wire = self._wire
+        if wire is None:
+            return
+        self._close_request = (wire, CLOSE_TRANSIENT, reason)
+        self._transport_lost(now)
+        self._output()
+
+    def _transport_lost(self, now: float) -> None:
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.alive = False
+            for core in list(self.channels.values()):
+                core.detach(wire, now, permanent=False)
+        self._out.clear()
+        self._reconciling = False
+        self._reconcile_ixes.clear()
+        self._reconcile_deadline = self._reconcile_at = None
+        self._needs_reconcile = False
+        self._heartbeat = False
+        self._ping_at = self._pong_deadline = None
+        self._idle_deadline = None
+        if self.closed:
+            return
+        if not self._ever_opened:
+            # The very first socket was refused: the server does not take channels here.
+            self._fail_all(NetworkError(REJECTED))
+            self._reschedule()
+            return
+        if not self.channels:
+            self._reset_session()
+            self._reschedule()
+            return
+        if self._failing_since is None:
+            self._failing_since = now
+        delay = min(RECONNECT_INITIAL_DELAY * 2**self._attempt, RECONNECT_MAX_DELAY)
+        self._attempt += 1
+        self._connect_at = now + delay
+        self._reschedule()
+
+    def _reset_session(self) -> None:
+        self.session_id = None
+        self._attempt = 0
+        self._failing_since = None
+        self._connect_at = None
+        # Later channels start a new session; a refused first socket of it fails them again.
+        self._ever_opened = False
+
+    def _fail_all(self, error: Exception) -> None:
+        for core in list(self.channels.values()):
+            core.fail(error)
+        self.channels.clear()
+        self._reset_session()
+
+    def close(self, now: float) -> None:
+        """End the connection for good: channels fail, the socket closes with code 1000."""
+        self._now = now
+        if self.closed:
+            return
+        self.closed = True
+        wire, self._wire = self._wire, None
+        for core in list(self.channels.values()):
+            core.fail(ChannelClosedError("The client was closed"))
+        self.channels.clear()
+        self._out.clear()
+        self.want_connect = False
+        self._connect_at = self._idle_deadline = self._ping_at = self._pong_deadline = None
+        self._reconcile_at = self._reconcile_deadline = None
+        if wire is not None:
+            wire.alive = False
+            self._close_request = (wire, CLOSE_NORMAL, "client closed")
+        self._reschedule()
+        self._output()
+        self._wake()
+
+    # ── input ───────────────────────────────────────────────────────────
+
+    def receive(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """Process one frame received on the current wire. Protocol violations drop the wire."""
+        self._now = now
+        if self._wire is None:
+            return
+        try:
+            frame = decode_frame(data)
+            tag = frame.tag
+            if tag == Tag.PONG:
+                if self._heartbeat:
+                    self._pong_deadline = now + 2 * self.settings.ping_interval
+                    self._reschedule()
+                return
+            if tag == Tag.RECONCILED:
+                self._on_reconciled(frame.json(), now)
+                return
+            if tag in (Tag.PING, Tag.FIN, Tag.STREAM_REQUEST_OPEN_ACK):
+                return  # not used on a WebSocket wire
+            if tag == Tag.RECONCILE or tag in _CLIENT_ONLY_TAGS:
+                raise ProtocolError(f"server sent client-only tag 0x{tag:02x}")
+            core = self.channels.get(frame.ix)
+            if core is not None:  # frames of a channel we already closed may still arrive
+                core.receive(frame, now)
+        except ProtocolError as exc:
+            self._drop(now, f"protocol violation: {exc}"[:120])
+
+    def _send_reconcile(self, now: float) -> None:
+        wire = self._wire
+        assert wire is not None
+        entries: list[dict[str, Any]] = []
+        for ix, core in self.channels.items():
+            entry: dict[str, Any] = {"id": core.id, "ix": ix, "lastSeq": core.last_peer_seq}
+            if not core.ever_attached:
+                entry["initial"] = True
+            entries.append(entry)
+        payload: dict[str, Any] = {"open": entries}
+        if self.session_id is not None:
+            payload["sessionId"] = self.session_id
+        self._reconcile_ixes = set(self.channels)
+        self._reconciling = True
+        self._needs_reconcile = False
+        self._reconcile_at = None
+        self._reconcile_deadline = now + RECONCILE_TIMEOUT
+        wire.write(encode_json(Tag.RECONCILE, payload))
+
+    def _on_reconciled(self, payload: Any, now: float) -> None:
+        wire = self._wire
+        assert wire is not None
+        if not isinstance(payload, dict) or not isinstance(payload.get("sessionId"), str):
+            raise ProtocolError("RECONCILED: malformed payload")
+        listed: dict[int, int] = {}
+        for entry in payload.get("open", []):
+            if not isinstance(entry, dict):
+                raise ProtocolError("RECONCILED: malformed entry")
+            ix, last_seq = entry.get("ix"), entry.get("lastSeq", 0)
+            if type(ix) is not int or type(last_seq) is not int:
+                raise ProtocolError("RECONCILED: malformed entry")
+            listed[ix] = last_seq
+        self.session_id = payload["sessionId"]
+        self.settings.apply(payload)
+        asked, self._reconcile_ixes = self._reconcile_ixes, set()
+        self._reconciling = False
+        self._reconcile_deadline = None
+        self._attempt = 0
+        self._failing_since = None
+        for ix in sorted(asked):
+            core = self.channels.get(ix)
+            if core is None:
+                continue
+            if ix not in listed:
+                core.fail(NetworkError(NOT_ACKNOWLEDGED))
+                continue
+            if core.peer is not wire:
+                core.attach(wire, ix, listed[ix], now)
+            if self._wire is not wire:
+                return  # a handler callback closed the client
+        if not self._heartbeat:
+            self._heartbeat = True
+            wire.write(_PING)
+            self._ping_at = now + self.settings.ping_interval
+            self._pong_deadline = now + 2 * self.settings.ping_interval
+        if any(ix not in asked for ix in self.channels):
+            self._needs_reconcile = True
+            self._reconcile_at = now
+        if not self.channels:
+            self._idle_deadline = now + self.settings.idle_timeout
+        self._reschedule()
+
+    # ── timers ──────────────────────────────────────────────────────────
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timeout` should run next (channels' deadlines included)."""
+        return self.timers.next_deadline()
+
+    def handle_timeout(self, now: float) -> None:
+        """Fire every deadline due at ``now``."""
+        self._now = now
+        self.timers.run_due(now)
+
+    def _deadline(self) -> float | None:
+        candidates: list[float | None] = [self._connect_at]
+        if self._failing_since is not None:
+            candidates.append(self._failing_since + self.settings.reconnect_timeout)
+        if self._wire is not None:
+            if self._needs_reconcile and not self._reconciling:
+                candidates.append(self._reconcile_at)
+            if self._reconciling:
+                candidates.append(self._reconcile_deadline)
+            elif self._heartbeat:
+                candidates.append(self._pong_deadline)
+            if self._heartbeat:
+                candidates.append(self._ping_at)
+            if not self.channels:
+                candidates.append(self._idle_deadline)
+        present = [c for c in candidates if c is not None]
+        return min(present) if present else None
+
+    def _reschedule(self) -> None:
+        self.timers.schedule(self._timer, None if self.closed else self._deadline())
+
+    def _on_timer(self, now: float) -> None:
+        if self.closed:
+            return
+        wire = self._wire
+        if wire is None:
+            self._on_timer_unwired(now)
+            return
+        if self._reconciling:
+            if self._reconcile_deadline is not None and now >= self._reconcile_deadline:
+                self._drop(now, "no RECONCILED in time")
+                return
+        elif self._heartbeat and self._pong_deadline is not None and now >= self._pong_deadline:
+            self._drop(now, "no PONG in time")
+            return
+        if self._heartbeat and self._ping_at is not None and now >= self._ping_at:
+            wire.write(_PING)
+            self._ping_at = now + self.settings.ping_interval
+        if self._needs_reconcile and not self._reconciling:
+            self._send_reconcile(now)
+        idle = self._idle_deadline
+        if not self.channels and idle is not None and now >= idle:
+            self._close_idle(now)
+            return
+        self._reschedule()
+
+    def _on_timer_unwired(self, now: float) -> None:
+        failing_since = self._failing_since
+        if failing_since is not None and now >= failing_since + self.settings.reconnect_timeout:
+            self._fail_all(NetworkError(GAVE_UP))
+            self.want_connect = False
+        elif self._connect_at is not None and now >= self._connect_at:
+            self._connect_at = None
+            if self.channels and not self._connecting:
+                self._want_connect()
+        self._reschedule()
+
+    def _close_idle(self, now: float) -> None:
+        wire, self._wire = self._wire, None
+        assert wire is not None
+        wire.alive = False
+        self._out.clear()
+        self._close_request = (wire, CLOSE_NORMAL, "idle")
+        self._heartbeat = False
+        self._ping_at = self._pong_deadline = self._idle_deadline = None
+        self._reconciling = False
+        self._reset_session()
+        self._reschedule()
+        self._output()
+
+
+#: Tags only a client sends; receiving one from the server is a protocol violation.
+_CLIENT_ONLY_TAGS = frozenset({Tag.PUBLISH_ACK_REQ, Tag.PUBLISH_BINARY_ACK_REQ})
