@@ -87,12 +87,16 @@ async def test_config_stream_transport_is_the_default(
     assert r.headers["content-type"] == "application/octet-stream"
 
 
-async def test_channel_transport_falls_back_to_binary_inline(client: httpx.AsyncClient) -> None:
+async def test_channel_transport_answers_text_with_a_channel_id(client: httpx.AsyncClient) -> None:
     r = await client.post(URL, content=envelope("countdown", [1], "channel"), headers=HEADERS)
     assert r.status_code == 200
-    assert r.headers["content-type"] == "application/octet-stream"
-    _, frames = parse_frames(r.content)
-    assert frames == [(0, b"1"), (0, b"0"), (0, b""), ("end",)]
+    assert r.headers["content-type"].startswith("text/plain")
+    ret = json.loads(r.text)["ret"]
+    prefix = "!TelefuncGenerator:"
+    assert ret.startswith(prefix)
+    meta = json.loads(ret[len(prefix) :])
+    assert list(meta) == ["channelId"]
+    uuid.UUID(meta["channelId"])
 
 
 async def test_abort_mid_stream_is_in_band_with_status_200(client: httpx.AsyncClient) -> None:

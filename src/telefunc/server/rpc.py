@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import sys
 from collections.abc import Callable, Mapping
@@ -28,11 +29,17 @@ from typing import Any
 
 from telefunc.config import config
 from telefunc.errors import Abort, ProtocolError, ShieldValidationError, UsageError
+from telefunc.server.channel import Channel
 from telefunc.server.context import CallScope, reset_scope, set_scope
-from telefunc.server.files import BodyReader, FileBody
+from telefunc.server.files import BodyReader, FileBody, UploadedFile
+from telefunc.server.functions import FUNCTION_PREFIX, RemoteFunction, expose_function, is_function
 from telefunc.server.registry import Registry, Telefunction
 from telefunc.server.shield import validate_call
+from telefunc.server.stream_channel import ChannelByteStream, ResponseAbort, pump_to_channel
 from telefunc.server.streaming import (
+    BINARY_INLINE,
+    CHANNEL,
+    STREAM_PREFIX,
     STREAMING_HEADERS,
     BodyStream,
     InlineBody,
@@ -103,17 +110,108 @@ def request_kind(query_value: str | None, header_value: str | None) -> str | Non
     return kinds[0] if kinds else None
 
 
-def placeholder_replacer(scope: CallScope) -> Callable[[Any], str | None]:
-    """A serializer replacer turning telefunc objects (channels, …) into their placeholders."""
+def placeholder_replacer(
+    scope: CallScope,
+    *,
+    response_abort: ResponseAbort | None = None,
+    spawned: list[Channel[Any, Any]] | None = None,
+    where: str = "a telefunction",
+) -> Callable[[Any], str | None]:
+    """A serializer replacer turning telefunc objects (channels, functions) into placeholders.
+
+    A function becomes a ``!TelefuncFunction:`` on a new ack channel (the same function twice:
+    one channel); the channels it opens are appended to ``spawned``. A response-wide abort
+    (``response_abort``) aborts returned channels and functions.
+    """
+    functions: dict[int, tuple[str, Any]] = {}
 
     def replace(value: Any) -> str | None:
-        to_placeholder = getattr(value, "__telefunc_placeholder__", None)
-        if to_placeholder is None or isinstance(value, type):
+        if isinstance(value, type):
             return None
-        result: str = to_placeholder(scope)
-        return result
+        to_placeholder = getattr(value, "__telefunc_placeholder__", None)
+        if to_placeholder is not None:
+            result: str = to_placeholder(scope)
+            if response_abort is not None and isinstance(value, Channel):
+                channel = value
+                response_abort.on_abort(lambda error: channel.abort(error.value))
+            return result
+        if not is_function(value):
+            return None
+        known = functions.get(id(value))
+        if known is not None:
+            return known[0]
+        if scope.hub is None:
+            raise UsageError("returning a function needs channels, which this server lacks")
+        placeholder, channel = expose_function(
+            value, scope=scope, response_abort=response_abort, where=where
+        )
+        functions[id(value)] = (placeholder, value)  # keeps `value` alive: ids stay unique
+        if spawned is not None:
+            spawned.append(channel)
+        return placeholder
 
     return replace
+
+
+def _aborter(channel: Channel[Any, Any]) -> Callable[[Abort], None]:
+    return lambda error: channel.abort(error.value)
+
+
+class _RequestValues:
+    """The channels a call's arguments opened (byte streams and functions from the client).
+
+    A reviver for the request body: ``!TelefuncStream:`` becomes a :class:`ChannelByteStream`,
+    ``!TelefuncFunction:`` a :class:`RemoteFunction`, each on a channel registered under the
+    client's id. Every channel holds the call's scope until it closes.
+    """
+
+    __slots__ = ("channels", "files", "scope")
+
+    def __init__(self, scope: CallScope, files: FileBody | None) -> None:
+        self.scope = scope
+        self.files = files
+        self.channels: list[Channel[Any, Any]] = []
+
+    def revive(self, text: str) -> tuple[bool, Any]:
+        if self.files is not None:
+            hit, value = self.files.revive(text)
+            if hit:
+                return True, value
+        if text.startswith(STREAM_PREFIX):
+            return True, ChannelByteStream(self._channel(text[len(STREAM_PREFIX) :], ack=False))
+        if text.startswith(FUNCTION_PREFIX):
+            return True, RemoteFunction(self._channel(text[len(FUNCTION_PREFIX) :], ack=True))
+        return False, None
+
+    def _channel(self, meta_text: str, *, ack: bool) -> Channel[Any, Any]:
+        meta = json.loads(meta_text)
+        channel_id = meta.get("channelId") if isinstance(meta, dict) else None
+        if not isinstance(channel_id, str) or not channel_id:
+            raise ProtocolError("a request channel placeholder without a channelId")
+        hub = self.scope.hub
+        if hub is None:
+            raise ProtocolError("a request channel, but this server serves no channels")
+        if channel_id in hub.mux.channels or any(c.id == channel_id for c in self.channels):
+            raise ProtocolError(f"the request channel id {channel_id!r} is already in use")
+        channel: Channel[Any, Any] = Channel(ack, id=channel_id)
+        hub.register(channel)
+        release = self.scope.hold()
+        channel.on_close(lambda _error: release())
+        self.channels.append(channel)
+        return channel
+
+    def watch(self, response_abort: ResponseAbort) -> None:
+        """Abort the argument channels when the response aborts."""
+        for channel in self.channels:
+            response_abort.on_abort(_aborter(channel))
+
+    def close(self, abort: Abort | None = None) -> None:
+        """The call failed: close (or abort) every argument channel now."""
+        for channel in self.channels:
+            if abort is not None:
+                channel.abort(abort.value)
+            elif not channel.is_closed:
+                channel.close()
 
 
 def malformed(reason: str) -> RpcResponse:
@@ -140,15 +238,29 @@ async def handle_call(
         return malformed(f"method {method} instead of POST")
     if kind not in (None, "txt", "bin"):
         return malformed(f"request kind {kind!r} on the call endpoint")
+    scope = CallScope(hub, context)
+    try:
+        return await _parse_and_run(registry, kind, body, scope)
+    finally:
+        scope.finish_request()
+
+
+async def _parse_and_run(
+    registry: Registry, kind: str | None, body: BodyReader, scope: CallScope
+) -> RpcResponse:
     files: FileBody | None = None
+    request_values: _RequestValues | None = None
     try:
         if kind == "bin":
             files = FileBody(body)
             text = await files.read_metadata()
         else:
             text = (await body.read()).decode("utf-8")
-        envelope = parse(text, reviver=files.revive if files else None)
+        request_values = _RequestValues(scope, files)
+        envelope = parse(text, reviver=request_values.revive)
     except (ValueError, TypeError, ProtocolError) as exc:
+        if request_values is not None:
+            request_values.close()
         return malformed(f"body could not be parsed: {exc}")
     if not (
         isinstance(envelope, dict)
@@ -156,25 +268,34 @@ async def handle_call(
         and isinstance(envelope.get("name"), str)
         and isinstance(envelope.get("args"), list)
     ):
+        request_values.close()
         return malformed("body is not {file, name, args}")
     telefunction = registry.get((envelope["file"], envelope["name"]))
     if telefunction is None:
+        request_values.close()
         return malformed(f"no telefunction {envelope['name']}() in {envelope['file']}")
     args: list[Any] = envelope["args"]
     stream_options = envelope.get("stream")
+    del envelope  # the arguments' finalizers (closing their channels) need the last reference
     transport = resolve_transport(
         stream_options.get("transport") if isinstance(stream_options, dict) else None,
         config.stream.transport,
+        channels=scope.hub is not None,
     )
-    scope = CallScope(hub, context)
-    try:
-        return await _run(telefunction, args, scope, transport)
-    finally:
-        scope.finish_request()
+    response_abort = ResponseAbort()
+    request_values.watch(response_abort)
+    response = await _run(telefunction, args, scope, transport, response_abort)
+    if response.status != 200:
+        request_values.close(response_abort.error)
+    return response
 
 
 async def _run(
-    telefunction: Telefunction, args: list[Any], scope: CallScope, transport: str
+    telefunction: Telefunction,
+    args: list[Any],
+    scope: CallScope,
+    transport: str,
+    response_abort: ResponseAbort,
 ) -> RpcResponse:
     try:
         positional, keyword = validate_call(telefunction.func, args)
@@ -184,12 +305,27 @@ async def _run(
     except UsageError:  # the telefunction's own signature is unusable: a server bug
         logger.exception("telefunc: cannot validate the arguments of %s", telefunction.key)
         return RpcResponse.text(500, INTERNAL_ERROR)
+    del args
+    where = f"{telefunction.key}()"
     token = set_scope(scope)
-    streams = StreamCollector()
+    streams = StreamCollector(channels=transport == CHANNEL)
+    spawned: list[Channel[Any, Any]] = []
+    fallback = placeholder_replacer(
+        scope, response_abort=response_abort, spawned=spawned, where=where
+    )
     try:
         result = await _invoke(telefunction, positional, keyword)
-        payload = stringify({"ret": result}, replacer=streams.replacer(placeholder_replacer(scope)))
+        del positional, keyword
+        payload = stringify({"ret": result}, replacer=streams.replacer(fallback))
+        if streams.channels and any(isinstance(p.value, UploadedFile) for p in streams.producers):
+            # An echoed upload is read from this request's body, which ends with the HTTP
+            # exchange: it must travel inline. (The fallback replacer is reused, so functions
+            # and channels keep their placeholders; the values were not opened yet.)
+            streams = StreamCollector()
+            payload = stringify({"ret": result}, replacer=streams.replacer(fallback))
+            transport = BINARY_INLINE
     except Abort as abort:
+        response_abort.abort(abort.value)
         try:
             payload = stringify({"ret": abort.value, "abort": True})
         except Exception:
@@ -200,11 +336,27 @@ async def _run(
         return RpcResponse.text(403, payload)
     except Exception:
         streams.discard()
+        for channel in spawned:
+            channel.abort(None)
         logger.exception("telefunc: telefunction %s raised", telefunction.key)
         return RpcResponse.text(500, INTERNAL_ERROR)
     finally:
         reset_scope(token)
+    del result
     if not streams.producers:
+        return RpcResponse.text(200, payload)
+    if transport == CHANNEL:
+        # Each value gets its own channel; the body is the plain text form.
+        for producer in streams.producers:
+            assert producer.channel_id is not None
+            pump_to_channel(
+                producer.channel_id,
+                producer.open,
+                scope=scope,
+                response_abort=response_abort,
+                where=where,
+                discard=producer.discard,
+            )
         return RpcResponse.text(200, payload)
     # The body holds the scope until every streaming value has finished.
     body = InlineBody(

@@ -33,7 +33,10 @@ transport (``application/octet-stream``) it is::
 ``sse-inline`` (``text/event-stream``) sends the very same bytes cut into ``data: <base64url>``
 events. An exception raised by any streaming value ends the whole body with the error frame
 (an :class:`Abort` carries its value, anything else is logged and sent as a bug); the status
-stays 200. The ``channel`` transport is not implemented yet: it falls back to ``binary-inline``.
+stays 200. With the ``channel`` transport the body is plain text and each streaming value
+travels on its own channel (placeholder metadata ``{"channelId": …}``, see
+:mod:`telefunc.server.stream_channel`); it needs a channel hub and falls back to
+``binary-inline`` without one.
 
 Each streaming value is driven by its own task, which runs in the call's context
 (``get_context()`` works inside a generator) and computes its next chunk only once the previous
@@ -49,6 +52,7 @@ import asyncio
 import base64
 import inspect
 import logging
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -163,19 +167,20 @@ def content_type_for(transport: str) -> str:
 _warned_channel = False
 
 
-def resolve_transport(requested: Any, default: str) -> str:
-    """The inline transport to use: the envelope's valid ``stream.transport``, else ``default``.
+def resolve_transport(requested: Any, default: str, *, channels: bool = False) -> str:
+    """The stream transport to use: the envelope's valid ``stream.transport``, else ``default``.
 
-    ``channel`` is not implemented yet and falls back to ``binary-inline`` (logged once).
+    ``channels`` says whether the server can open channels (it has a hub); without them
+    ``channel`` falls back to ``binary-inline`` (logged once).
     """
     transport = requested if requested in _TRANSPORTS else default
-    if transport == CHANNEL:
+    if transport == CHANNEL and not channels:
         global _warned_channel
         if not _warned_channel:
             _warned_channel = True
             logger.warning(
-                "telefunc: the 'channel' stream transport is not supported yet; "
-                "streaming values are sent with 'binary-inline' instead"
+                "telefunc: the 'channel' stream transport needs channels, which this server "
+                "does not serve; streaming values are sent with 'binary-inline' instead"
             )
         return BINARY_INLINE
     return str(transport)
@@ -291,12 +296,16 @@ def _upload_source(upload: UploadedFile) -> tuple[str, dict[str, Any], ChunkOpen
 class _Producer:
     """One streaming value of a response: its index, how to open its chunks, how to drop it."""
 
-    __slots__ = ("index", "open", "value")
+    __slots__ = ("channel_id", "index", "open", "value")
 
-    def __init__(self, index: int, open: ChunkOpener, value: Any) -> None:
+    def __init__(
+        self, index: int, open: ChunkOpener, value: Any, channel_id: str | None = None
+    ) -> None:
         self.index = index
         self.open = open
         self.value = value
+        #: With the ``channel`` transport: the id of the channel the value travels on.
+        self.channel_id = channel_id
 
     def discard(self) -> None:
         """Release a value whose chunks were never opened (no 'never awaited' warning)."""
@@ -310,9 +319,13 @@ class StreamCollector:
     ``stringify(result, replacer=collector.replacer(fallback))`` turns each streaming value into
     its placeholder (``{"__index": n}`` plus metadata); the same object referenced twice gets
     the identical placeholder. ``fallback`` handles everything else (channels, …).
+
+    With ``channels=True`` (the ``channel`` transport) each value gets a fresh channel id and
+    the placeholder metadata is ``{"channelId": id}`` plus metadata instead.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, channels: bool = False) -> None:
+        self.channels = channels
         self.producers: list[_Producer] = []
         self._seen: dict[int, str] = {}
         self._keep: list[Any] = []  # keeps the values alive so their ids stay unique
@@ -331,12 +344,19 @@ class StreamCollector:
                 return cached
             prefix, extra, opener = found
             index = len(self.producers)
-            if index >= MAX_STREAMS:
-                raise UsageError(
-                    f"a telefunction result can hold at most {MAX_STREAMS} streaming values"
-                )
-            self.producers.append(_Producer(index, opener, value))
-            placeholder = prefix + stringify({"__index": index, **extra}, script_safe=False)
+            meta: dict[str, Any]
+            if self.channels:
+                channel_id = str(uuid.uuid4())
+                self.producers.append(_Producer(index, opener, value, channel_id))
+                meta = {"channelId": channel_id, **extra}
+            else:
+                if index >= MAX_STREAMS:
+                    raise UsageError(
+                        f"a telefunction result can hold at most {MAX_STREAMS} streaming values"
+                    )
+                self.producers.append(_Producer(index, opener, value))
+                meta = {"__index": index, **extra}
+            placeholder = prefix + stringify(meta, script_safe=False)
             self._seen[id(value)] = placeholder
             self._keep.append(value)
             return placeholder
