@@ -1,20 +1,38 @@
-"""The chat's telefunctions: post to a room, read a room's last 50 messages.
+"""The chat's telefunctions: rooms as broadcast channels, plus a channel per user for sending.
 
-The user name comes from the `user` cookie, read by the context factory in `context.py`.
+A page calls three things:
+
+* ``join(room)`` returns the room's :class:`BroadcastChannel`; everything said in the room (new
+  messages, "X is typing") is published to its key, so every member gets it in one order, and a
+  member whose connection drops gets what it missed replayed when it reconnects.
+* ``history(room)`` returns the room's last 50 messages (the ones before the page joined).
+* ``connect(room)`` returns the user's own :class:`Channel`. The page sends on it with an ack:
+  ``{"kind": "send", "text": ...}`` is validated, stored, published to the room, and the ack
+  value is the stored :class:`Message` (with its ``id``), or a :class:`Rejected` saying why
+  not; ``{"kind": "typing"}`` is relayed to the room; ``{"kind": "ping"}`` is answered with
+  ``"pong"`` (the page's "connected" check).
+
+Every message is published by the server, after validation, under the name the ``context``
+factory (``context.py``) read from the ``user`` cookie — a page never supplies an author.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from typing import TypedDict
+from typing import Literal, TypedDict
 
-from telefunc import Abort, get_context
+from telefunc import Abort, Broadcast, BroadcastChannel, Channel, get_context
 
 HISTORY = 50
+MAX_TEXT = 2000
+MAX_ROOM = 40
+TYPING_EVERY = 1.0  # seconds: a user's typing events are relayed at most this often
 
 
 class Message(TypedDict):
+    """One stored chat message; ``id`` is its number in the room (1, 2, 3, …)."""
+
     id: int
     room: str
     author: str
@@ -22,35 +40,153 @@ class Message(TypedDict):
     at: float
 
 
-_rooms: dict[str, deque[Message]] = defaultdict(lambda: deque(maxlen=HISTORY))
-_next_id = 0
+class MessageEvent(TypedDict):
+    """Published to the room when a message was stored."""
+
+    kind: Literal["message"]
+    message: Message
 
 
-async def whoami() -> str:
-    """The current user's name, from the cookie."""
+class TypingEvent(TypedDict):
+    """Published to the room while ``user`` is typing."""
+
+    kind: Literal["typing"]
+    user: str
+
+
+ChatEvent = MessageEvent | TypingEvent
+
+
+class SendRequest(TypedDict):
+    """Client -> server: store and publish ``text`` (acked with the stored message)."""
+
+    kind: Literal["send"]
+    text: str
+
+
+class TypingRequest(TypedDict):
+    """Client -> server: the user is typing."""
+
+    kind: Literal["typing"]
+
+
+class PingRequest(TypedDict):
+    """Client -> server: answered ``"pong"``; the page shows "reconnecting…" until it is."""
+
+    kind: Literal["ping"]
+
+
+UserRequest = SendRequest | TypingRequest | PingRequest
+
+
+class Rejected(TypedDict):
+    """The ack of a ``send`` the server refused (the channel stays open)."""
+
+    error: str
+
+
+class Notice(TypedDict):
+    """Server -> client on the user's channel: a line for the page's status area."""
+
+    text: str
+
+
+_history: dict[str, deque[Message]] = defaultdict(lambda: deque(maxlen=HISTORY))
+# Per room, so a room's ids are 1, 2, 3…: a page that sees id 7 after id 5 knows it missed one.
+_last_id: dict[str, int] = defaultdict(int)
+
+
+def _room_key(room: str) -> str:
+    return f"chat:room:{room}"
+
+
+def _check_room(room: str) -> str:
+    room = room.strip()
+    if not room or len(room) > MAX_ROOM:
+        raise Abort({"error": f"a room name has 1 to {MAX_ROOM} characters"})
+    return room
+
+
+def _user() -> str:
     return str(get_context().user)
 
 
-async def send_message(room: str, text: str) -> Message:
-    """Post `text` to `room` as the current user."""
-    global _next_id
+async def whoami() -> str:
+    """The current user's name, from the ``user`` cookie."""
+    return _user()
+
+
+async def join(room: str) -> BroadcastChannel[ChatEvent]:
+    """The room's broadcast channel: subscribe to get its messages and typing events, in order."""
+    return BroadcastChannel(key=_room_key(_check_room(room)))
+
+
+async def history(room: str, after_id: int = 0) -> list[Message]:
+    """The room's last 50 messages, oldest first (only those with an id above ``after_id``)."""
+    return [m for m in _history[_check_room(room)] if m["id"] > after_id]
+
+
+async def connect(room: str) -> Channel[UserRequest, Notice]:
+    """The current user's channel into ``room``: acked sends, typing events and pings.
+
+    The user is read from the context now, while the call's request is at hand; everything
+    sent on the channel later is attributed to that user.
+    """
+    room = _check_room(room)
+    user = _user()
+    channel: Channel[UserRequest, Notice] = Channel()
+    last_typing = -TYPING_EVERY
+
+    async def on_request(request: UserRequest) -> Message | Rejected | str | None:
+        # Channel messages are not shield-checked like call arguments: check them here.
+        nonlocal last_typing
+        kind = request.get("kind") if isinstance(request, dict) else None
+        if kind == "send":
+            text = request.get("text")
+            if not isinstance(text, str):
+                return {"error": "a message is text"}
+            # A refusal is the ack value, not an Abort: raising Abort in a listener would
+            # abort the whole channel.
+            try:
+                return await _post(room, user, text)
+            except ValueError as exc:
+                return {"error": str(exc)}
+        if kind == "typing":
+            # A page may send this on every keystroke; the room hears it once a second at most.
+            now = time.monotonic()
+            if now - last_typing >= TYPING_EVERY:
+                last_typing = now
+                typing: TypingEvent = {"kind": "typing", "user": user}
+                await Broadcast.publish(_room_key(room), typing)
+            return None
+        if kind == "ping":
+            return "pong"
+        # Abort on a request the page never sends: the channel closes with this value.
+        raise Abort({"error": f"unknown request {kind!r}"})
+
+    channel.listen(on_request)
+    channel.on_open(lambda: channel.send({"text": f"Signed in as {user}."}))
+    return channel
+
+
+async def _post(room: str, author: str, text: str) -> Message:
+    """Store and publish one message; raises ``ValueError`` for an empty or too long text."""
+    # Private (leading underscore): not a telefunction, so no page can pick its own author.
     text = text.strip()
     if not text:
-        raise Abort({"error": "empty message"})
-    if len(text) > 2000:
-        raise Abort({"error": "message too long"})
-    _next_id += 1
+        raise ValueError("empty message")
+    if len(text) > MAX_TEXT:
+        raise ValueError("message too long")
+    _last_id[room] += 1
     message: Message = {
-        "id": _next_id,
+        "id": _last_id[room],
         "room": room,
-        "author": str(get_context().user),
+        "author": author,
         "text": text,
         "at": time.time(),
     }
-    _rooms[room].append(message)
+    # Stored and published with no await in between, so history order is publish order.
+    _history[room].append(message)
+    event: MessageEvent = {"kind": "message", "message": message}
+    await Broadcast.publish(_room_key(room), event)
     return message
-
-
-async def last_messages(room: str, after_id: int = 0) -> list[Message]:
-    """The room's last 50 messages (only those newer than `after_id`)."""
-    return [m for m in _rooms[room] if m["id"] > after_id]

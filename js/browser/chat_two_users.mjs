@@ -1,23 +1,34 @@
 // Browser scenario for examples/chat: two users in one room, in Debian's headless Chromium.
 //
-//   node chat_two_users.mjs <origin> <outdir>
+//   node chat_two_users.mjs <origin> <outdir> [ws|sse] [expire]
+//
+// `ws`/`sse` is passed to the page as `?transport=`, pinning the client's channel transport;
+// without it the page uses the client's default (SSE, upgrading to WebSocket). `expire` keeps
+// alice offline until her page gave up its channels (the server's reconnect timeout passed, so
+// nothing is replayed: the page starts a new session and catches up from the room's history).
 //
 // Two browser contexts are two users (each with its own `user` cookie). Both open one fresh
 // room; they take turns sending messages and each must see the other's, in order. Then
 // alice's context goes offline, bob sends 20 messages, alice comes back and must show all
-// 20 once each, in order. Everything is observed through the DOM (`#messages li`,
-// `#status`), not the transport, so the scenario survives a change of how messages travel.
+// 20 once each, in order. Last, alice types (bob's page must say "alice is typing…") and
+// sends a final message that both pages show. Everything is observed through the DOM
+// (`#messages li`, `#status`, `#typing`, `data-via`, `body[data-session]`), not the transport,
+// so the scenario survives a change of how messages travel.
 //
-// Prints one JSON line: {"room", "alice": [...texts], "bob": [...texts], "steps": [...],
+// Prints one JSON line: {"room", "alice": [...texts], "bob": [...texts], "alice_via": [...],
+// "bob_via": [...] (how each message reached the page), "bob_typing",
+// "alice_status", "bob_status", "steps": [...],
 // "screenshots": [...], "error"?}. Exits 1 when a wait timed out (the JSON still says what
 // each page showed, and the screenshots are still taken, for the Python test to report).
 import { chromium } from 'playwright-core'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 
-const [origin, outdir] = process.argv.slice(2)
+const [origin, outdir, ...options] = process.argv.slice(2)
+const transport = options.find((o) => o === 'ws' || o === 'sse')
+const expire = options.includes('expire')
 if (!origin || !outdir) {
-  console.error('usage: node chat_two_users.mjs <origin> <outdir>')
+  console.error('usage: node chat_two_users.mjs <origin> <outdir> [ws|sse]')
   process.exit(2)
 }
 mkdirSync(outdir, { recursive: true })
@@ -54,7 +65,9 @@ async function openUser(name) {
   const page = await context.newPage()
   page.on('dialog', (dialog) => dialog.accept(name))
   page.setDefaultTimeout(WAIT_MS)
-  await page.goto(`${origin}/?room=${encodeURIComponent(room)}`)
+  const query = new URLSearchParams({ room })
+  if (transport) query.set('transport', transport)
+  await page.goto(`${origin}/?${query}`)
   await page.locator('#me').filter({ hasText: name }).waitFor()
   await waitStatus(page, 'connected')
   return { name, context, page }
@@ -62,6 +75,10 @@ async function openUser(name) {
 
 const texts = (page) =>
   page.$$eval('#messages li', (items) => items.map((li) => li.textContent.trim()))
+
+// How each listed message reached the page (the chat keeps it in `data-via`: broadcast,
+// history or ack).
+const vias = (page) => page.$$eval('#messages li', (items) => items.map((li) => li.dataset.via))
 
 function waitStatus(page, text) {
   return page.waitForFunction((t) => document.getElementById('status')?.textContent === t, text)
@@ -122,18 +139,35 @@ try {
   result.alice_count_while_offline = (await texts(alice.page)).length
   result.alice_count_before_offline = aliceBefore
   step(`bob sent ${OFFLINE_BURST} while alice was offline`)
+  if (expire) {
+    // The client closes its channels once its reconnect timeout (the server's) has passed;
+    // the page then starts a new session (body[data-session] counts them).
+    await alice.page.waitForFunction(() => Number(document.body.dataset.session) >= 2)
+    step('alice stayed offline until her page gave up its channels')
+  }
 
   await alice.context.setOffline(false)
   await waitLast(alice.page, count, `bob: burst ${OFFLINE_BURST}`)
   await waitStatus(alice.page, 'connected')
   step('alice back online and caught up')
 
+  // Typing indicator: alice types (real keystrokes, so `input` events fire) without sending;
+  // bob's page says so.
+  await alice.page.locator('#text').pressSequentially('back online', { delay: 20 })
+  await bob.page.locator('#typing').filter({ hasText: 'alice is typing…' }).waitFor()
+  result.bob_typing = await bob.page.textContent('#typing')
+  await bob.page.screenshot({ path: path.join(outdir, 'chat-bob-typing.png') })
+  step('bob sees alice typing')
+
   // A last message from alice is a barrier: once both pages show it, any late duplicate of
-  // the burst (e.g. from an overlapping catch-up) would already be on screen.
+  // the burst (e.g. from an overlapping catch-up) would already be on screen. Her message
+  // also ends her "is typing…" line on bob's page.
   count += 1
-  await send(alice, 'back online', count)
+  await alice.page.press('#text', 'Enter')
+  await waitLast(alice.page, count, 'alice: back online')
   await waitLast(bob.page, count, 'alice: back online')
-  step('barrier message seen on both pages')
+  await bob.page.waitForFunction(() => document.getElementById('typing')?.textContent === '')
+  step('barrier message seen on both pages, typing line cleared')
 } catch (err) {
   failed = true
   result.error = String(err && err.stack ? err.stack : err).split('\n').slice(0, 6).join('\n')
@@ -144,6 +178,10 @@ for (const user of [alice, bob]) {
   if (!user) continue
   try {
     result[user.name] = await texts(user.page)
+    result[`${user.name}_via`] = await vias(user.page)
+    result[`${user.name}_sessions`] = Number(
+      await user.page.evaluate(() => document.body.dataset.session),
+    )
     result[`${user.name}_status`] = await user.page.textContent('#status')
     const file = path.join(outdir, `chat-${user.name}.png`)
     await user.page.screenshot({ path: file, fullPage: true })

@@ -6,6 +6,7 @@ continent fallback can place) running a worker around ``telefunc.cloudflare.Tele
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -81,6 +82,10 @@ class Edge:
         resp = await self.emu.fetch(url, colo=colo, method="POST", headers=headers, body=body)
         text = await resp.text()
         return resp.status, resp.headers.get("x-telefunc-session"), json.loads(text)
+
+    async def connect(self, *, colo: str, token: str | None) -> ChannelClient:
+        """Open a channel WebSocket for session ``token`` at ``colo``."""
+        return await ChannelClient.connect(self, colo=colo, token=token)
 
     async def open_channel(self, *, colo: str = "LHR", token: str | None = None) -> Any:
         """Call ``echo`` and attach its channel over a WebSocket: a :class:`ChannelClient`."""
@@ -158,6 +163,9 @@ class _RecordingContext:
         self._log = log
 
     def waitUntil(self, aw: Any) -> None:
+        # As strict as the runtime: a Promise-like (here an asyncio Future), never a coroutine.
+        if not isinstance(aw, asyncio.Future):
+            raise TypeError(f"waitUntil: not a Promise: {type(aw).__name__}")
         self._log.append(aw)
         self._ctx.waitUntil(aw)
 

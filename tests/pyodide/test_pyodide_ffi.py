@@ -31,16 +31,10 @@ ADAPTER_CHECKS: list[Any] = [
     "websockets",
     "timers_and_clock",
     "streamed_body",
-    # _ffi.wait_until hands ctx.waitUntil a bare Future: a *borrowed* PyProxy, destroyed before
-    # the Promise machinery calls its `then`, so the work is rejected under plain Pyodide (workerd
-    # patches waitUntil for this, cloudflare/workerd#4808). Strict: remove the mark once
-    # wait_until passes a real Promise or a create_proxy'd Future (see ffi_main.py promises).
-    pytest.param(
-        "wait_until",
-        marks=pytest.mark.xfail(
-            strict=True, reason="_ffi.wait_until passes a borrowed Future proxy to waitUntil"
-        ),
-    ),
+    # _ffi.wait_until hands ctx.waitUntil a real Promise settled from the Future (a bare Future
+    # would be a *borrowed* PyProxy, destroyed before the Promise machinery calls its `then`).
+    "wait_until",
+    "broadcast_ffi",
 ]
 
 

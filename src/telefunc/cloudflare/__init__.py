@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from telefunc.cloudflare import _ffi
+from telefunc.cloudflare.broadcast import BroadcastSettings, DurableBroadcast
 from telefunc.cloudflare.durable_object import (
     ContextFactory,
     DurableServer,
@@ -58,6 +59,8 @@ __all__ = [
     "REGIONS",
     "SESSION_HEADER",
     "SESSION_TTL",
+    "BroadcastSettings",
+    "DurableBroadcast",
     "DurableServer",
     "SessionRecord",
     "Telefunc",
@@ -144,9 +147,24 @@ class Telefunc:
         """The Durable Object class to export from the worker's entry module."""
         if self._object_class is None:
             self._object_class = build_durable_object_class(
-                lambda: self.registry, self.context, lambda: self.telefunc_url
+                lambda: self.registry,
+                self.context,
+                lambda: self.telefunc_url,
+                self.broadcast_settings,
             )
         return self._object_class
+
+    @property
+    def broadcast_settings(self) -> BroadcastSettings:
+        """What the objects need for the distributed broadcast (names, scale, bindings)."""
+        return BroadcastSettings(
+            instance_name=self.instance_name,
+            counts=dict(self.router.counts),
+            binding_name=self.binding_name,
+            kv_binding_name=self.kv_binding_name,
+            jurisdiction=self.jurisdiction,
+            location_fallback=self.location_fallback,
+        )
 
     def _namespace(self, env: Any) -> Any:
         namespace = _ffi.namespace_binding(env, self.binding_name)

@@ -7,8 +7,9 @@ Everything else in :mod:`telefunc.cloudflare` works on plain Python values (``st
 * JS objects arrive as ``JsProxy``; options objects must be plain ``Object`` s, not ``Map`` s
   (``to_js(..., dict_converter=Object.fromEntries)``);
 * Python callables handed to JS need ``create_proxy`` / ``create_once_callable``;
-* a Python awaitable handed to ``ctx.waitUntil`` must be a Future (Pyodide turns it into a
-  Promise), not a bare coroutine;
+* ``ctx.waitUntil`` needs a real JS ``Promise``: a Future handed over as it is becomes a
+  *borrowed* PyProxy that is destroyed before JS calls its ``then`` (:func:`wait_until` builds a
+  Promise settled from the Future's done callback instead);
 * the SDK may hand over wrapper objects (``workers.Request``) whose JS value is ``js_object``.
 
 Under CPython the same names resolve to the stand-ins of :mod:`telefunc.testing` (its
@@ -33,7 +34,9 @@ __all__ = [
     "clear_timeout",
     "durable_object_base",
     "is_null",
+    "kv_delete",
     "kv_get_text",
+    "kv_list_names",
     "kv_put",
     "namespace_binding",
     "new_response",
@@ -49,7 +52,11 @@ __all__ = [
     "request_url",
     "response_parts",
     "set_timeout",
+    "storage_get",
+    "storage_put",
+    "stub_call",
     "stub_fetch",
+    "stub_for",
     "wait_until",
     "websocket_attachment",
     "websocket_close",
@@ -288,9 +295,40 @@ def namespace_binding(env: Any, name: str) -> Any:
     return None if is_null(value) else value
 
 
+def future_to_promise(future: asyncio.Future[Any]) -> Any:
+    """A JS ``Promise`` settled by ``future`` (rejects with an ``Error`` when it fails).
+
+    It resolves with the result when that is a primitive (``str``, number, ``bool``, ``None``),
+    else with ``undefined``.
+
+    No PyProxy of the Future crosses into JS: the executor runs synchronously inside
+    ``new Promise`` and keeps ``resolve``/``reject``, which the done callback calls.
+    """
+    js, ffi = _js(), _pyffi()
+
+    def executor(resolve: Any, reject: Any) -> None:
+        def settle(fut: asyncio.Future[Any]) -> None:
+            if fut.cancelled():
+                reject(js.Error.new("cancelled"))
+            elif fut.exception() is not None:
+                exc = fut.exception()
+                reject(js.Error.new(f"{type(exc).__name__}: {exc}"))
+            else:
+                result = fut.result()
+                # Primitives convert implicitly; anything else would cross as a PyProxy.
+                simple = result is None or isinstance(result, str | int | float | bool)
+                resolve(result if simple else None)
+
+        future.add_done_callback(settle)
+
+    proxy = ffi.create_once_callable(executor)
+    return js.Promise.new(proxy)
+
+
 def wait_until(ctx: Any, awaitable: Awaitable[Any]) -> None:
-    """``ctx.waitUntil(...)`` with a Future (a Promise under Pyodide)."""
-    ctx.waitUntil(asyncio.ensure_future(awaitable))
+    """``ctx.waitUntil(...)``: a real ``Promise`` under Pyodide, the Future in the emulator."""
+    future = asyncio.ensure_future(awaitable)
+    ctx.waitUntil(future_to_promise(future) if IN_PYODIDE else future)
 
 
 async def kv_get_text(kv: Any, key: str) -> str | None:
@@ -305,6 +343,69 @@ async def kv_put(kv: Any, key: str, value: str, *, ttl: int | None = None) -> No
         await kv.put(key, value)
     else:
         await kv.put(key, value, _js_options({"expirationTtl": ttl}))
+
+
+async def kv_delete(kv: Any, key: str) -> None:
+    """``await kv.delete(key)``."""
+    await kv.delete(key)
+
+
+async def kv_list_names(kv: Any, prefix: str) -> list[str]:
+    """Every key name under ``prefix`` (``kv.list`` page by page)."""
+    names: list[str] = []
+    cursor: str | None = None
+    while True:
+        options: dict[str, Any] = {"prefix": prefix}
+        if cursor:
+            options["cursor"] = cursor
+        page = py(await kv.list(_js_options(options))) or {}
+        names.extend(str(item["name"]) for item in page.get("keys") or [])
+        cursor = page.get("cursor")
+        if page.get("list_complete", True) or not cursor:
+            return names
+
+
+async def storage_get(state: Any, key: str) -> Any:
+    """``await ctx.storage.get(key)`` as a plain value (``None`` when absent)."""
+    return py(await state.storage.get(key))
+
+
+async def storage_put(state: Any, key: str, value: Any) -> None:
+    """``await ctx.storage.put(key, value)`` (a str or a number)."""
+    await state.storage.put(key, value)
+
+
+def stub_for(namespace: Any, name: str, location_hint: str | None) -> Any:
+    """The stub of the object named ``name`` (``locationHint`` applies on first creation)."""
+    object_id = namespace.idFromName(name)
+    if location_hint is None:
+        return namespace.get(object_id)
+    return namespace.get(object_id, _js_options({"locationHint": location_hint}))
+
+
+def _rpc_value(value: Any) -> Any:
+    # Plain JS values for an RPC argument: Objects (not Maps), bytes as Uint8Array.
+    if not IN_PYODIDE:
+        return value
+    return _pyffi().to_js(value, dict_converter=_js().Object.fromEntries)
+
+
+def rpc_value(value: Any) -> Any:
+    """An RPC argument or result received from JS as plain Python (dicts, lists, ``bytes``)."""
+    value = py(value)
+    if isinstance(value, dict):
+        return {str(k): rpc_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rpc_value(v) for v in value]
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    return value
+
+
+async def stub_call(stub: Any, method: str, argument: Mapping[str, Any]) -> Any:
+    """``await stub.<method>(argument)`` (Workers RPC); the result as plain Python."""
+    result = await getattr(stub, method)(_rpc_value(dict(argument)))
+    return rpc_value(result)
 
 
 async def stub_fetch(

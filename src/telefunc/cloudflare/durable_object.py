@@ -11,7 +11,10 @@ is ``Date.now()`` and whose deadlines are ``setTimeout`` timers of the object) a
   as attachment, so after an eviction the fresh instance recognises sockets it does not know and
   closes them (1012): the client reconnects, and its channels fail with ``NetworkError``;
 * **SSE channels** (``?_telefunc=sse``) through :func:`telefunc.asgi.sse.serve_sse` when that
-  transport is installed.
+  transport is installed;
+* **broadcast** (RPC ``telefuncBroadcastPublish`` / ``telefuncBroadcastDeliver``): the object's
+  :class:`~telefunc.cloudflare.broadcast.DurableBroadcast` is the broadcast transport of every
+  event it handles (a scoped transport, so ``BroadcastChannel`` and ``Broadcast`` use it).
 
 **Lifetime.** While any channel or client connection exists the hub has a deadline (ping
 deadline of a connection, reconnect window of a detached channel, ``connect_ttl``), and a pending
@@ -23,17 +26,24 @@ passed, no timer is left and the runtime may hibernate the object.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from telefunc.cloudflare import _ffi
+from telefunc.cloudflare.broadcast import BroadcastSettings, DurableBroadcast
 from telefunc.cloudflare.routing import BUCKET_HEADER, SHARD_HEADER
 from telefunc.config import config
 from telefunc.errors import UsageError
+from telefunc.server.broadcast_transport import (
+    BroadcastTransport,
+    reset_scoped_broadcast_transport,
+    set_scoped_broadcast_transport,
+)
 from telefunc.server.hub import ChannelHub
 from telefunc.server.registry import Registry
 from telefunc.server.rpc import (
@@ -76,12 +86,14 @@ ContextFactory = Callable[[Any, Any], Mapping[str, Any] | Awaitable[Mapping[str,
 class DurableHub(ChannelHub):
     """A channel hub on the Workers clock: deadlines are ``setTimeout`` timers of the object."""
 
-    __slots__ = ("_armed_at", "_handle")
+    __slots__ = ("_armed_at", "_handle", "transport")
 
-    def __init__(self) -> None:
+    def __init__(self, transport: BroadcastTransport | None = None) -> None:
         super().__init__()
         self._handle: Any = None
         self._armed_at: float | None = None
+        #: The object's broadcast transport, scoped around timer-driven work.
+        self.transport = transport
 
     @staticmethod
     def now() -> float:
@@ -120,9 +132,12 @@ class DurableHub(ChannelHub):
 
     def _fire(self) -> None:
         self._handle, self._armed_at = None, None
+        token = set_scoped_broadcast_transport(self.transport) if self.transport else None
         try:
             self.mux.handle_timeout(self.now())
         finally:
+            if token is not None:
+                reset_scoped_broadcast_transport(token)
             self.refresh()
 
     async def aclose(self) -> None:
@@ -267,19 +282,57 @@ class DurableServer:
         registry: Registry,
         context: ContextFactory | None,
         telefunc_url: str,
+        broadcast: BroadcastSettings | None = None,
     ) -> None:
         self.state = state
         self.env = env
         self.registry = registry
         self.context = context
         self.telefunc_url = telefunc_url
-        self.hub = DurableHub()
-        self.wires: dict[str, _WsWire] = {}
         #: This object's name and region (from the forwarding worker's headers).
         self.shard: str | None = None
         self.region: str | None = None
+        #: The object's broadcast transport (``None`` without broadcast settings).
+        self.broadcast = (
+            DurableBroadcast(state, env, broadcast, lambda: (self.shard, self.region))
+            if broadcast is not None
+            else None
+        )
+        self.hub = DurableHub(self.broadcast)
+        self.wires: dict[str, _WsWire] = {}
         #: Requests served by this instance (observability).
         self.requests = 0
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """Make this object's broadcast transport the current one (for one event)."""
+        if self.broadcast is None:
+            yield
+            return
+        token = set_scoped_broadcast_transport(self.broadcast)
+        try:
+            yield
+        finally:
+            reset_scoped_broadcast_transport(token)
+
+    # ── broadcast RPC ───────────────────────────────────────────────────
+
+    async def broadcast_publish(self, request: Any) -> dict[str, Any]:
+        """``telefuncBroadcastPublish``: as the key's authority, or a region's coordinator."""
+        if self.broadcast is None:
+            raise UsageError("this Durable Object was built without broadcast settings")
+        with self.scope():
+            return await self.broadcast.handle_publish(_ffi.rpc_value(request))
+
+    def broadcast_deliver(self, request: Any) -> int:
+        """``telefuncBroadcastDeliver``: hand a message to this object's listeners."""
+        if self.broadcast is None:
+            return 0
+        with self.scope():
+            try:
+                return self.broadcast.deliver_local(_ffi.rpc_value(request))
+            finally:
+                self.hub.refresh()
 
     # ── HTTP ────────────────────────────────────────────────────────────
 
@@ -290,6 +343,10 @@ class DurableServer:
         region = _ffi.request_header(request, BUCKET_HEADER)
         if shard and region:
             self.shard, self.region = shard, region
+        with self.scope():
+            return await self._fetch(request)
+
+    async def _fetch(self, request: Any) -> Any:
         try:
             if (_ffi.request_header(request, "upgrade") or "").lower() == "websocket":
                 return self._accept_websocket()
@@ -326,6 +383,10 @@ class DurableServer:
 
     def websocket_message(self, ws: Any, message: Any) -> None:
         """``webSocketMessage``: one frame for the socket's connection."""
+        with self.scope():
+            self._websocket_message(ws, message)
+
+    def _websocket_message(self, ws: Any, message: Any) -> None:
         key = _ffi.websocket_attachment(ws)
         wire = self.wires.get(key) if key is not None else None
         if wire is None:
@@ -348,6 +409,10 @@ class DurableServer:
 
     def websocket_close(self, ws: Any, code: int, permanent: bool | None = None) -> None:
         """``webSocketClose`` / ``webSocketError``: the client's wire is gone."""
+        with self.scope():
+            self._websocket_close(ws, code, permanent)
+
+    def _websocket_close(self, ws: Any, code: int, permanent: bool | None) -> None:
         key = _ffi.websocket_attachment(ws)
         wire = self.wires.pop(key, None) if key is not None else None
         if wire is not None and not wire.conn.closed:
@@ -441,8 +506,12 @@ def build_durable_object_class(
     registry: Callable[[], Registry],
     context: ContextFactory | None,
     telefunc_url: Callable[[], str],
+    broadcast: BroadcastSettings | None = None,
 ) -> type[Any]:
-    """The ``TelefuncDurableObject`` class (a ``workers.DurableObject``) of one app."""
+    """The ``TelefuncDurableObject`` class (a ``workers.DurableObject``) of one app.
+
+    ``broadcast`` (the app's names, scale and bindings) enables the distributed broadcast.
+    """
     base = _ffi.durable_object_base()
 
     class TelefuncDurableObject(base):  # type: ignore[misc,valid-type]
@@ -450,7 +519,7 @@ def build_durable_object_class(
 
         def __init__(self, ctx: Any, env: Any) -> None:
             super().__init__(ctx, env)
-            self.telefunc = DurableServer(ctx, env, registry(), context, telefunc_url())
+            self.telefunc = DurableServer(ctx, env, registry(), context, telefunc_url(), broadcast)
 
         async def fetch(self, request: Any) -> Any:
             """Calls, SSE and WebSocket upgrades forwarded by ``Telefunc.serve``."""
@@ -467,5 +536,13 @@ def build_durable_object_class(
         async def webSocketError(self, ws: Any, error: Any) -> None:
             """A channel WebSocket failed: a transient loss."""
             self.telefunc.websocket_close(ws, 1006, permanent=False)
+
+        async def telefuncBroadcastPublish(self, request: Any) -> Any:
+            """RPC: a publish for this key's authority, or a region coordinator's fan-out."""
+            return await self.telefunc.broadcast_publish(request)
+
+        async def telefuncBroadcastDeliver(self, request: Any) -> None:
+            """RPC: deliver one broadcast message to this object's listeners."""
+            self.telefunc.broadcast_deliver(request)
 
     return TelefuncDurableObject

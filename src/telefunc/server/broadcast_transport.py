@@ -29,6 +29,12 @@ any user-written one):
 Optional extension: a transport whose upstream subscription takes effect asynchronously may
 offer ``async wait_subscribed(key)``; :func:`wait_subscribed` calls it when present.
 
+Scoped transports: code that serves several independent "processes" in one interpreter (each
+Cloudflare Durable Object has its own broadcast transport) installs one for the current context
+with :func:`set_scoped_broadcast_transport`; :func:`get_broadcast_transport` prefers it to
+``config.broadcast.transport``. A ``contextvars`` variable, so tasks started inside the scope
+keep it and other objects' tasks never see it.
+
 Standard library only (this module must import under Pyodide).
 """
 
@@ -38,6 +44,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -55,6 +62,8 @@ __all__ = [
     "SeqTracker",
     "get_broadcast_transport",
     "reset_default_broadcast_transport",
+    "reset_scoped_broadcast_transport",
+    "set_scoped_broadcast_transport",
     "wait_subscribed",
 ]
 
@@ -391,10 +400,35 @@ class InMemoryBroadcast:
 
 _default: InMemoryBroadcast | None = None
 
+_scoped: ContextVar[BroadcastTransport | None] = ContextVar(
+    "telefunc_broadcast_transport", default=None
+)
+
+
+def set_scoped_broadcast_transport(
+    transport: BroadcastTransport | None,
+) -> Token[BroadcastTransport | None]:
+    """Make ``transport`` the one :func:`get_broadcast_transport` returns in this context.
+
+    Returns the token for :func:`reset_scoped_broadcast_transport`. ``None`` removes the scope.
+    """
+    return _scoped.set(transport)
+
+
+def reset_scoped_broadcast_transport(token: Token[BroadcastTransport | None]) -> None:
+    """Undo :func:`set_scoped_broadcast_transport`."""
+    _scoped.reset(token)
+
 
 def get_broadcast_transport() -> BroadcastTransport:
-    """The transport in ``config.broadcast.transport``, else the process-wide in-memory one."""
+    """The scoped transport if one is set, else ``config.broadcast.transport``, else in-memory.
+
+    See :func:`set_scoped_broadcast_transport` for the scoped one.
+    """
     global _default
+    scoped = _scoped.get()
+    if scoped is not None:
+        return scoped
     configured = config.broadcast.transport
     if configured is not None:
         if not isinstance(configured, BroadcastTransport):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telefunc import Channel, get_context
+from telefunc import Broadcast, BroadcastChannel, Channel, get_context
 
 
 async def whoami() -> dict[str, Any]:
@@ -25,3 +25,13 @@ async def echo() -> Channel[Any, Any]:
     ch.on_open(lambda: ch.send({"hello": shard}))
     ch.listen(lambda msg: ch.send(msg))
     return ch
+
+
+async def room(key: str) -> BroadcastChannel[Any]:
+    """A broadcast channel on ``key`` (the client subscribes and publishes over its socket)."""
+    return BroadcastChannel(key=key)
+
+
+async def announce(key: str, value: Any) -> Any:
+    """Server-side publish from the caller's object; returns the receipt."""
+    return await Broadcast.publish(key, value)

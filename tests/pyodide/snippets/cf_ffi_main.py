@@ -187,6 +187,113 @@ async def check_wait_until():
     return {"settled": settled}
 
 
+BROADCAST_FAKES_JS = """
+(() => {
+  const tag = (v) => Object.prototype.toString.call(v);
+  class RpcStub {
+    constructor(name, hint, calls) { this.name = name; this.hint = hint; this.calls = calls; }
+    async telefuncBroadcastPublish(request) {
+      // Workers RPC clones plain Objects and typed arrays; a Map or a PyProxy is refused here.
+      if (tag(request) !== "[object Object]") throw new TypeError(`RPC arg: ${tag(request)}`);
+      const info = request.info;
+      if (info !== undefined && tag(info) !== "[object Object]") throw new TypeError("info");
+      const bin = request.binaryData;
+      if (bin !== undefined && !(bin instanceof Uint8Array)) throw new TypeError(tag(bin));
+      this.calls.push({ to: this.name, hint: this.hint, keys: Object.keys(request).sort(),
+                        doNames: request.doNames ?? null, bytes: bin ? [...bin] : null });
+      return { seq: 7, timestamp: 1700000000123, meta: { authorityBucket: "weur",
+               fanoutBuckets: ["weur", "apac"] } };
+    }
+  }
+  class Namespace {
+    constructor() { this.calls = []; }
+    idFromName(name) { return { name }; }
+    get(id, options) {
+      if (options !== undefined && tag(options) !== "[object Object]") throw new TypeError("opts");
+      return new RpcStub(id.name, options?.locationHint ?? null, this.calls);
+    }
+  }
+  class ListingKV {
+    constructor(names) { this.names = names; this.calls = []; }
+    async list(options) {
+      if (tag(options) !== "[object Object]") throw new TypeError(`list: ${tag(options)}`);
+      this.calls.push({ prefix: options.prefix, cursor: options.cursor ?? null });
+      const start = options.cursor ? Number(options.cursor) : 0;
+      const hits = this.names.filter((n) => n.startsWith(options.prefix));
+      const page = hits.slice(start, start + 2).map((name) => ({ name, expiration: 1 }));
+      const done = start + 2 >= hits.length;
+      return done ? { keys: page, list_complete: true }
+                  : { keys: page, list_complete: false, cursor: String(start + 2) };
+    }
+    async delete(key) { this.calls.push({ deleted: key }); }
+  }
+  class Storage {
+    constructor() { this.data = new Map(); }
+    async get(key) { return this.data.has(key) ? this.data.get(key) : undefined; }
+    async put(key, value) { this.data.set(key, value); }
+  }
+  return { Namespace, ListingKV, Storage };
+})()
+"""
+
+
+async def check_broadcast_ffi():
+    from pyodide.code import run_js
+
+    from telefunc.cloudflare import _ffi
+    from telefunc.cloudflare.broadcast import presence_key
+
+    fakes = run_js(BROADCAST_FAKES_JS)
+    ns = fakes.Namespace.new()
+    stub = _ffi.stub_for(ns, "telefunc:broadcast:authority:room", "weur")
+    text = await _ffi.stub_call(
+        stub,
+        "telefuncBroadcastPublish",
+        {"key": "room", "locationBucket": "weur", "serialized": '"hi"'},
+    )
+    assert text == {
+        "seq": 7,
+        "timestamp": 1700000000123,
+        "meta": {"authorityBucket": "weur", "fanoutBuckets": ["weur", "apac"]},
+    }, text
+    coordinator = _ffi.stub_for(ns, "telefunc:broadcast:apac:0", None)
+    await _ffi.stub_call(
+        coordinator,
+        "telefuncBroadcastPublish",
+        {
+            "key": "room",
+            "binaryData": b"\x00\xff",
+            "forwarded": True,
+            "doNames": ["telefunc-shard-apac-0"],
+            "info": {"seq": 7, "timestamp": 1.5},
+        },
+    )
+    calls = ns.calls.to_py()
+    assert calls[0]["hint"] == "weur" and _ffi.is_null(calls[1]["hint"]), calls
+    assert calls[1]["bytes"] == [0, 255] and calls[1]["doNames"] == ["telefunc-shard-apac-0"]
+    # An RPC argument arriving from JS (an Object with a Uint8Array) as plain Python.
+    incoming = _ffi.rpc_value(
+        obj({"key": "k", "binaryData": to_js(b"\x01\x02"), "info": {"seq": 3, "timestamp": 9}})
+    )
+    assert incoming == {"key": "k", "binaryData": b"\x01\x02", "info": {"seq": 3, "timestamp": 9}}
+    # Presence listing across pages, and delete.
+    mine = [presence_key("room", r, f"telefunc-shard-{r}-0") for r in ("weur", "enam", "apac")]
+    kv = fakes.ListingKV.new(to_js([*mine, "tfps:other:weur:x", "session:abc"]))
+    names = await _ffi.kv_list_names(kv, "tfps:room:")
+    assert names == mine, names
+    await _ffi.kv_delete(kv, mine[0])
+    kv_calls = kv.calls.to_py()
+    assert [_ffi.py(c.get("cursor")) for c in kv_calls[:2]] == [None, "2"], kv_calls
+    assert kv_calls[-1] == {"deleted": mine[0]}
+    # Storage counters: undefined -> None, numbers round-trip.
+    storage = fakes.Storage.new()
+    state = obj({"storage": storage})
+    assert await _ffi.storage_get(state, "broadcast:room:sequence") is None
+    await _ffi.storage_put(state, "broadcast:room:sequence", 41)
+    assert await _ffi.storage_get(state, "broadcast:room:sequence") == 41
+    return {"rpc_calls": calls, "kv_calls": kv_calls}
+
+
 CHECKS = [
     check_imports,
     check_requests,
@@ -196,6 +303,7 @@ CHECKS = [
     check_timers_and_clock,
     check_streamed_body,
     check_wait_until,
+    check_broadcast_ffi,
 ]
 
 

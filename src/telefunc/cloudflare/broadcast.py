@@ -1,0 +1,588 @@
+"""Distributed broadcast across Durable Objects, with presence in KV (telefunc@0.2.23 §10).
+
+Each telefunc Durable Object has one :class:`DurableBroadcast`, the broadcast transport (§8) its
+``BroadcastChannel`` / ``Broadcast`` calls use (installed with
+:func:`~telefunc.server.broadcast_transport.set_scoped_broadcast_transport` by the object).
+
+**Publish.** ``publisher object → authority → one coordinator per region with subscribers →
+the objects with subscribers → their local listeners``:
+
+* the *authority* of a key is the object ``<instance>:broadcast:authority:<key>``, created near
+  its first publisher (``locationHint``; the region is kept in its storage under
+  ``broadcast:<key>:authority-bucket``). It handles the key's publishes one at a time (a lock of
+  the object), gives each the next ``seq`` (``broadcast:<key>:sequence`` in its storage), a
+  ``timestamp`` (``Date.now()``), and lists the key's presence records in KV;
+* for each region with presence it calls the region's coordinator
+  ``<instance>:broadcast:<region>:<hash(key) % ceil(scale_region / 2)>`` with the object names;
+  the coordinator calls ``telefuncBroadcastDeliver`` on each of them;
+* ``publish()`` resolves (receipt ``{key, seq, timestamp, meta: {authorityBucket,
+  fanoutBuckets}}``) once every listed object has received the message.
+
+Order: the authority starts a publish's fan-out calls before it takes the next publish, every hop
+reuses one stub per destination (calls on one stub arrive in order), and an object drops a
+message whose ``seq`` is not above the last one it delivered for that key (so its listeners see
+strictly increasing numbers even if the network reordered two calls).
+
+**Presence.** While an object has listeners of a key it keeps the KV record
+``tfps:<encodeURIComponent(key)>:<region>:<object name>`` (value: the object name, TTL 90 s),
+written on the first subscribe, rewritten every 30 s, deleted on the last unsubscribe. An evicted
+object stops refreshing; its record expires within 90 s and its region drops out of the fan-out.
+Publishes made while a key's record is being written are buffered (512 KiB, the oldest rejected
+with :class:`~telefunc.errors.ChannelOverflowError` beyond that) and sent once it is written.
+
+Presence lag: the authority lists KV from its own colo, and a record written elsewhere becomes
+visible there only when KV has propagated it (up to 60 s in production). A subscriber in another
+colo than the authority misses publishes for that long — not "a few milliseconds"; see
+``examples/cloudflare/README.md`` for the measurement.
+
+Pure Python: every JS value goes through :mod:`telefunc.cloudflare._ffi`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from telefunc.cloudflare import _ffi
+from telefunc.errors import ChannelOverflowError, UsageError
+from telefunc.server.broadcast_transport import (
+    BinaryCallback,
+    BroadcastFanout,
+    BroadcastTransportError,
+    PublishInfo,
+    PublishReceipt,
+    TextCallback,
+)
+
+__all__ = [
+    "PRESENCE_KEY_PREFIX",
+    "PRESENCE_REFRESH",
+    "PRESENCE_RETRY",
+    "PRESENCE_TTL",
+    "PUBLISH_BUFFER_LIMIT",
+    "BroadcastSettings",
+    "DurableBroadcast",
+    "authority_name",
+    "coordinator_name",
+    "encode_uri_component",
+    "key_hash",
+    "presence_key",
+    "presence_prefix",
+]
+
+logger = logging.getLogger("telefunc.broadcast")
+
+PRESENCE_TTL = 90
+"""Lifetime of a presence record in KV, seconds."""
+PRESENCE_REFRESH = 30.0
+"""How often an object with listeners rewrites its presence records, seconds."""
+PRESENCE_RETRY = 1.0
+"""Delay before retrying a failed presence write (KV allows one write per key per second)."""
+PRESENCE_KEY_PREFIX = "tfps:"
+"""KV key prefix of presence records."""
+PUBLISH_BUFFER_LIMIT = 512 * 1024
+"""Bytes of publishes a key buffers while its presence record is being written."""
+
+
+# ── names ──────────────────────────────────────────────────────────────────
+
+
+def encode_uri_component(text: str) -> str:
+    """JavaScript's ``encodeURIComponent`` (UTF-8, ``A-Za-z0-9-_.!~*'()`` kept)."""
+    return quote(text, safe="!~*'()")
+
+
+def key_hash(key: str) -> int:
+    """``h = (h * 31 + charCode) >>> 0`` over the key's UTF-16 code units, as in 0.2.23."""
+    h = 0
+    units = key.encode("utf-16-le", "surrogatepass")
+    for i in range(0, len(units), 2):
+        h = (h * 31 + (units[i] | units[i + 1] << 8)) & 0xFFFFFFFF
+    return h
+
+
+def authority_name(instance_name: str, key: str) -> str:
+    """The authority object of ``key``: ``<instance>:broadcast:authority:<key>``."""
+    return f"{instance_name}:broadcast:authority:{key}"
+
+
+def coordinator_name(instance_name: str, key: str, region: str, region_scale: int) -> str:
+    """The coordinator of ``key`` in ``region``: one of ``ceil(region_scale / 2)`` objects."""
+    count = max(1, math.ceil(region_scale / 2))
+    return f"{instance_name}:broadcast:{region}:{key_hash(key) % count}"
+
+
+def presence_prefix(key: str) -> str:
+    """The KV prefix of every presence record of ``key``."""
+    return f"{PRESENCE_KEY_PREFIX}{encode_uri_component(key)}:"
+
+
+def presence_key(key: str, region: str, object_name: str) -> str:
+    """``tfps:<encodeURIComponent(key)>:<region>:<object name>``."""
+    return f"{presence_prefix(key)}{region}:{object_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastSettings:
+    """What every object of one app needs to reach the others (from ``Telefunc(...)``)."""
+
+    instance_name: str
+    #: Objects per region (the router's counts): sizes the coordinator pool of a region.
+    counts: Mapping[str, int]
+    binding_name: str
+    kv_binding_name: str
+    jurisdiction: str | None
+    location_fallback: str
+
+
+# ── per-key member state ───────────────────────────────────────────────────
+
+
+class _Pending:
+    """A publish waiting for its key's presence record to be written."""
+
+    __slots__ = ("body", "future", "size")
+
+    def __init__(self, body: dict[str, Any], size: int, future: asyncio.Future[Any]) -> None:
+        self.body = body
+        self.size = size
+        self.future = future
+
+
+class _Member:
+    """This object's subscription to one key: presence record, refresh timer, publish buffer."""
+
+    __slots__ = (
+        "buffered",
+        "flushing",
+        "key",
+        "queue",
+        "ready",
+        "setup_in_flight",
+        "teardown_requested",
+        "timer",
+    )
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.setup_in_flight = True
+        self.teardown_requested = False
+        self.flushing = False
+        self.timer: Any = None
+        self.queue: deque[_Pending] = deque()
+        self.buffered = 0
+        self.ready = asyncio.Event()
+
+
+def _receipt(key: str, result: Any) -> PublishReceipt:
+    if not isinstance(result, Mapping) or "seq" not in result:
+        raise BroadcastTransportError(f"broadcast authority of {key!r} gave no receipt: {result!r}")
+    meta = result.get("meta")
+    return PublishReceipt(
+        key, int(result["seq"]), result["timestamp"], dict(meta) if meta is not None else {}
+    )
+
+
+def _timestamp(value: Any) -> float:
+    # Whole milliseconds travel as numbers; keep an int when it is one (formats like JS).
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+class DurableBroadcast:
+    """The broadcast transport of one Durable Object (see the module docstring).
+
+    :param state: the object's ``ctx`` (storage for the authority's counters).
+    :param env: the object's ``env`` (the Durable Object and KV bindings).
+    :param settings: the app's :class:`BroadcastSettings`.
+    :param identity: returns ``(object name, region)`` as learnt from the forwarded headers.
+    """
+
+    def __init__(
+        self,
+        state: Any,
+        env: Any,
+        settings: BroadcastSettings,
+        identity: Callable[[], tuple[str | None, str | None]],
+    ) -> None:
+        self.state = state
+        self.env = env
+        self.settings = settings
+        self.identity = identity
+        self.fanout = BroadcastFanout(self._on_first, self._on_last)
+        self._members: dict[str, _Member] = {}
+        self._stubs: dict[str, Any] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        # Authority state: publishes serialized by one lock; counters cached after first read.
+        self._lock: asyncio.Lock | None = None
+        self._seqs: dict[str, int] = {}
+        self._authority_buckets: dict[str, str] = {}
+        # Last seq delivered per key on this object (drops reordered duplicates).
+        self._delivered: dict[str, int] = {}
+        #: Messages dropped because their seq was not above the last delivered one.
+        self.dropped_out_of_order = 0
+        self._closed = False
+
+    # ── bindings ────────────────────────────────────────────────────────
+
+    def _namespace(self) -> Any:
+        namespace = _ffi.namespace_binding(self.env, self.settings.binding_name)
+        if namespace is None:
+            raise UsageError(
+                f"Missing Cloudflare Durable Object binding {self.settings.binding_name!r}: "
+                "BroadcastChannel needs it"
+            )
+        if self.settings.jurisdiction is not None:
+            namespace = namespace.jurisdiction(self.settings.jurisdiction)
+        return namespace
+
+    def _kv(self) -> Any:
+        kv = _ffi.namespace_binding(self.env, self.settings.kv_binding_name)
+        if kv is None:
+            raise UsageError(
+                f"Missing Cloudflare KV namespace binding {self.settings.kv_binding_name!r}: "
+                "BroadcastChannel presence needs it"
+            )
+        return kv
+
+    def _stub(self, name: str, hint: str | None) -> Any:
+        # One stub per destination: calls made on one stub are delivered in order.
+        stub = self._stubs.get(name)
+        if stub is None:
+            stub = _ffi.stub_for(self._namespace(), name, hint)
+            self._stubs[name] = stub
+        return stub
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _require_identity(self) -> tuple[str, str]:
+        name, region = self.identity()
+        if not name or not region:
+            raise UsageError(
+                "a broadcast subscription needs the object's name and region, which arrive with "
+                "the first request forwarded by Telefunc.serve()"
+            )
+        return name, region
+
+    # ── the transport interface (§8) ────────────────────────────────────
+
+    def listen(self, key: str, callback: TextCallback) -> Callable[[], None]:
+        """Call ``callback(text, info)`` for each text publish to ``key``; returns unsubscribe."""
+        self._require_identity()
+        self._kv()
+        return self.fanout.add_text(key, callback)
+
+    def listen_binary(self, key: str, callback: BinaryCallback) -> Callable[[], None]:
+        """Call ``callback(data, info)`` for each binary publish to ``key``; returns unsubscribe."""
+        self._require_identity()
+        self._kv()
+        return self.fanout.add_binary(key, callback)
+
+    async def publish(self, key: str, text: str) -> PublishReceipt:
+        """Publish ``text`` to every listener of ``key`` in every object."""
+        return await self._submit(key, {"serialized": text}, len(text.encode("utf-8")))
+
+    async def publish_binary(self, key: str, data: bytes) -> PublishReceipt:
+        """Publish ``data`` on the binary lane of ``key``."""
+        data = bytes(data)
+        return await self._submit(key, {"binaryData": data}, len(data))
+
+    async def wait_subscribed(self, key: str) -> None:
+        """Wait until this object's presence record for ``key`` is written (if it listens)."""
+        member = self._members.get(key)
+        if member is not None:
+            await member.ready.wait()
+
+    async def aclose(self) -> None:
+        """Stop refreshing presence; publishing afterwards raises."""
+        self._closed = True
+        for member in list(self._members.values()):
+            self._stop_refresh(member)
+
+    # ── publishing ──────────────────────────────────────────────────────
+
+    async def _submit(self, key: str, body: dict[str, Any], size: int) -> PublishReceipt:
+        if self._closed:
+            raise BroadcastTransportError("the Durable Object broadcast transport is closed")
+        if not isinstance(key, str):
+            raise UsageError(f"a broadcast key must be a str, got {type(key).__name__}")
+        member = self._members.get(key)
+        if member is not None and (member.setup_in_flight or member.flushing):
+            future: asyncio.Future[PublishReceipt] = asyncio.get_running_loop().create_future()
+            self._buffer(member, _Pending(body, size, future))
+            return await future
+        return await self._send(key, body)
+
+    def _buffer(self, member: _Member, entry: _Pending) -> None:
+        if entry.size > PUBLISH_BUFFER_LIMIT:
+            entry.future.set_exception(
+                ChannelOverflowError(
+                    f"publish to {member.key!r} of {entry.size} bytes exceeds the "
+                    f"{PUBLISH_BUFFER_LIMIT}-byte buffer used while its presence is set up"
+                )
+            )
+            return
+        member.queue.append(entry)
+        member.buffered += entry.size
+        while member.buffered > PUBLISH_BUFFER_LIMIT and member.queue:
+            oldest = member.queue.popleft()
+            member.buffered -= oldest.size
+            if not oldest.future.done():
+                oldest.future.set_exception(
+                    ChannelOverflowError(
+                        f"publish to {member.key!r} evicted from the buffer before the key's "
+                        "presence was set up"
+                    )
+                )
+
+    async def _flush(self, member: _Member) -> None:
+        if member.flushing:
+            return
+        member.flushing = True
+        try:
+            while member.queue:
+                entry = member.queue.popleft()
+                member.buffered -= entry.size
+                try:
+                    receipt = await self._send(member.key, entry.body)
+                except Exception as exc:
+                    if not entry.future.done():
+                        entry.future.set_exception(exc)
+                else:
+                    if not entry.future.done():
+                        entry.future.set_result(receipt)
+        finally:
+            member.flushing = False
+
+    async def _send(self, key: str, body: dict[str, Any]) -> PublishReceipt:
+        _, region = self.identity()
+        bucket = region or self.settings.location_fallback
+        stub = self._stub(authority_name(self.settings.instance_name, key), bucket)
+        request = {"key": key, "locationBucket": bucket, **body}
+        try:
+            result = await _ffi.stub_call(stub, "telefuncBroadcastPublish", request)
+        except (UsageError, BroadcastTransportError):
+            raise
+        except Exception as exc:
+            raise BroadcastTransportError(
+                f"publish to {key!r} failed at its authority object: {exc}"
+            ) from exc
+        return _receipt(key, result)
+
+    # ── authority and coordinator (RPC ``telefuncBroadcastPublish``) ─────
+
+    async def handle_publish(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``telefuncBroadcastPublish``: sequence, fan out (authority); deliver (coordinator)."""
+        key = str(request["key"])
+        body = {k: request[k] for k in ("serialized", "binaryData") if request.get(k) is not None}
+        if request.get("forwarded"):
+            info = dict(request["info"])
+            names = [str(n) for n in request.get("doNames") or []]
+            await self._deliver_to(names, {"key": key, **body, "info": info})
+            return {"seq": info["seq"], "timestamp": info["timestamp"]}
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            bucket = str(request.get("locationBucket") or self.settings.location_fallback)
+            authority_bucket = await self._authority_bucket(key, bucket)
+            seq = await self._next_seq(key)
+            presence = await self._presence_by_region(key)
+            timestamp = _timestamp(round(_ffi.now() * 1000))
+            info = {"seq": seq, "timestamp": timestamp}
+            # Started before the lock is released: the next publish's calls queue behind these.
+            fanout = asyncio.gather(
+                *(
+                    self._forward(key, region, names, body, info)
+                    for region, names in presence.items()
+                )
+            )
+        await fanout
+        meta = {"authorityBucket": authority_bucket, "fanoutBuckets": list(presence)}
+        return {"seq": seq, "timestamp": timestamp, "meta": meta}
+
+    async def _authority_bucket(self, key: str, preferred: str) -> str:
+        cached = self._authority_buckets.get(key)
+        if cached is not None:
+            return cached
+        storage_key = f"broadcast:{key}:authority-bucket"
+        stored = await _ffi.storage_get(self.state, storage_key)
+        bucket = str(stored) if stored else preferred
+        if not stored:
+            await _ffi.storage_put(self.state, storage_key, bucket)
+        self._authority_buckets[key] = bucket
+        return bucket
+
+    async def _next_seq(self, key: str) -> int:
+        storage_key = f"broadcast:{key}:sequence"
+        current = self._seqs.get(key)
+        if current is None:
+            current = int(await _ffi.storage_get(self.state, storage_key) or 0)
+        seq = current + 1
+        self._seqs[key] = seq
+        await _ffi.storage_put(self.state, storage_key, seq)
+        return seq
+
+    async def _presence_by_region(self, key: str) -> dict[str, list[str]]:
+        prefix = presence_prefix(key)
+        by_region: dict[str, list[str]] = {}
+        for name in await _ffi.kv_list_names(self._kv(), prefix):
+            region, sep, object_name = name[len(prefix) :].partition(":")
+            if sep and object_name:
+                by_region.setdefault(region, []).append(object_name)
+        return by_region
+
+    async def _forward(
+        self,
+        key: str,
+        region: str,
+        names: list[str],
+        body: dict[str, Any],
+        info: dict[str, Any],
+    ) -> None:
+        scale = self.settings.counts.get(region, 0)
+        stub = self._stub(coordinator_name(self.settings.instance_name, key, region, scale), region)
+        request = {
+            "key": key,
+            **body,
+            "forwarded": True,
+            "locationBucket": region,
+            "doNames": names,
+            "info": info,
+        }
+        try:
+            await _ffi.stub_call(stub, "telefuncBroadcastPublish", request)
+        except Exception as exc:
+            raise BroadcastTransportError(
+                f"broadcast seq {info['seq']} of {key!r} was sequenced but the {region} "
+                f"coordinator failed: {exc}"
+            ) from exc
+
+    async def _deliver_to(self, names: list[str], request: dict[str, Any]) -> None:
+        calls = [
+            _ffi.stub_call(self._stub(name, None), "telefuncBroadcastDeliver", request)
+            for name in names
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.warning(
+                    "telefunc: broadcast delivery of %r to %s failed: %s",
+                    request["key"],
+                    name,
+                    result,
+                )
+
+    # ── delivery (RPC ``telefuncBroadcastDeliver``) ─────────────────────
+
+    def deliver_local(self, request: Mapping[str, Any]) -> int:
+        """Hand one message to this object's listeners; returns how many were reached."""
+        key = str(request["key"])
+        raw = request["info"]
+        seq = int(raw["seq"])
+        last = self._delivered.get(key)
+        if last is not None and seq <= last:
+            self.dropped_out_of_order += 1
+            logger.warning("telefunc: broadcast seq %d of %r after %d dropped", seq, key, last)
+            return 0
+        if self.fanout.has_listeners(key):
+            self._delivered[key] = seq
+        info = PublishInfo(key, seq, _timestamp(raw["timestamp"]))
+        reached = 0
+        text = request.get("serialized")
+        if text is not None:
+            reached += self.fanout.deliver_text(key, str(text), info)
+        data = request.get("binaryData")
+        if data is not None:
+            reached += self.fanout.deliver_binary(key, bytes(data), info)
+        return reached
+
+    # ── presence ────────────────────────────────────────────────────────
+
+    def _on_first(self, key: str) -> None:
+        member = self._members.get(key)
+        if member is not None:  # re-subscribed while the teardown waited for the setup
+            member.teardown_requested = False
+            return
+        member = _Member(key)
+        self._members[key] = member
+        self._spawn(self._setup(member))
+
+    def _on_last(self, key: str) -> None:
+        self._delivered.pop(key, None)
+        member = self._members.get(key)
+        if member is None:
+            return
+        if member.setup_in_flight or member.flushing:
+            member.teardown_requested = True
+            return
+        self._teardown(member)
+
+    async def _setup(self, member: _Member) -> None:
+        written = await self._write_presence(member.key)
+        member.setup_in_flight = False
+        member.ready.set()
+        self._arm_refresh(member, PRESENCE_REFRESH if written else PRESENCE_RETRY)
+        await self._flush(member)
+        if member.teardown_requested and not self.fanout.has_listeners(member.key):
+            self._teardown(member)
+
+    def _teardown(self, member: _Member) -> None:
+        self._stop_refresh(member)
+        if self._members.get(member.key) is member:
+            del self._members[member.key]
+        self._spawn(self._delete_presence(member.key))
+
+    def _arm_refresh(self, member: _Member, delay: float) -> None:
+        self._stop_refresh(member)
+        if self._closed or self._members.get(member.key) is not member:
+            return
+        member.timer = _ffi.set_timeout(lambda: self._refresh(member), delay)
+
+    def _stop_refresh(self, member: _Member) -> None:
+        timer, member.timer = member.timer, None
+        _ffi.clear_timeout(timer)
+
+    def _refresh(self, member: _Member) -> None:
+        member.timer = None
+        if self._members.get(member.key) is not member:
+            return
+
+        async def rewrite() -> None:
+            written = await self._write_presence(member.key)
+            self._arm_refresh(member, PRESENCE_REFRESH if written else PRESENCE_RETRY)
+
+        self._spawn(rewrite())
+
+    def _presence_key(self, key: str) -> str:
+        name, region = self._require_identity()
+        return presence_key(key, region, name)
+
+    async def _write_presence(self, key: str) -> bool:
+        try:
+            record = self._presence_key(key)
+            name, _ = self._require_identity()
+            await _ffi.kv_put(self._kv(), record, name, ttl=PRESENCE_TTL)
+        except Exception as exc:  # KV hiccup or the 1 write/s/key limit: retried shortly
+            logger.warning("telefunc: broadcast presence write for %r failed: %s", key, exc)
+            return False
+        return True
+
+    async def _delete_presence(self, key: str) -> None:
+        try:
+            await _ffi.kv_delete(self._kv(), self._presence_key(key))
+        except Exception as exc:  # the record then expires on its own within PRESENCE_TTL
+            logger.warning("telefunc: broadcast presence delete for %r failed: %s", key, exc)
+
+    @property
+    def presence_keys(self) -> frozenset[str]:
+        """Keys this object currently holds presence for (set up or being set up)."""
+        return frozenset(self._members)
