@@ -117,8 +117,12 @@ async def whoami() -> str:
 
 
 async def join(room: str) -> BroadcastChannel[ChatEvent]:
-    """The room's broadcast channel: subscribe to get its messages and typing events, in order."""
-    return BroadcastChannel(key=_room_key(_check_room(room)))
+    """The room's broadcast channel: subscribe to get its messages and typing events, in order.
+
+    Read-only for the client: everything on it is published by the server after checking who
+    is speaking, so a page cannot post in someone else's name by publishing directly.
+    """
+    return BroadcastChannel(key=_room_key(_check_room(room)), read_only=True)
 
 
 async def history(room: str, after_id: int = 0) -> list[Message]:

@@ -454,3 +454,19 @@ async def test_a_close_waits_for_the_publish_in_flight_to_be_answered() -> None:
     assert client.acks()[s][0] == AckStatus.OK
     tags = [f.tag for f in peer.frames]
     assert tags.index(Tag.CLOSE_ACK) < tags.index(Tag.ACK_RES)
+
+
+async def test_a_read_only_channel_refuses_client_publishes_but_delivers() -> None:
+    ch: BroadcastChannel[Any] = BroadcastChannel(key="announcements", read_only=True)
+    peer = Peer()
+    client = Client(ch, peer)
+    client.subscribe()
+    text_seq = client.publish({"forged": True})
+    binary_seq = client.publish_binary(b"forged")
+    receipt = await Broadcast.publish("announcements", {"from": "server"})
+    await settle(lambda: len(peer.publishes()) == 1)
+    acks = client.acks()
+    assert acks[text_seq] == (AckStatus.ERROR, broadcast_module.READ_ONLY_ERROR)
+    assert acks[binary_seq] == (AckStatus.ERROR, broadcast_module.READ_ONLY_ERROR)
+    assert receipt["seq"] == 1  # the refused publishes never reached the key
+    assert [data for data, _, _ in peer.publishes()] == [{"from": "server"}]

@@ -163,6 +163,20 @@ async def test_typing_is_relayed_to_the_others(live_server: Any) -> None:
         assert ada_room.typing() == ["bob"]
 
 
+async def test_members_cannot_publish_to_the_room_directly(live_server: Any) -> None:
+    server = live_server(CHAT)
+    room = _room()
+    async with _client(server.origin, "mallory") as mallory, _client(server.origin, "bob") as bob:
+        mallory_joined, _, _ = await _member(mallory, room)
+        _, bob_ch, bob_room = await _member(bob, room)
+        forged = {"kind": "message", "message": {"id": 999, "author": "bob", "text": "forged"}}
+        with pytest.raises(Exception, match="read-only"):
+            await asyncio.wait_for(mallory_joined.publish(forged), WAIT)
+        await bob_ch.send({"kind": "send", "text": "real"}, ack=True)
+        await bob_room.until(lambda: len(bob_room.messages()) == 1)
+    assert [m["text"] for m in bob_room.messages()] == ["real"]
+
+
 async def test_history_keeps_the_last_50(live_server: Any) -> None:
     server = live_server(CHAT)
     room = _room()

@@ -218,6 +218,10 @@ def _run_callback(callback: Callable[..., Any], *args: Any) -> None:
         _spawn(settle())
 
 
+#: The ACK_RES error a client gets when it publishes on a read-only BroadcastChannel.
+READ_ONLY_ERROR = "This BroadcastChannel is read-only: the server does not accept client publishes"
+
+
 # ── server-side helpers ─────────────────────────────────────────────────────
 
 
@@ -275,6 +279,10 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
     ``send``/``listen`` (and their binary forms) raise :class:`~telefunc.errors.UsageError`: use
     :meth:`publish` and :meth:`subscribe`. ``on_open``, ``on_close``, ``close`` and ``abort``
     work as on a :class:`~telefunc.server.channel.Channel`.
+
+    With ``read_only=True`` the client may subscribe but not publish: its ``publish()`` rejects
+    with an error and nothing reaches the key. Use it when the server publishes on the clients'
+    behalf after checking what they send (a chat whose messages must carry the real author).
     """
 
     __slots__ = (
@@ -287,12 +295,22 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         "_pub_worker",
         "_text_subs",
         "key",
+        "read_only",
     )
 
-    def __init__(self, key: str, *, id: str | None = None, buffer_limit: int | None = None):
+    def __init__(
+        self,
+        key: str,
+        *,
+        read_only: bool = False,
+        id: str | None = None,
+        buffer_limit: int | None = None,
+    ):
         super().__init__(id=id, buffer_limit=buffer_limit)
         #: The broadcast key this channel publishes to and subscribes on.
         self.key: str = _check_key(key)
+        #: Whether publishes from the client are refused.
+        self.read_only = read_only
         self._peer_text = False
         self._peer_binary = False
         self._text_subs: list[Callable[[T, PublishInfo], Any]] = []
@@ -442,6 +460,8 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
             else:
                 self._peer_text = subscribed
             self._sync_lane(binary)
+        elif self.read_only and tag in (Tag.PUBLISH_ACK_REQ, Tag.PUBLISH_BINARY_ACK_REQ):
+            self._core.reply(frame.seq, AckStatus.ERROR, READ_ONLY_ERROR, self._now())
         elif tag == Tag.PUBLISH_ACK_REQ:
             try:
                 text = frame.payload.decode("utf-8")
