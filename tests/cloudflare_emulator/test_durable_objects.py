@@ -336,3 +336,18 @@ async def test_worker_fetch_with_cf_and_counters(emu: Emulator, counter: Any) ->
     assert r.status == 404
     req = emu.make_request("https://app.test/", colo="NRT")
     assert (req.cf.colo, req.cf.country, req.cf.continent) == ("NRT", "JP", "AS")
+
+
+async def test_wait_until_refuses_a_bare_coroutine_like_the_runtime_loses_it() -> None:
+    from telefunc.testing.ffi import check_wait_until_argument
+
+    async def work() -> None:
+        return None
+
+    coroutine = work()
+    with pytest.raises(TypeError, match="bare coroutine"):
+        check_wait_until_argument(coroutine)
+    assert coroutine.cr_frame is None  # closed, so it never runs half-way
+    future = asyncio.ensure_future(work())
+    assert check_wait_until_argument(future) is future
+    await future

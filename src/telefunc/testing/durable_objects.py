@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ._context import current_colo, current_emulator, current_host, gate_exempt, reenter_gate
 from .clock import TimerHandle
 from .clone import clone_size, structured_clone
-from .ffi import JsException, JsObject, JsProxy, from_js, jsnull
+from .ffi import JsException, JsObject, JsProxy, check_wait_until_argument, from_js, jsnull
 from .web import Request, Response, init_options
 from .websocket import CLOSED, WebSocket
 
@@ -706,8 +706,8 @@ class DurableObjectState(JsProxy):
         return task
 
     def waitUntil(self, aw: Awaitable[Any]) -> None:
-        """Keep working on ``aw`` after the event."""
-        self._host.emu.spawn(aw)
+        """Keep working on ``aw`` after the event (a Future or thenable, as the runtime wants)."""
+        self._host.emu.spawn(check_wait_until_argument(aw))
 
     def acceptWebSocket(self, ws: WebSocket, tags: list[str] | None = None) -> None:
         """Accept ``ws`` with the hibernation API: events go to ``webSocketMessage`` etc."""

@@ -12,6 +12,8 @@ Pyodide 0.28.2 (cloudflare.md §1.9):
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -338,3 +340,22 @@ def from_js(value: Any, *, depth: int = -1) -> Any:
     if isinstance(value, JsProxy):
         return value.to_py(depth=depth)
     return value
+
+
+def check_wait_until_argument(aw: Any) -> Any:
+    """What ``waitUntil`` accepts: a scheduled Future/Task or a JS thenable, not a bare coroutine.
+
+    Handed to JavaScript, a bare coroutine (or any borrowed proxy) is destroyed when the call
+    returns, before the runtime's Promise machinery uses it, so its work is lost (Pyodide's
+    "borrowed proxy was automatically destroyed"). The emulator refuses it up front instead of
+    running it anyway; schedule it first (``asyncio.ensure_future``) or hand over a Promise.
+    """
+    if inspect.iscoroutine(aw):
+        aw.close()  # never awaited: close it so Python does not warn about it too
+        raise TypeError(
+            "waitUntil() needs a Promise or a scheduled Future, not a bare coroutine: "
+            "wrap it with asyncio.ensure_future(...) (and create_proxy under Pyodide)"
+        )
+    if not (isinstance(aw, asyncio.Future) or callable(getattr(aw, "then", None))):
+        raise TypeError(f"waitUntil() needs a Promise or a Future, got {type(aw).__name__}")
+    return aw

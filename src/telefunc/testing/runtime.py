@@ -25,7 +25,7 @@ from ._context import (
 )
 from .clock import Clock, FakeClock, RealClock, settle
 from .durable_objects import LOCATION_HINTS, DurableObjectNamespace, DurableObjectStub, ObjectHost
-from .ffi import JsException, JsObject, JsProxy
+from .ffi import JsException, JsObject, JsProxy, check_wait_until_argument
 from .kv import KVNamespace
 from .web import Request, Response
 
@@ -99,8 +99,8 @@ class ExecutionContext(JsProxy):
         self.props = JsObject()
 
     def waitUntil(self, aw: Awaitable[Any]) -> None:
-        """Keep ``aw`` running after the response."""
-        self._emu.spawn(aw)
+        """Keep ``aw`` running after the response (a Future or thenable, as the runtime wants)."""
+        self._emu.spawn(check_wait_until_argument(aw))
 
     def passThroughOnException(self) -> None:
         """Accepted; there is no origin to pass through to locally."""
