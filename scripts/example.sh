@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-echo "==> bundling the chat front end with esbuild"
+echo "==> generating TypeScript stubs (telefunc codegen) and bundling the chat front end with esbuild"
 (cd js && node scripts/build-example.mjs chat)
 echo "==> open http://127.0.0.1:${PORT:-3000}/"
 exec .venv/bin/telefunc serve examples/chat --host 127.0.0.1 --port "${PORT:-3000}"
