@@ -94,6 +94,7 @@ from pathlib import Path
 from typing import Any
 
 from telefunc.errors import UsageError
+from telefunc.server.hints import QUALIFIERS, TYPE_ALIAS_TYPE, class_hints, typeddict_key_required
 from telefunc.server.registry import Telefunction, discover
 
 __all__ = ["generate", "main_codegen", "python_type_to_ts", "render_module"]
@@ -125,18 +126,6 @@ _RESERVED_TYPE_NAMES = _RESERVED_WORDS | frozenset({
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 _NONE_TYPES = (None, type(None))
 _UNION_ORIGINS = (typing.Union, types.UnionType)
-_QUALIFIERS = tuple(
-    q
-    for q in (
-        typing.Required,
-        typing.NotRequired,
-        getattr(typing, "ReadOnly", None),
-        typing.Final,
-        typing.ClassVar,
-    )
-    if q is not None
-)
-_TYPE_ALIAS_TYPE: Any = getattr(typing, "TypeAliasType", None)
 
 _SCALARS: dict[Any, str] = {
     str: "string",
@@ -212,10 +201,10 @@ def _strip(tp: Any) -> Any:
         origin = typing.get_origin(tp)
         if origin is typing.Annotated:
             tp = tp.__origin__
-        elif origin in _QUALIFIERS:
+        elif origin in QUALIFIERS:
             args = typing.get_args(tp)
             tp = args[0] if args else Any
-        elif tp in _QUALIFIERS:  # a bare `Final` / `ClassVar`
+        elif tp in QUALIFIERS:  # a bare `Final` / `ClassVar`
             return Any
         elif isinstance(tp, typing.NewType):
             tp = tp.__supertype__
@@ -296,16 +285,6 @@ def _describe(tp: Any) -> str:
     return repr(tp)
 
 
-def _class_hints(cls: Any) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(cls, include_extras=True)
-    except Exception as exc:  # NameError for an unresolvable forward reference, etc.
-        raise UsageError(
-            f"cannot resolve the type hints of {getattr(cls, '__qualname__', cls)!r} "
-            f"({type(exc).__name__}: {exc})"
-        ) from exc
-
-
 @dataclass(slots=True)
 class _Renderer:
     """Turns annotations into TypeScript, naming the declarations it needs on the way.
@@ -366,7 +345,7 @@ class _Renderer:
             return f"unknown /* unresolved forward reference {_comment(repr(text))} */"
         if isinstance(tp, typing.TypeVar):
             return self._type_var(tp, argument, scope)
-        if _TYPE_ALIAS_TYPE is not None and isinstance(tp, _TYPE_ALIAS_TYPE):
+        if TYPE_ALIAS_TYPE is not None and isinstance(tp, TYPE_ALIAS_TYPE):
             return self._ref(tp, argument)
 
         origin = typing.get_origin(tp)
@@ -375,7 +354,7 @@ class _Renderer:
             return _union([self.ts(member, argument, scope) for member in args])
         if origin is typing.Literal:
             return self._literal_union(args)
-        if _TYPE_ALIAS_TYPE is not None and isinstance(origin, _TYPE_ALIAS_TYPE):
+        if TYPE_ALIAS_TYPE is not None and isinstance(origin, TYPE_ALIAS_TYPE):
             # A generic `type A[T] = ...` with arguments.
             inner = ", ".join(self.ts(arg, argument, scope) for arg in args)
             return f"{self._ref(origin, argument)}<{inner}>"
@@ -576,30 +555,17 @@ def _class_doc(obj: Any) -> str:
 
 def _typeddict_fields(cls: type[Any]) -> list[tuple[str, Any, bool]]:
     """``(name, hint, optional)`` of a TypedDict's keys."""
-    hints = _class_hints(cls)
+    hints = class_hints(cls)
     required_keys: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
     fields = []
     for name, hint in hints.items():
-        # Required/NotRequired on the resolved hint win over __required_keys__, which is wrong
-        # when the annotations were strings (`from __future__ import annotations`).
-        required = name in required_keys
-        probe = hint
-        while True:
-            origin = typing.get_origin(probe)
-            if origin is typing.Required:
-                required = True
-            elif origin is typing.NotRequired:
-                required = False
-            elif origin is not typing.Annotated and origin not in _QUALIFIERS:
-                break
-            probe = typing.get_args(probe)[0]
-        fields.append((name, hint, not required))
+        fields.append((name, hint, not typeddict_key_required(name, hint, required_keys)))
     return fields
 
 
 def _dataclass_fields(cls: type[Any], argument: bool) -> list[tuple[str, Any, bool]]:
     """``(name, hint, optional)`` of a dataclass's fields, as sent (argument) or returned."""
-    hints = _class_hints(cls)
+    hints = class_hints(cls)
     fields = []
     for f in dataclasses.fields(cls):
         if argument and not f.init:

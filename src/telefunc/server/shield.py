@@ -54,6 +54,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from telefunc.errors import ShieldValidationError, UsageError
+from telefunc.server.hints import QUALIFIERS, TYPE_ALIAS_TYPE, class_hints, typeddict_key_required
 
 __all__ = ["is_valid", "validate_call", "validate_value"]
 
@@ -324,18 +325,6 @@ _ANY_LIKE: frozenset[Any] = frozenset({Any, object, inspect.Parameter.empty})
 _NONE_TYPES: frozenset[Any] = frozenset({None, type(None)})
 _UNION_ORIGINS: frozenset[Any] = frozenset({typing.Union, types.UnionType})
 # Qualifiers that only mean something inside TypedDicts; elsewhere their argument is the type.
-_QUALIFIERS: frozenset[Any] = frozenset(
-    q
-    for q in (
-        typing.Required,
-        typing.NotRequired,
-        getattr(typing, "ReadOnly", None),
-        typing.Final,
-        typing.ClassVar,
-    )
-    if q is not None
-)
-_TYPE_ALIAS_TYPE: Any = getattr(typing, "TypeAliasType", None)
 
 
 def _strip(tp: Any) -> Any:
@@ -344,14 +333,14 @@ def _strip(tp: Any) -> Any:
         origin = typing.get_origin(tp)
         if origin is typing.Annotated:
             tp = tp.__origin__
-        elif origin in _QUALIFIERS:
+        elif origin in QUALIFIERS:
             args = typing.get_args(tp)
             tp = args[0] if args else Any
         elif tp is typing.LiteralString:
             return str
         elif isinstance(tp, typing.NewType):
             tp = tp.__supertype__
-        elif _TYPE_ALIAS_TYPE is not None and isinstance(tp, _TYPE_ALIAS_TYPE):
+        elif TYPE_ALIAS_TYPE is not None and isinstance(tp, TYPE_ALIAS_TYPE):
             tp = tp.__value__
         elif isinstance(tp, typing.TypeVar):
             if tp.__bound__ is not None:
@@ -721,15 +710,6 @@ class _Field:
     has_default: bool
 
 
-def _class_hints(cls: type[Any]) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(cls, include_extras=True)
-    except Exception as exc:  # NameError for an unresolvable forward reference, etc.
-        raise UsageError(
-            f"cannot resolve the type hints of {cls.__qualname__} ({type(exc).__name__}: {exc})"
-        ) from exc
-
-
 def _substitute(tp: Any, mapping: dict[Any, Any]) -> Any:
     """Replace type variables in ``tp`` (a field hint of a generic class) with ``mapping``."""
     if not mapping:
@@ -754,31 +734,19 @@ def _type_mapping(cls: type[Any], args: tuple[Any, ...]) -> dict[Any, Any]:
 
 @functools.lru_cache(maxsize=1024)
 def _typeddict_fields(cls: type[Any], args: tuple[Any, ...]) -> tuple[_Field, ...]:
-    hints = _class_hints(cls)
+    hints = class_hints(cls)
     mapping = _type_mapping(cls, args)
     required_keys: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
     fields: list[_Field] = []
     for name, hint in hints.items():
-        # Required/NotRequired on the resolved hint win over __required_keys__, which is wrong
-        # when the annotations were strings (`from __future__ import annotations`).
-        required = name in required_keys
-        probe = hint
-        while True:
-            origin = typing.get_origin(probe)
-            if origin is typing.Required:
-                required = True
-            elif origin is typing.NotRequired:
-                required = False
-            elif origin is not typing.Annotated and origin not in _QUALIFIERS:
-                break
-            probe = typing.get_args(probe)[0]
+        required = typeddict_key_required(name, hint, required_keys)
         fields.append(_Field(name, _substitute(hint, mapping), required, False))
     return tuple(fields)
 
 
 @functools.lru_cache(maxsize=1024)
 def _dataclass_fields(cls: type[Any], args: tuple[Any, ...]) -> tuple[_Field, ...]:
-    hints = _class_hints(cls)
+    hints = class_hints(cls)
     mapping = _type_mapping(cls, args)
     fields: list[_Field] = []
     for field in dataclasses.fields(cls):
