@@ -79,9 +79,14 @@ def test_bdp_probe_grows_windows_to_their_caps() -> None:
         now += 1.0
         rounds += 1
         assert rounds < 20
-        assert win.on_received(win.byte_window, now)  # one probe per round, saturated sample
+        window = win.byte_window
+        assert win.on_received(window, now)  # one probe per round, saturated sample
         for _ in range(win.msg_window):
             win.on_received(0, now)  # a full message window in flight during this RTT
+        # The application keeps up (a backlog would block growth, see test_receive_backpressure).
+        win.on_consumed(window)
+        for _ in range(win.msg_window):
+            win.on_consumed(0)
         win.on_ping_ack()
     assert rounds == 9  # 100 -> 51,200 msgs (capped at 50,000) takes 9 doublings
     assert win.byte_window == MAX_BYTES

@@ -421,7 +421,11 @@ class ChannelCore:
             self._progress(now)
 
     def consumed(self, nbytes: int) -> None:
-        """The listeners finished with a fire-and-forget message: maybe advertise the window."""
+        """The listeners finished with a fire-and-forget message: maybe advertise the window.
+
+        What is advertised is the room left (window minus the messages still unconsumed), so a
+        slow application holds at most about one window; see :mod:`telefunc.wire.credit`.
+        """
         if self.is_shutdown:
             return
         new_bytes, new_msgs = self._window.on_consumed(nbytes)

@@ -8,10 +8,22 @@ caller, and ACK_RES must never deadlock behind credit).
 * :class:`SendCredit` is the sender side: it starts at 2 MiB / 100 messages, each send takes one
   message and its payload bytes, and a ``WINDOW`` / ``MSG_WINDOW`` frame from the peer *sets*
   (not adds to) the credit. When either axis is ``<= 0`` the sender waits.
-* :class:`ReceiveWindow` is the receiver side: it advertises its window again after a quarter of
-  it has been consumed, and grows it gRPC-style: one ``BDP_PING`` in flight at a time, and when the
-  bytes (messages) received between the ping and its ``BDP_PING_ACK`` reach 2/3 of the window, the
-  window doubles, up to 64 MiB / 50,000 messages.
+* :class:`ReceiveWindow` is the receiver side: it advertises again after a quarter of its window
+  has been consumed, and grows the window gRPC-style: one ``BDP_PING`` in flight at a time, and
+  when the bytes (messages) received between the ping and its ``BDP_PING_ACK`` reach 2/3 of the
+  window, the window doubles, up to 64 MiB / 50,000 messages.
+
+Because a window frame *sets* the sender's credit, advertising the whole window while part of it
+still sits unconsumed in the receiver would let the sender add a full window on top of that
+backlog, again and again. So the receiver counts what it holds (received minus consumed) and:
+
+* advertises only the room left, ``window - unconsumed`` (never less than 0), and
+* refuses to grow an axis while more than a quarter of that axis's window is unconsumed: a BDP
+  sample only says the link is fast, not that the application keeps up.
+
+A consumer that stops reading therefore holds at most about one window (plus what was already in
+flight when the last advertisement left), instead of growing towards the 64 MiB cap. The JS
+client's receiver (0.2.23) grows and re-advertises regardless; the wire format is unchanged.
 
 Both classes only count; the caller emits the frames they ask for.
 """
@@ -19,6 +31,7 @@ Both classes only count; the caller emits the frames they ask for.
 from __future__ import annotations
 
 __all__ = [
+    "BACKLOG_SHIFT",
     "BDP_PING_MAX_INTERVAL",
     "BDP_PING_MIN_INTERVAL",
     "INITIAL_BYTES",
@@ -36,6 +49,8 @@ MAX_MESSAGES = 50_000
 #: Probe pacing bounds (seconds): never faster than 50 ms, back off to at most 10 s when idle.
 BDP_PING_MIN_INTERVAL = 0.05
 BDP_PING_MAX_INTERVAL = 10.0
+#: Growth is refused while more than ``window >> BACKLOG_SHIFT`` (a quarter) is unconsumed.
+BACKLOG_SHIFT = 2
 
 
 class SendCredit:
@@ -78,8 +93,10 @@ class ReceiveWindow:
     """Receiver-side window: advertisement after a quarter consumed, BDP-driven growth.
 
     :meth:`on_received` returns ``True`` when the caller should send a ``BDP_PING``;
-    :meth:`on_consumed` and :meth:`on_ping_ack` return ``(byte_window | None, msg_window | None)``:
+    :meth:`on_consumed` and :meth:`on_ping_ack` return ``(byte_credit | None, msg_credit | None)``:
     the values to advertise in ``WINDOW`` / ``MSG_WINDOW`` frames (``None``: nothing to send).
+    An advertised value is the window minus what is still unconsumed, so the sender's credit plus
+    the receiver's backlog never exceeds one window.
     """
 
     __slots__ = (
@@ -94,11 +111,16 @@ class ReceiveWindow:
         "_probe_interval",
         "byte_window",
         "msg_window",
+        "unconsumed_bytes",
+        "unconsumed_msgs",
     )
 
     def __init__(self) -> None:
         self.byte_window = INITIAL_BYTES
         self.msg_window = INITIAL_MESSAGES
+        #: Received but not yet consumed by the application (the receiver's backlog).
+        self.unconsumed_bytes = 0
+        self.unconsumed_msgs = 0
         self._consumed_bytes = 0
         self._consumed_msgs = 0
         self._bytes_received = 0
@@ -126,30 +148,55 @@ class ReceiveWindow:
             probe = True
         self._bytes_received += nbytes
         self._msgs_received += 1
+        self.unconsumed_bytes += nbytes
+        self.unconsumed_msgs += 1
         return probe
 
+    def room_bytes(self) -> int:
+        """Byte credit the sender may have on top of the backlog (never negative)."""
+        return max(0, self.byte_window - self.unconsumed_bytes)
+
+    def room_msgs(self) -> int:
+        """Message credit the sender may have on top of the backlog (never negative)."""
+        return max(0, self.msg_window - self.unconsumed_msgs)
+
     def on_consumed(self, nbytes: int) -> tuple[int | None, int | None]:
-        """Account a frame fully handled by the listeners; returns windows to advertise."""
+        """Account a frame fully handled by the listeners; returns credits to advertise."""
+        # Clamped: a frame consumed twice (or never counted) must not inflate the room.
+        self.unconsumed_bytes = max(0, self.unconsumed_bytes - nbytes)
+        self.unconsumed_msgs = max(0, self.unconsumed_msgs - 1)
         self._consumed_bytes += nbytes
         self._consumed_msgs += 1
         advertise_bytes = advertise_msgs = None
         if self._consumed_bytes >= self.byte_window >> 2:
             self._consumed_bytes = 0
-            advertise_bytes = self.byte_window
+            advertise_bytes = self.room_bytes()
         if self._consumed_msgs >= self.msg_window >> 2:
             self._consumed_msgs = 0
-            advertise_msgs = self.msg_window
+            advertise_msgs = self.room_msgs()
         return advertise_bytes, advertise_msgs
 
     def on_ping_ack(self) -> tuple[int | None, int | None]:
-        """Settle the outstanding BDP probe; returns grown windows to advertise."""
+        """Settle the outstanding BDP probe; returns credits of grown windows to advertise."""
         if not self._ping_in_flight:
             return None, None
         self._ping_in_flight = False
         byte_sample = self._bytes_received - self._bytes_at_ping
         msg_sample = self._msgs_received - self._msgs_at_ping
-        grow_bytes = self.byte_window < MAX_BYTES and byte_sample * 3 >= self.byte_window * 2
-        grow_msgs = self.msg_window < MAX_MESSAGES and msg_sample * 3 >= self.msg_window * 2
+        # The link had room for more, but growing while the application lags would only let
+        # the backlog grow: refuse until it has caught up to within a quarter window.
+        byte_backlogged = self.unconsumed_bytes > self.byte_window >> BACKLOG_SHIFT
+        msg_backlogged = self.unconsumed_msgs > self.msg_window >> BACKLOG_SHIFT
+        grow_bytes = (
+            self.byte_window < MAX_BYTES
+            and not byte_backlogged
+            and byte_sample * 3 >= self.byte_window * 2
+        )
+        grow_msgs = (
+            self.msg_window < MAX_MESSAGES
+            and not msg_backlogged
+            and msg_sample * 3 >= self.msg_window * 2
+        )
         if grow_bytes or grow_msgs:
             self._probe_interval = BDP_PING_MIN_INTERVAL
         else:
@@ -157,14 +204,18 @@ class ReceiveWindow:
         new_bytes = new_msgs = None
         if grow_bytes:
             self.byte_window = min(MAX_BYTES, self.byte_window * 2)
-            new_bytes = self.byte_window
+            new_bytes = self.room_bytes()
         if grow_msgs:
             self.msg_window = min(MAX_MESSAGES, self.msg_window * 2)
-            new_msgs = self.msg_window
+            new_msgs = self.room_msgs()
         return new_bytes, new_msgs
 
     def reset(self) -> None:
-        """Drop the in-flight probe (its ack rode the previous wire); keep the grown windows."""
+        """Drop the in-flight probe (its ack rode the previous wire); keep the grown windows.
+
+        The backlog is kept too: frames received before the drop are still queued for the
+        application and are consumed (and counted down) as usual.
+        """
         self._ping_in_flight = False
         self._bytes_at_ping = self._bytes_received
         self._msgs_at_ping = self._msgs_received
