@@ -174,10 +174,13 @@ class SessionIssuer:
         await self.app(scope, receive, send_with_token)
 
 
-async def test_session_token_is_stored_and_sent_back(live_server: Any) -> None:
+@pytest.mark.parametrize("transports", [("ws",), ("sse",)], ids=["ws", "sse"])
+async def test_session_token_is_stored_and_sent_back(
+    live_server: Any, transports: tuple[str, ...]
+) -> None:
     issuer = SessionIssuer(TelefuncApp(APPS / "channels"))
     server = live_server(issuer)
-    async with Client(server.origin) as c:
+    async with Client(server.origin, transports=transports) as c:
         assert c.session_token is None
         await c.call("/chat.telefunc.py", "server_report")
         assert c.session_token == "tok1"
@@ -187,9 +190,15 @@ async def test_session_token_is_stored_and_sent_back(live_server: Any) -> None:
         assert got is None
         closed = await ch.close()
         assert closed == 0
-    http = [s for s in issuer.seen if s[0] == "http"]
+    http = [s for s in issuer.seen if s[0] == "http" and "_telefunc=sse" not in s[2]]
+    sse = [s for s in issuer.seen if s[0] == "http" and "_telefunc=sse" in s[2]]
     ws = [s for s in issuer.seen if s[0] == "websocket"]
     assert http[0][1] is None and "session" not in http[0][2]
     assert http[1][1] == "tok1" and "session=tok1" in http[1][2]
     assert "_telefunc=txt" in http[1][2]
-    assert ws and "session=tok2" in ws[0][2]  # the channel socket names the session too
+    if transports == ("ws",):
+        assert ws and "session=tok2" in ws[0][2]  # the channel socket names the session too
+        assert not sse
+    else:  # every SSE POST names the session, as header and in the query
+        assert sse and not ws
+        assert all(token == "tok2" and "session=tok2" in query for _, token, query in sse)

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from client_scenarios import TRANSPORT_IDS, TRANSPORTS, Inbox, cut_mid_stream
 from faulty_proxy import FaultyProxy  # tests/client/faulty_proxy.py
 
 from telefunc import config
+from telefunc.asgi import sse as sse_transport
 from telefunc.client import Client, NetworkError
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
@@ -24,51 +26,46 @@ def restore_config() -> Iterator[None]:
     config.channel.reset()
 
 
-async def test_cut_mid_stream_loses_and_duplicates_nothing(live_server: Any) -> None:
-    n = 600
+@pytest.mark.parametrize("transports", TRANSPORTS, ids=TRANSPORT_IDS)
+async def test_cut_mid_stream_loses_and_duplicates_nothing(
+    live_server: Any, transports: tuple[str, ...]
+) -> None:
     server = live_server(APPS / "channels")
     proxy = FaultyProxy(server.port)
     await proxy.start()
     try:
-        async with Client(proxy.origin) as c:
-            ch = await c.call(CHAT, "both_ways", n)
-            ticks: list[Any] = []
-            midway = asyncio.Event()
-            all_ticks = asyncio.Event()
-
-            def on_tick(msg: Any) -> None:
-                ticks.append(msg)
-                if len(ticks) >= n // 3:
-                    midway.set()
-                if len(ticks) >= n:
-                    all_ticks.set()
-
-            ch.listen(on_tick)
-            errors: list[Exception | None] = []
-            ch.on_close(errors.append)
-
-            async def cutter() -> int:
-                await midway.wait()
-                return proxy.cut()
-
-            cut_task = asyncio.create_task(cutter())
-            for i in range(n):
-                await ch.send(i)
-                if i % 50 == 0:
-                    await asyncio.sleep(0)  # let the cutter run while both sides stream
-            cuts = await asyncio.wait_for(cut_task, 30)
-            await asyncio.wait_for(all_ticks.wait(), 30)
-            report = await asyncio.wait_for(ch.send("report", ack=True), 30)
-            assert c.connection is not None
-            connects = c.connection.connects
-            errors_while_open = list(errors)
+        await cut_mid_stream(proxy, CHAT, transports)
     finally:
         await proxy.close()
-    assert cuts >= 1 and connects >= 2  # the socket really was cut, and the client came back
-    assert ticks == list(range(n))  # server -> client: nothing lost, nothing twice, in order
-    assert report == list(range(n))  # client -> server: the same
-    assert errors_while_open == []
-    assert len(errors) == 1  # closing the client ends its channels
+    mux = server.app.hub.mux
+    # The server saw the client come back on the transport it was using.
+    if transports == ("sse",):
+        assert mux.opened.get("sse", 0) >= 2 and "ws" not in mux.opened
+    elif transports == ("ws",):
+        assert mux.opened.get("ws", 0) >= 2 and "sse" not in mux.opened
+
+
+async def test_sse_batch_posts_when_stream_requests_are_refused(
+    live_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server (or proxy) that will not stream request bodies: after the 3 s handshake the
+    client sends batch POSTs, and a cut there loses and duplicates nothing either."""
+    monkeypatch.setattr(sse_transport, "refuse_stream_requests", True)
+    server = live_server(APPS / "channels")
+    proxy = FaultyProxy(server.port)
+    await proxy.start()
+    try:
+        async with Client(proxy.origin, transports=("sse",)) as c:
+            ch = await c.call(CHAT, "welcome")
+            inbox = Inbox()
+            ch.listen(inbox)
+            for i in range(300):
+                await ch.send(i)
+            assert await inbox.wait(301) == [{"welcome": True}, *range(300)]
+            assert c.connection is not None and c.connection.stream_request_failed
+        await cut_mid_stream(proxy, CHAT, ("sse",), n=300)
+    finally:
+        await proxy.close()
 
 
 async def test_frozen_network_is_detected_by_the_heartbeat(

@@ -1,7 +1,10 @@
 // Mirror of tests/apps/channels/chat.telefunc.py for the official Node server.
 import { Abort, Channel } from 'telefunc'
 
+// Latest of any channel (older tests), and per channel id (a test reads only its own channel's).
 const REPORT = {}
+const REPORT_BY_CHANNEL = {}
+const reportFor = (id) => (REPORT_BY_CHANNEL[id] ??= {})
 
 export async function welcome() {
   const ch = new Channel()
@@ -39,10 +42,16 @@ export async function aborter(value) {
 export async function closer() {
   const ch = new Channel()
   ch.listen(async (msg) => {
-    if (msg === 'close-now') REPORT.server_close_result = await ch.close({ timeout: 5000 })
+    if (msg === 'close-now') {
+      const result = await ch.close({ timeout: 5000 })
+      REPORT.server_close_result = result
+      reportFor(ch.id).server_close_result = result
+    }
   })
   ch.onClose((err) => {
-    REPORT.closer_on_close = err === undefined ? 'None' : String(err)
+    const text = err === undefined ? 'None' : String(err)
+    REPORT.closer_on_close = text
+    reportFor(ch.id).closer_on_close = text
   })
   return ch
 }
@@ -74,6 +83,7 @@ export async function both_ways(n) {
   return ch
 }
 
-export async function server_report() {
-  return { ...REPORT }
+export async function server_report(channelId) {
+  if (channelId === undefined) return { ...REPORT }
+  return { ...(REPORT_BY_CHANNEL[channelId] ?? {}) }
 }

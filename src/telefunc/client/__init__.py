@@ -11,14 +11,14 @@
         await ch.send("hello")
 
 It speaks the wire protocol of telefunc@0.2.23: calls are HTTP POSTs (httpx, the ``client``
-extra), channels share one multiplexed WebSocket per client (``websockets``) that reconnects with
-backoff, replays unacknowledged frames and drops duplicates. :func:`connect_sync` is a blocking
-face for scripts.
+extra); channels share one multiplexed connection per client that reconnects with backoff, replays
+unacknowledged frames and drops duplicates. Like the reference client it starts on the "SSE
+duplex" transport (HTTP POSTs and an event stream, which every server serves) and upgrades to a
+WebSocket (``websockets``) when the server offers one; ``Client(url, transports=("ws",))`` or
+``("sse",)`` pins one. :func:`connect_sync` is a blocking face for scripts.
 
 Not supported yet: streaming return values (generators, streams, promises, files, downloads),
-functions and streams as arguments or results, and the SSE channel transport: channels always
-use the WebSocket (ours always serves it; the official Node server does with ``new Telefunc()``
-from ``telefunc/node``).
+and functions and streams as arguments or results.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The asyncio :class:`Client`: telefunction calls over HTTP, channels over one WebSocket."""
+"""The asyncio :class:`Client`: telefunction calls over HTTP, channels over one multiplexed
+connection (SSE duplex and/or WebSocket)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from telefunc.client._channel import BroadcastChannel, Channel
-from telefunc.client._connection import Connection
+from telefunc.client._connection import TRANSPORTS, Connection
 from telefunc.client._http import HttpTransport, append_query
 from telefunc.errors import UsageError
 from telefunc.wire.serializer import parse, stringify
@@ -38,6 +39,9 @@ class Client:
     absolute URL), ``/_telefunc`` by default. ``headers`` are added to every request (and to the
     channel WebSocket handshake). ``timeout`` bounds each HTTP request (seconds, ``None``: no
     limit). ``http_client`` is an ``httpx.AsyncClient`` to use instead of a private one.
+    ``transports`` are the channel transports, in order of use: ``("sse", "ws")`` (the default,
+    like the reference client: start on SSE, upgrade to a WebSocket when the server offers one),
+    ``("ws",)`` or ``("sse",)``.
 
     Exceptions: :class:`~telefunc.errors.Abort` (the telefunction aborted; ``.value``),
     :class:`~telefunc.errors.ShieldValidationError` (arguments rejected),
@@ -53,9 +57,19 @@ class Client:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = 30.0,
         http_client: Any = None,
+        transports: tuple[str, ...] = ("sse", "ws"),
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"Client url must start with http:// or https://, got {url!r}")
+        transports = tuple(transports)
+        if not transports or len(set(transports)) != len(transports):
+            raise UsageError(f"transports must name each transport once, got {transports!r}")
+        if any(t not in TRANSPORTS for t in transports):
+            raise UsageError(f"transports must be taken from {TRANSPORTS}, got {transports!r}")
+        if transports == ("ws", "sse"):
+            raise UsageError("transports ('ws', 'sse'): there is no downgrade; use ('sse', 'ws')")
+        #: The channel transports (see the class docstring).
+        self.transports = transports
         self.endpoint = urljoin(url, telefunc_url)
         self.headers = dict(headers or {})
         self._http = HttpTransport(self.endpoint, self.headers, timeout, http_client)
@@ -151,8 +165,22 @@ class Client:
 
     def _get_connection(self) -> Connection:
         if self._connection is None:
-            self._connection = Connection(self._ws_url, self.headers)
+            self._connection = Connection(
+                self._ws_url,
+                self.headers,
+                transports=self.transports,
+                http=self._http.client,
+                sse_url=self._sse_url,
+                sse_headers=self._http.request_headers,
+            )
         return self._connection
+
+    def _sse_url(self) -> str:
+        url = self.endpoint
+        token = self._http.session_token
+        if token:
+            url = append_query(url, "session", token)
+        return append_query(url, "_telefunc", "sse")
 
     def _ws_url(self) -> str:
         parts = urlsplit(self.endpoint)

@@ -71,6 +71,18 @@ class HttpTransport:
         )
         self._httpx = httpx
 
+    @property
+    def client(self) -> Any:
+        """The ``httpx.AsyncClient`` requests go through (the SSE channel transport uses it)."""
+        return self._client
+
+    def request_headers(self) -> dict[str, str]:
+        """The user's headers plus the session token, if the server handed one out."""
+        headers = dict(self.headers)
+        if self.session_token:
+            headers[SESSION_HEADER] = self.session_token
+        return headers
+
     async def aclose(self) -> None:
         """Close the HTTP client (if this transport created it)."""
         if self._own_client:

@@ -23,6 +23,15 @@ moves bytes; every protocol decision is made here:
   (capped at 5 s). If no wire reconciles within ``reconnect_timeout`` of the first loss, every
   channel fails with ``NetworkError``. If the very first wire is refused, channels fail at once.
 * **Idle.** With no channel left for ``idle_timeout``, the wire is closed (code 1000).
+* **Upgrade** (SSE to WebSocket, wire protocol §7.7): once :attr:`ClientMux.settled`, the I/O layer
+  may probe a new socket and call :meth:`ClientMux.begin_upgrade`: the channels detach from the old
+  wire (their sends wait), a RECONCILE with ``"upgrade": true`` goes on the new one. Everything
+  the old wire delivers up to its FIN was queued before the server switched, so it is processed
+  first (at FIN), then the new wire's RECONCILED (re-attaching the channels), then what the new
+  wire delivered meanwhile (duplicates drop by seq); then the old wire is closed.
+  A FIN without RECONCILED within 2 s, or the loss of either wire, aborts the upgrade: both wires
+  are dropped, the connection reconnects (backoff as usual) and :attr:`ClientMux.upgrade_disabled`
+  tells the I/O layer to stay on the old transport.
 
 Each channel is a :class:`ClientChannelCore`: the server's
 :class:`~telefunc.wire.channel_state.ChannelCore` (sequence numbers, replay buffer, duplicate
@@ -58,6 +67,7 @@ __all__ = [
     "RECONCILE_TIMEOUT",
     "RECONNECT_INITIAL_DELAY",
     "RECONNECT_MAX_DELAY",
+    "UPGRADE_FIN_TIMEOUT",
     "ChannelServerError",
     "ClientChannelCore",
     "ClientMux",
@@ -70,6 +80,8 @@ RECONCILE_TIMEOUT = 10.0
 #: Reconnect backoff: ``RECONNECT_INITIAL_DELAY * 2**attempt``, at most ``RECONNECT_MAX_DELAY``.
 RECONNECT_INITIAL_DELAY = 0.5
 RECONNECT_MAX_DELAY = 5.0
+#: Seconds RECONCILED may lag behind FIN during an upgrade before the upgrade is aborted.
+UPGRADE_FIN_TIMEOUT = 2.0
 #: Close code for a deliberate end of the connection: the server ends its channels at once.
 CLOSE_NORMAL = 1000
 #: Close code for a dropped wire (dead heartbeat): transient, the server keeps the channels.
@@ -227,17 +239,36 @@ class ClientChannelCore(ChannelCore):
 class Wire:
     """One wire (socket) of a :class:`ClientMux`; channels write their frames to it."""
 
-    __slots__ = ("_mux", "alive")
+    __slots__ = ("_mux", "alive", "first")
 
-    def __init__(self, mux: ClientMux) -> None:
+    def __init__(self, mux: ClientMux, first: bool = False) -> None:
         self._mux = mux
         #: ``False`` once the mux stopped using this wire (lost or dropped).
         self.alive = True
+        #: The first wire of its session (a rejection of it fails the channels at once).
+        self.first = first
 
     def write(self, frame: bytes) -> None:
         """Queue one encoded frame (ignored once the wire is gone)."""
         if self.alive:
             self._mux._write(frame)
+
+
+class _Handoff:
+    """An upgrade in flight: the old wire still delivers until its FIN."""
+
+    __slots__ = ("fin", "fin_deadline", "new_buffer", "old", "old_buffer", "reconciled")
+
+    def __init__(self, old: Wire) -> None:
+        self.old = old
+        #: Frames received on the old wire before its FIN (all precede the switch).
+        self.old_buffer: list[bytes] = []
+        #: Frames received on the new wire (replays, then new traffic), held until the end.
+        self.new_buffer: list[bytes] = []
+        #: The new wire's RECONCILED, held until FIN: the old wire's frames come first.
+        self.reconciled: bytes | None = None
+        self.fin = False
+        self.fin_deadline: float | None = None
 
 
 class _ConnTimer:
@@ -277,12 +308,21 @@ class ClientMux:
         self.on_wake: Callable[[], None] | None = None
         #: Called when frames or a close request are queued for the I/O layer.
         self.on_output: Callable[[], None] | None = None
+        #: Called after every RECONCILED (an upgrade may have become possible or completed).
+        self.on_reconciled: Callable[[], None] | None = None
+        #: The ``transports`` the server advertised in its last RECONCILED.
+        self.server_transports: tuple[str, ...] = ()
+        #: An upgrade was aborted: stay on the current transport for good.
+        self.upgrade_disabled = False
+        #: Completed upgrades.
+        self.upgrades = 0
+        self._handoff: _Handoff | None = None
         self._next_ix = 0
         self._wire: Wire | None = None
         self._connecting = False
         self._ever_opened = False
         self._out: list[bytes] = []
-        self._close_request: tuple[Wire, int, str] | None = None
+        self._close_requests: list[tuple[Wire, int, str]] = []
         self._reconciling = False
         self._reconcile_ixes: set[int] = set()
         self._needs_reconcile = False
@@ -364,8 +404,7 @@ class ClientMux:
         Code 1000 is a deliberate end (close the socket normally); anything else means the wire is
         considered dead (abort the socket). The mux already stopped using that wire.
         """
-        request, self._close_request = self._close_request, None
-        return request
+        return self._close_requests.pop(0) if self._close_requests else None
 
     def _wake(self) -> None:
         if self.on_wake is not None:
@@ -390,7 +429,7 @@ class ClientMux:
         self._connecting = False
         if self._wire is not None:
             self._wire.alive = False
-        wire = Wire(self)
+        wire = Wire(self, first=not self._ever_opened)
         self._wire = wire
         self._ever_opened = True
         self._out.clear()
@@ -406,10 +445,23 @@ class ClientMux:
         self._connecting = False
         self._transport_lost(now)
 
-    def connection_lost(self, wire: Wire, now: float) -> None:
-        """The socket of ``wire`` closed (stale wires are ignored)."""
+    def connection_rejected(self, wire: Wire, now: float) -> None:
+        """The socket of ``wire`` turned out to be refused after :meth:`connection_made` (an SSE
+        stream-response, whose POST carries the RECONCILE, answered with an error or failed):
+        like :meth:`connection_failed`, so a refused first wire fails the channels at once."""
         self._now = now
         if wire is not self._wire:
+            return
+        if wire.first:
+            self._ever_opened = False
+        self._transport_lost(now)
+
+    def connection_lost(self, wire: Wire, now: float) -> None:
+        """The socket of ``wire`` closed (stale wires are ignored; losing either wire of an
+        upgrade in flight aborts the upgrade)."""
+        self._now = now
+        handoff = self._handoff
+        if wire is not self._wire and (handoff is None or wire is not handoff.old):
             return
         self._transport_lost(now)
 
@@ -417,11 +469,21 @@ class ClientMux:
         wire = self._wire
         if wire is None:
             return
-        self._close_request = (wire, CLOSE_TRANSIENT, reason)
+        self._close_requests.append((wire, CLOSE_TRANSIENT, reason))
         self._transport_lost(now)
         self._output()
 
     def _transport_lost(self, now: float) -> None:
+        handoff, self._handoff = self._handoff, None
+        if handoff is not None:
+            # Either wire of an upgrade failed: drop both, reconnect on the old transport.
+            handoff.old.alive = False
+            self._close_requests.append((handoff.old, CLOSE_TRANSIENT, "upgrade aborted"))
+            current = self._wire
+            if current is not None and all(r[0] is not current for r in self._close_requests):
+                self._close_requests.append((current, CLOSE_TRANSIENT, "upgrade aborted"))
+            self.upgrade_disabled = True
+            self._output()
         wire, self._wire = self._wire, None
         if wire is not None:
             wire.alive = False
@@ -474,6 +536,10 @@ class ClientMux:
             return
         self.closed = True
         wire, self._wire = self._wire, None
+        handoff, self._handoff = self._handoff, None
+        if handoff is not None:
+            handoff.old.alive = False
+            self._close_requests.append((handoff.old, CLOSE_NORMAL, "client closed"))
         for core in list(self.channels.values()):
             core.fail(ChannelClosedError("The client was closed"))
         self.channels.clear()
@@ -483,12 +549,112 @@ class ClientMux:
         self._reconcile_at = self._reconcile_deadline = None
         if wire is not None:
             wire.alive = False
-            self._close_request = (wire, CLOSE_NORMAL, "client closed")
+            self._close_requests.append((wire, CLOSE_NORMAL, "client closed"))
         self._reschedule()
         self._output()
         self._wake()
 
     # ── input ───────────────────────────────────────────────────────────
+
+    def receive_from(self, wire: Wire, data: bytes | bytearray | memoryview, now: float) -> None:
+        """Process one frame received on ``wire`` (the current one, or the old wire of an upgrade
+        in flight; frames of other wires are ignored)."""
+        self._now = now
+        handoff = self._handoff
+        if handoff is None:
+            if wire is self._wire:
+                self.receive(data, now)
+            return
+        try:
+            if wire is self._wire:
+                tag = data[0] if len(data) else -1
+                if tag == Tag.PONG or (tag == Tag.RECONCILED and handoff.fin):
+                    self.receive(data, now)
+                elif tag == Tag.RECONCILED:
+                    handoff.reconciled = bytes(data)
+                else:
+                    handoff.new_buffer.append(bytes(data))
+            elif wire is handoff.old and not handoff.fin:
+                frame = decode_frame(data)
+                if frame.tag == Tag.FIN:
+                    self._on_handoff_fin(handoff, now)
+                elif frame.tag not in (Tag.PING, Tag.PONG, Tag.STREAM_REQUEST_OPEN_ACK):
+                    handoff.old_buffer.append(bytes(data))
+        except ProtocolError as exc:
+            self._drop(now, f"protocol violation: {exc}"[:120])
+
+    @property
+    def settled(self) -> bool:
+        """A wire is reconciled and idle of reconnect/upgrade work: an upgrade may begin."""
+        return (
+            not self.closed
+            and self._wire is not None
+            and self._handoff is None
+            and self._heartbeat
+            and not self._reconciling
+            and not self._needs_reconcile
+        )
+
+    @property
+    def upgrading(self) -> bool:
+        """An upgrade is in flight (between :meth:`begin_upgrade` and FIN + RECONCILED)."""
+        return self._handoff is not None
+
+    def begin_upgrade(self, now: float) -> tuple[Wire, list[bytes]]:
+        """Move the connection to a new (already open) socket; see the module docstring.
+
+        Returns the new wire (its RECONCILE is queued: send it only once the old wire's upload is
+        drained) and the frames still queued for the old wire (send those there first).
+        """
+        self._now = now
+        old = self._wire
+        if old is None or not self.settled:
+            raise ProtocolError("begin_upgrade: the connection is not settled")
+        leftover = self.data_to_send()
+        for core in list(self.channels.values()):
+            core.detach(old, now, permanent=False)
+        old.alive = False
+        self._handoff = _Handoff(old)
+        wire = Wire(self)
+        self._wire = wire
+        self._heartbeat = False
+        self._ping_at = self._pong_deadline = None
+        self._idle_deadline = None
+        self._send_reconcile(now)
+        self._reschedule()
+        return wire, leftover
+
+    def _on_handoff_fin(self, handoff: _Handoff, now: float) -> None:
+        handoff.fin = True
+        wire = self._wire
+        # The channels are detached: what they answer goes out when RECONCILED re-attaches them.
+        old, handoff.old_buffer = handoff.old_buffer, []
+        for data in old:
+            if self._wire is not wire:
+                return
+            self.receive(data, now)
+        reconciled, handoff.reconciled = handoff.reconciled, None
+        if reconciled is not None:
+            self.receive(reconciled, now)
+        elif self._reconciling and self._handoff is handoff:
+            handoff.fin_deadline = now + UPGRADE_FIN_TIMEOUT
+            self._reschedule()
+        self._try_complete_handoff(now)
+
+    def _try_complete_handoff(self, now: float) -> None:
+        handoff = self._handoff
+        if handoff is None or not handoff.fin or self._reconciling:
+            return
+        self._handoff = None
+        self.upgrades += 1
+        self._close_requests.append((handoff.old, CLOSE_NORMAL, "upgraded"))
+        self._output()
+        wire = self._wire
+        for data in handoff.new_buffer:
+            if self._wire is not wire:
+                return  # a handler callback closed the client, or the wire was dropped
+            self.receive(data, now)
+        self._reschedule()
 
     def receive(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Process one frame received on the current wire. Protocol violations drop the wire."""
@@ -528,6 +694,8 @@ class ClientMux:
         payload: dict[str, Any] = {"open": entries}
         if self.session_id is not None:
             payload["sessionId"] = self.session_id
+            if self._handoff is not None and not self._handoff.fin:
+                payload["upgrade"] = True
         self._reconcile_ixes = set(self.channels)
         self._reconciling = True
         self._needs_reconcile = False
@@ -550,6 +718,9 @@ class ClientMux:
             listed[ix] = last_seq
         self.session_id = payload["sessionId"]
         self.settings.apply(payload)
+        transports = payload.get("transports")
+        if isinstance(transports, list):
+            self.server_transports = tuple(t for t in transports if isinstance(t, str))
         asked, self._reconcile_ixes = self._reconcile_ixes, set()
         self._reconciling = False
         self._reconcile_deadline = None
@@ -577,6 +748,9 @@ class ClientMux:
         if not self.channels:
             self._idle_deadline = now + self.settings.idle_timeout
         self._reschedule()
+        self._try_complete_handoff(now)
+        if self.on_reconciled is not None:
+            self.on_reconciled()
 
     # ── timers ──────────────────────────────────────────────────────────
 
@@ -593,6 +767,8 @@ class ClientMux:
         candidates: list[float | None] = [self._connect_at]
         if self._failing_since is not None:
             candidates.append(self._failing_since + self.settings.reconnect_timeout)
+        if self._handoff is not None:
+            candidates.append(self._handoff.fin_deadline)
         if self._wire is not None:
             if self._needs_reconcile and not self._reconciling:
                 candidates.append(self._reconcile_at)
@@ -616,6 +792,10 @@ class ClientMux:
         wire = self._wire
         if wire is None:
             self._on_timer_unwired(now)
+            return
+        handoff = self._handoff
+        if handoff is not None and handoff.fin_deadline is not None and now >= handoff.fin_deadline:
+            self._drop(now, "upgrade: FIN without RECONCILED")
             return
         if self._reconciling:
             if self._reconcile_deadline is not None and now >= self._reconcile_deadline:
@@ -651,7 +831,7 @@ class ClientMux:
         assert wire is not None
         wire.alive = False
         self._out.clear()
-        self._close_request = (wire, CLOSE_NORMAL, "idle")
+        self._close_requests.append((wire, CLOSE_NORMAL, "idle"))
         self._heartbeat = False
         self._ping_at = self._pong_deadline = self._idle_deadline = None
         self._reconciling = False

@@ -7,8 +7,12 @@ from typing import Any
 
 from telefunc import Abort, Channel
 
-#: Results the server side observed, read back by `server_report`.
+#: Results the server side observed, read back by `server_report()` (latest of any channel; kept
+#: for older tests).
 REPORT: dict[str, Any] = {}
+#: The same, per channel id, read back by `server_report(channel_id)`: a test checking *its*
+#: channel cannot pass on what another test's channel left in this process.
+REPORT_BY_CHANNEL: dict[str, dict[str, Any]] = {}
 
 
 async def welcome() -> Channel[Any, Any]:
@@ -57,10 +61,16 @@ async def closer() -> Channel[Any, Any]:
 
     async def on_message(msg: Any) -> None:
         if msg == "close-now":
-            REPORT["server_close_result"] = await ch.close(timeout=5.0)
+            result = await ch.close(timeout=5.0)
+            REPORT["server_close_result"] = result
+            REPORT_BY_CHANNEL.setdefault(ch.id, {})["server_close_result"] = result
+
+    def on_close(err: Exception | None) -> None:
+        REPORT["closer_on_close"] = repr(err)
+        REPORT_BY_CHANNEL.setdefault(ch.id, {})["closer_on_close"] = repr(err)
 
     ch.listen(on_message)
-    ch.on_close(lambda err: REPORT.__setitem__("closer_on_close", repr(err)))
+    ch.on_close(on_close)
     return ch
 
 
@@ -99,5 +109,8 @@ async def both_ways(n: int) -> Channel[int, Any]:
     return ch
 
 
-async def server_report() -> dict[str, Any]:
-    return dict(REPORT)
+async def server_report(channel_id: str | None = None) -> dict[str, Any]:
+    """What the server observed: for channel ``channel_id``, or (no id) the latest of any."""
+    if channel_id is None:
+        return dict(REPORT)
+    return dict(REPORT_BY_CHANNEL.get(channel_id, {}))
