@@ -13,6 +13,7 @@ __all__ = [
     "Abort",
     "ChannelClosedError",
     "ChannelOverflowError",
+    "ChannelRemoteError",
     "NetworkError",
     "ProtocolError",
     "RemoteCallError",
@@ -60,6 +61,15 @@ class ChannelClosedError(TelefuncError):
 
 class ChannelOverflowError(TelefuncError):
     """A message was evicted from a full buffer before the peer could receive it."""
+
+
+class ChannelRemoteError(TelefuncError):
+    """The other side failed while handling this channel's traffic.
+
+    An acknowledged send rejects with it when the peer's listener raised (ACK_RES status
+    ERROR; the peer logs the details), and a client channel ends with it when the server
+    reports an unhandled error on the channel (an ERROR frame).
+    """
 
 
 class NetworkError(TelefuncError):

@@ -30,13 +30,13 @@ from telefunc.errors import (
     Abort,
     ChannelClosedError,
     ChannelOverflowError,
+    ChannelRemoteError,
     NetworkError,
     RemoteCallError,
     ShieldValidationError,
     TelefuncConnectionError,
     TelefuncError,
 )
-from telefunc.wire.client_mux import ChannelServerError
 
 __all__ = [
     "Abort",
@@ -44,7 +44,7 @@ __all__ = [
     "Channel",
     "ChannelClosedError",
     "ChannelOverflowError",
-    "ChannelServerError",
+    "ChannelRemoteError",
     "Client",
     "ModuleProxy",
     "NetworkError",

@@ -31,7 +31,6 @@ import asyncio
 import inspect
 import json
 import logging
-import struct
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypedDict, TypeVar
@@ -42,9 +41,16 @@ from telefunc.server.broadcast_transport import (
     get_broadcast_transport,
     wait_subscribed,
 )
-from telefunc.server.channel import INTERNAL_ERROR, Channel, _mark_retrieved, _spawn
+from telefunc.server.channel import INTERNAL_ERROR, Channel
+from telefunc.server.channel_endpoint import mark_retrieved, spawn
 from telefunc.wire.frames import AckStatus, Frame, Tag
-from telefunc.wire.serializer import format_js_number, parse, stringify
+from telefunc.wire.publish import (
+    decode_publish_binary,
+    decode_publish_text,
+    encode_publish_binary,
+    encode_publish_text,
+)
+from telefunc.wire.serializer import parse, stringify
 
 __all__ = [
     "PLACEHOLDER_PREFIX",
@@ -64,7 +70,6 @@ T = TypeVar("T")
 
 PLACEHOLDER_PREFIX = "!TelefuncBroadcast:"
 
-_BINARY_INFO = struct.Struct("<Id")
 #: Yield to the event loop after this many queued publishes handled in a row, so a client that
 #: floods publishes through a synchronous transport cannot starve other connections.
 _PUBLISH_YIELD_EVERY = 64
@@ -101,37 +106,6 @@ def _receipt(key: str, result: Any) -> PublishReceipt:
         "timestamp": _field(result, "timestamp"),
         "meta": dict(meta) if isinstance(meta, Mapping) else meta,
     }
-
-
-# ── wire payload codecs ─────────────────────────────────────────────────────
-
-
-def encode_publish_text(serialized: str, seq: int, timestamp: float) -> bytes:
-    """PUBLISH payload: ``"<seq>,<timestamp>\\n<serialized>"`` (numbers formatted as JS does)."""
-    return f"{seq},{format_js_number(float(timestamp))}\n{serialized}".encode()
-
-
-def decode_publish_text(payload: bytes) -> tuple[str, int, float]:
-    """Split a PUBLISH payload into ``(serialized, seq, timestamp)``; raises ``ValueError``."""
-    text = payload.decode("utf-8")
-    head, sep, body = text.partition("\n")
-    seq_text, comma, ts_text = head.partition(",")
-    if not sep or not comma:
-        raise ValueError("PUBLISH payload without a '<seq>,<timestamp>' line")
-    return body, int(seq_text), float(ts_text)
-
-
-def encode_publish_binary(data: bytes, seq: int, timestamp: float) -> bytes:
-    """PUBLISH_BINARY payload: ``[u32 LE seq][f64 LE timestamp][bytes]``."""
-    return _BINARY_INFO.pack(seq & 0xFFFFFFFF, float(timestamp)) + data
-
-
-def decode_publish_binary(payload: bytes) -> tuple[bytes, int, float]:
-    """Split a PUBLISH_BINARY payload into ``(data, seq, timestamp)``."""
-    if len(payload) < _BINARY_INFO.size:
-        raise ValueError("PUBLISH_BINARY payload shorter than its 12-byte header")
-    seq, timestamp = _BINARY_INFO.unpack_from(payload)
-    return payload[_BINARY_INFO.size :], seq, timestamp
 
 
 class _WireCache:
@@ -181,7 +155,7 @@ def _listen(key: str, binary: bool, callback: Callable[[Any, Any], None]) -> Cal
             done = True
             result: Any = unlisten()
             if inspect.isawaitable(result):
-                _spawn(result)
+                spawn(result)
 
     return unsubscribe
 
@@ -215,7 +189,7 @@ def _run_callback(callback: Callable[..., Any], *args: Any) -> None:
             except Exception:
                 logger.exception("telefunc: a broadcast subscriber raised")
 
-        _spawn(settle())
+        spawn(settle())
 
 
 #: The ACK_RES error a client gets when it publishes on a read-only BroadcastChannel.
@@ -392,7 +366,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         if self._core.is_closed:
             raise ChannelClosedError("Channel is closed")
         fut: asyncio.Future[PublishReceipt] = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(_mark_retrieved)
+        fut.add_done_callback(mark_retrieved)
         self._enqueue(body, 0, fut)
         return fut
 
@@ -481,7 +455,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         if self._pub_worker is None:
             # A close waits for the queued publishes to be answered (or for its deadline).
             self._core.hold_close()
-            self._pub_worker = _spawn(self._drain_publishes())
+            self._pub_worker = spawn(self._drain_publishes())
 
     async def _drain_publishes(self) -> None:
         queue = self._pub_queue

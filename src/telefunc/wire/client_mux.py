@@ -51,9 +51,9 @@ from telefunc.config import ChannelSettings
 from telefunc.errors import (
     Abort,
     ChannelClosedError,
+    ChannelRemoteError,
     NetworkError,
     ProtocolError,
-    TelefuncError,
 )
 from telefunc.wire.channel_state import ChannelCore, ChannelEvents, PeerLink
 from telefunc.wire.frames import Frame, Tag, decode_frame, encode_frame, encode_json
@@ -68,7 +68,6 @@ __all__ = [
     "RECONNECT_INITIAL_DELAY",
     "RECONNECT_MAX_DELAY",
     "UPGRADE_FIN_TIMEOUT",
-    "ChannelServerError",
     "ClientChannelCore",
     "ClientMux",
     "ClientSettings",
@@ -94,11 +93,6 @@ GAVE_UP = "Connection dropped: the server did not come back within reconnect_tim
 REJECTED = "Server rejected the WebSocket connection"
 
 _PING = encode_frame(Tag.PING)
-
-
-class ChannelServerError(TelefuncError):
-    """The server hit an unhandled error on this channel (an ERROR frame), or a listener of the
-    server failed while answering an acknowledged send (ACK_RES with status ERROR)."""
 
 
 @dataclass
@@ -231,7 +225,7 @@ class ClientChannelCore(ChannelCore):
                 raise ProtocolError("ABORT: payload is not json-serializer text") from exc
             self.fail(Abort(value, f"Channel aborted by the server: {value!r}"))
         elif frame.tag == Tag.ERROR:
-            self.fail(ChannelServerError("Internal Server Error — see server logs"))
+            self.fail(ChannelRemoteError("Internal Server Error — see server logs"))
         else:
             super()._receive_ctrl(frame, now)
 

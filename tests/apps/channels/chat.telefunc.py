@@ -109,6 +109,23 @@ async def both_ways(n: int) -> Channel[int, Any]:
     return ch
 
 
+async def ask_client(question: Any) -> Channel[Any, Any]:
+    """Once open, asks the client ``question`` with an acked send and records the outcome."""
+    ch: Channel[Any, Any] = Channel()
+
+    async def ask() -> None:
+        try:
+            outcome: Any = {"answer": await ch.send(question, ack=True)}
+        except Abort as abort:
+            outcome = {"abort": abort.value}
+        except Exception as exc:
+            outcome = {"error": type(exc).__name__}
+        REPORT_BY_CHANNEL.setdefault(ch.id, {})["asked"] = outcome
+
+    ch.on_open(ask)
+    return ch
+
+
 async def server_report(channel_id: str | None = None) -> dict[str, Any]:
     """What the server observed: for channel ``channel_id``, or (no id) the latest of any."""
     if channel_id is None:

@@ -1,0 +1,386 @@
+"""The asyncio face of a channel, shared by the server :class:`~telefunc.server.channel.Channel`
+and the client :class:`telefunc.client.Channel`.
+
+:class:`~telefunc.wire.channel_state.ChannelCore` owns every protocol decision and reports what
+happens through synchronous ``handle_*`` calls (its ``ChannelEvents``). :class:`ChannelEndpoint`
+turns those into futures and listener calls, the same way on both sides of the wire; the two
+sides differ only in their clock, how they abort, the error texts they send, and what happens
+when the channel is finished — the hooks a subclass provides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Generic, TypeVar
+
+from telefunc.errors import Abort, ChannelClosedError, ChannelRemoteError, ShieldValidationError
+from telefunc.wire.channel_state import ChannelCore, SendResult
+from telefunc.wire.frames import AckStatus, Frame, Tag
+from telefunc.wire.serializer import parse, stringify
+
+__all__ = ["NO_LISTENER", "ChannelEndpoint", "add_listener", "mark_retrieved", "spawn"]
+
+logger = logging.getLogger("telefunc")
+
+Incoming = TypeVar("Incoming")
+Outgoing = TypeVar("Outgoing")
+
+#: ACK_RES error text when an acknowledged message arrives and nobody listens.
+NO_LISTENER = "No listener registered for ack request"
+
+_background: set[asyncio.Future[Any]] = set()
+
+
+def spawn(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
+    """Run ``awaitable`` as a task that is kept referenced until it finishes."""
+    task = asyncio.ensure_future(awaitable)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+def mark_retrieved(fut: asyncio.Future[Any]) -> None:
+    """Done-callback: an un-awaited failed send is not an "exception never retrieved" error.
+
+    Like the JavaScript client's ``ret.catch(() => {})``.
+    """
+    if not fut.cancelled():
+        fut.exception()
+
+
+def add_listener(listeners: list[Any], callback: Any) -> Callable[[], None]:
+    """Append ``callback``; returns the function that removes it again."""
+    listeners.append(callback)
+
+    def unlisten() -> None:
+        if callback in listeners:
+            listeners.remove(callback)
+
+    return unlisten
+
+
+class ChannelEndpoint(Generic[Incoming, Outgoing]):
+    """One end of a channel: send, listen, acks, open/close callbacks over a ``ChannelCore``.
+
+    ``Incoming`` is what the peer sends (what listeners receive), ``Outgoing`` what this end
+    sends. Subclasses set :attr:`_core` and provide :meth:`_now` and :meth:`abort`.
+    """
+
+    __slots__ = (
+        "_binary_listeners",
+        "_close_callbacks",
+        "_close_error",
+        "_close_fired",
+        "_close_future",
+        "_core",
+        "_credit_waiters",
+        "_listeners",
+        "_open_callbacks",
+        "_open_fired",
+        "ack",
+        "id",
+    )
+
+    #: ACK_RES error text sent back when one of this end's listeners raised.
+    LISTENER_ERROR: ClassVar[str]
+    #: Message of the :class:`ChannelRemoteError` when the peer's ERROR reply carries no text.
+    PEER_ERROR: ClassVar[str]
+
+    _core: ChannelCore
+
+    def __init__(self, channel_id: str, ack: bool) -> None:
+        self.id: str = channel_id
+        self.ack: bool = ack
+        self._listeners: list[Callable[[Any], Any]] = []
+        self._binary_listeners: list[Callable[[bytes], Any]] = []
+        self._open_callbacks: list[Callable[[], Any]] = []
+        self._close_callbacks: list[Callable[[Exception | None], Any]] = []
+        self._open_fired = False
+        self._close_fired = False
+        self._close_error: Exception | None = None
+        self._credit_waiters: list[asyncio.Future[None]] = []
+        self._close_future: asyncio.Future[int] | None = None
+
+    # ── hooks ───────────────────────────────────────────────────────────
+
+    def _now(self) -> float:
+        """The clock the core's deadlines are measured on."""
+        raise NotImplementedError
+
+    def abort(self, value: Any = None) -> None:
+        """Abort the channel now with ``value``."""
+        raise NotImplementedError
+
+    def _close_started(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        """Called once a graceful close has begun (a hook for channels no timer drives)."""
+
+    # ── public state ────────────────────────────────────────────────────
+
+    @property
+    def is_closed(self) -> bool:
+        """``True`` once ``close()``/``abort()`` was called or the channel ended."""
+        return self._core.is_closed
+
+    # ── sending ─────────────────────────────────────────────────────────
+
+    def send(self, data: Outgoing, ack: bool | None = None) -> asyncio.Future[Any]:
+        """Send ``data`` (any json-serializer value) to the peer's listeners.
+
+        Returns an awaitable: it resolves once send credit allows the next send, or — for an
+        acknowledged send (``ack=True``, or the channel's default unless ``ack=False``) — with
+        the peer listener's return value. Raises :class:`ChannelClosedError` at once after
+        ``close()``/``abort()``. A message evicted from a full buffer fails with
+        :class:`~telefunc.errors.ChannelOverflowError`.
+        """
+        if self._core.is_closed:
+            raise ChannelClosedError("Channel is closed")
+        needs_ack = ack is not False and (ack is True or self.ack)
+        payload = stringify(data).encode()
+        return self._send_tag(Tag.TEXT_ACK_REQ if needs_ack else Tag.TEXT, payload)
+
+    def send_binary(
+        self, data: bytes | bytearray | memoryview, ack: bool = False
+    ) -> asyncio.Future[Any]:
+        """Send raw bytes; acknowledged only with ``ack=True`` (the channel default is ignored)."""
+        if self._core.is_closed:
+            raise ChannelClosedError("Channel is closed")
+        return self._send_tag(Tag.BINARY_ACK_REQ if ack else Tag.BINARY, bytes(data))
+
+    def _send_tag(self, tag: int, payload: bytes) -> asyncio.Future[Any]:
+        """Send one data frame of any data tag; the generic path subclasses reuse."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(mark_retrieved)
+        result = self._core.send(tag, payload, self._now(), fut)
+        if result is SendResult.SENT:
+            fut.set_result(None)
+        elif result is SendResult.WAIT_CREDIT:
+            self._credit_waiters.append(fut)
+        return fut
+
+    # ── listening ───────────────────────────────────────────────────────
+
+    def listen(self, callback: Callable[[Incoming], Any]) -> Callable[[], None]:
+        """Call ``callback(data)`` for every text message; returns a function that unlistens.
+
+        ``callback`` may be async. Its (awaited) return value answers an acknowledged send (the
+        last listener's wins). Raising :class:`~telefunc.errors.Abort` aborts the channel.
+        """
+        return add_listener(self._listeners, callback)
+
+    def listen_binary(self, callback: Callable[[bytes], Any]) -> Callable[[], None]:
+        """Like :meth:`listen`, for binary messages (``bytes``)."""
+        return add_listener(self._binary_listeners, callback)
+
+    def on_open(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` when the channel opens (at once if it already has)."""
+        if self._open_fired:
+            self._invoke(callback)
+        else:
+            self._open_callbacks.append(callback)
+
+    def on_close(self, callback: Callable[[Exception | None], Any]) -> None:
+        """Call ``callback(err)`` when the channel closes (``err`` is ``None`` for a clean close).
+
+        After an abort ``err`` is an :class:`~telefunc.errors.Abort` carrying the value; after
+        the peer stayed away too long, a :class:`~telefunc.errors.NetworkError`. An async
+        callback is awaited before a graceful close completes.
+        """
+        if self._close_fired:
+            self._invoke(callback, self._close_error)
+        else:
+            self._close_callbacks.append(callback)
+
+    # ── closing ─────────────────────────────────────────────────────────
+
+    def close(self, timeout: float = 5.0) -> asyncio.Future[int]:
+        """Close gracefully; resolves 0 if the peer acknowledged, 1 if ``timeout`` ran out.
+
+        :attr:`is_closed` is ``True`` immediately.
+        """
+        loop = asyncio.get_running_loop()
+        if self._close_future is None:
+            self._close_future = loop.create_future()
+        fut = self._close_future
+        if self._core.is_shutdown:
+            if not fut.done():
+                fut.set_result(0 if self._core.got_close_ack else 1)
+            return fut
+        self._core.close(timeout, self._now())
+        if not self._core.is_shutdown:
+            self._close_started(loop, timeout)
+        return fut
+
+    # ── ChannelEvents (called synchronously by the core; not public API) ──
+
+    def handle_open(self) -> None:
+        """The peer attached for the first time: run the ``on_open`` callbacks."""
+        self._open_fired = True
+        callbacks, self._open_callbacks = self._open_callbacks, []
+        for cb in callbacks:
+            self._invoke(cb)
+
+    def handle_message(self, payload: bytes, binary: bool) -> None:
+        """A fire-and-forget message: run the listeners, then count it as consumed (credit)."""
+        nbytes = len(payload)
+        try:
+            data: Any = payload if binary else parse(payload.decode())
+        except Exception:
+            logger.exception("telefunc: could not parse a channel message")
+            self._core.consumed(nbytes)
+            return
+        pending: list[Awaitable[Any]] = []
+        for cb in list(self._binary_listeners if binary else self._listeners):
+            try:
+                result = cb(data)
+            except Exception as exc:
+                if self._callback_error(exc):
+                    return
+                continue
+            if inspect.isawaitable(result):
+                pending.append(result)
+        if not pending:
+            self._core.consumed(nbytes)
+            return
+
+        async def settle() -> None:
+            # Credit comes back only once async listeners are done: a slow listener slows
+            # the sender instead of piling messages up here.
+            for aw in pending:
+                try:
+                    await aw
+                except Exception as exc:
+                    if self._callback_error(exc):
+                        return
+            self._core.consumed(nbytes)
+
+        spawn(settle())
+
+    def handle_ack_request(self, seq: int, payload: bytes, binary: bool) -> None:
+        """An acknowledged message: answer with the last listener's return value."""
+        spawn(self._answer(seq, payload, binary))
+
+    async def _answer(self, seq: int, payload: bytes, binary: bool) -> None:
+        listeners = list(self._binary_listeners if binary else self._listeners)
+        core = self._core
+        if not listeners:
+            core.reply(seq, AckStatus.ERROR, NO_LISTENER, self._now())
+            return
+        result: Any = None
+        try:
+            data: Any = payload if binary else parse(payload.decode())
+            for cb in listeners:
+                result = cb(data)
+                if inspect.isawaitable(result):
+                    result = await result
+            text = stringify(result)
+        except ShieldValidationError as exc:
+            core.reply(seq, AckStatus.SHIELD_ERROR, str(exc), self._now())
+        except Abort as abort:
+            # The sender's await rejects with the Abort (and its value), then the channel aborts.
+            core.reply(seq, AckStatus.ABORT, stringify(abort.value), self._now())
+            self.abort(abort.value)
+        except Exception as exc:
+            logger.error("telefunc: a channel listener raised", exc_info=exc)
+            core.reply(seq, AckStatus.ERROR, self.LISTENER_ERROR, self._now())
+        else:
+            core.reply(seq, AckStatus.OK, text, self._now())
+
+    def handle_ack_result(self, token: Any, status: AckStatus, text: str) -> None:
+        """The peer answered one of our acknowledged sends."""
+        fut: asyncio.Future[Any] = token
+        if fut.done():
+            return
+        try:
+            if status == AckStatus.OK:
+                fut.set_result(parse(text))
+            elif status == AckStatus.ABORT:
+                fut.set_exception(Abort(parse(text)))
+            elif status == AckStatus.SHIELD_ERROR:
+                fut.set_exception(ShieldValidationError(text))
+            else:
+                fut.set_exception(ChannelRemoteError(text or self.PEER_ERROR))
+        except Exception as exc:  # an unparsable ack value
+            fut.set_exception(exc)
+
+    def handle_send_done(self, token: Any) -> None:
+        """A send that waited (buffered while detached) went out."""
+        fut: asyncio.Future[Any] = token
+        if not fut.done():
+            fut.set_result(None)
+
+    def handle_send_failed(self, token: Any, error: Exception) -> None:
+        """A send will never complete (evicted, or the channel ended)."""
+        fut: asyncio.Future[Any] = token
+        if not fut.done():
+            fut.set_exception(error)
+
+    def handle_credit(self) -> None:
+        """Send credit is back (or the channel ended): wake the waiting senders."""
+        if not self._core.credit_available:
+            return
+        waiters, self._credit_waiters = self._credit_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def handle_fire_close(self, error: Exception | None) -> None:
+        """Run the ``on_close`` callbacks; async ones hold the close until they finish."""
+        self._close_fired = True
+        self._close_error = error
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        self._open_callbacks = []
+        core = self._core
+        for cb in callbacks:
+            try:
+                result = cb(error)
+            except Exception:
+                logger.exception("telefunc: a channel on_close callback raised")
+                continue
+            if inspect.isawaitable(result):
+                core.hold_close()
+                spawn(self._await_close_callback(result))
+
+    async def _await_close_callback(self, result: Awaitable[Any]) -> None:
+        try:
+            await result
+        except Exception:
+            logger.exception("telefunc: a channel on_close callback raised")
+        finally:
+            self._core.release_close(self._now())
+
+    def handle_shutdown(self, error: Exception | None) -> None:
+        """The channel is finished: settle ``close()``."""
+        if self._close_future is not None and not self._close_future.done():
+            self._close_future.set_result(0 if self._core.got_close_ack else 1)
+
+    def handle_other_frame(self, frame: Frame) -> None:
+        """Frames a plain channel ignores (broadcast frames); for subclasses."""
+
+    # ── helpers ─────────────────────────────────────────────────────────
+
+    def _callback_error(self, exc: BaseException) -> bool:
+        """``Abort`` aborts the channel (returns True); anything else is logged."""
+        if isinstance(exc, Abort):
+            self.abort(exc.value)
+            return True
+        logger.error("telefunc: a channel listener raised", exc_info=exc)
+        return False
+
+    def _invoke(self, callback: Callable[..., Any], *args: Any) -> None:
+        try:
+            result = callback(*args)
+        except Exception as exc:
+            self._callback_error(exc)
+            return
+        if inspect.isawaitable(result):
+
+            async def run() -> None:
+                try:
+                    await result
+                except Exception as exc:
+                    self._callback_error(exc)
+
+            spawn(run())
