@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -108,4 +110,43 @@ def test_dev_edge_serves_the_demo_worker_over_http(tmp_path: Path) -> None:
         assert first.text != second.text  # one Durable Object counted both requests
     finally:
         proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_reload_picks_up_an_edited_telefunc_file(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    source = app / "calc.telefunc.py"
+    source.write_text("async def add(a: int, b: int) -> int:\n    return a + b\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "telefunc", "serve", str(app), "--port", str(port), "--reload"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+        start_new_session=True,  # the reloader has a child: stop the whole group
+    )
+    body = '{"file":"/calc.telefunc.py","name":"add","args":[1,2]}'
+    try:
+        transport = httpx.HTTPTransport(retries=20)
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=10, transport=transport
+        ) as c:
+            assert c.post("/_telefunc", content=body).text == '{"ret":3}'
+            source.write_text("async def add(a: int, b: int) -> int:\n    return a + b + 100\n")
+            deadline = time.monotonic() + 30
+            answer = ""
+            while time.monotonic() < deadline:  # bounded wait for the reloaded worker
+                try:
+                    answer = c.post("/_telefunc", content=body).text
+                except httpx.TransportError:
+                    answer = ""  # the worker is restarting
+                if answer == '{"ret":103}':
+                    break
+                time.sleep(0.2)
+        assert answer == '{"ret":103}'
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
