@@ -3,7 +3,8 @@
 ``live_server(app_or_root)`` starts our ASGI app on 127.0.0.1 (port chosen by the OS) in a
 background thread with its own event loop and returns its origin; it stops at teardown.
 ``run_node(script, *args)`` runs a scenario under ``js/interop/`` with the real
-``telefunc@0.2.23`` client and returns the JSON lines it printed.
+``telefunc@0.2.23`` client and returns the JSON lines it printed. ``redis_server`` is a real
+``redis-server`` on an ephemeral port (tests/redis_support.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from redis_support import redis_server as redis_server  # a real redis-server per test
 from testpaths import APPS_DIR, IN_CI, INTEROP_DIR, JS_DIR, REPO, node_available
 
 __all__ = ["APPS_DIR", "INTEROP_DIR", "IN_CI", "JS_DIR", "REPO", "LiveServer", "node_available"]

@@ -1,18 +1,11 @@
 // Functions across the wire and small byte-stream arguments, against tests/apps/streaming,
 // with the official telefunc@0.2.23 client. Prints one JSON line per scenario: {name, ok, value|error}.
-import { run, emit, describeError } from './setup.mjs'
+import { run, attempt, describeError } from './setup.mjs'
 
 const FILE = '/functions.telefunc.py'
 
 run(async (client) => {
   const call = client.__remoteTelefunctionCall
-  const attempt = async (name, fn) => {
-    try {
-      emit({ name, ok: true, value: await fn() })
-    } catch (err) {
-      emit({ name, ok: false, error: describeError(err) })
-    }
-  }
   const settle = async (promise) => {
     try {
       return { ok: true, value: await promise }

@@ -33,6 +33,16 @@ export function describeError(err) {
   }
 }
 
+/** Run scenario `name`: print `{name, ok: true, value}` with what `fn` resolves to, or
+ * `{name, ok: false, error}` (see describeError) if it throws; the next scenario runs either way. */
+export async function attempt(name, fn) {
+  try {
+    emit({ name, ok: true, value: await fn() })
+  } catch (err) {
+    emit({ name, ok: false, error: describeError(err) })
+  }
+}
+
 /** Run `main(client, args)` and exit non-zero with the error on stderr if it throws. */
 export async function run(main) {
   const [origin, ...args] = process.argv.slice(2)

@@ -1,19 +1,12 @@
 // Streaming return values against tests/apps/streaming, with the official telefunc@0.2.23 client.
 // The stream transport comes from TELEFUNC_STREAM_TRANSPORT (binary-inline | sse-inline).
 // Prints one JSON line per scenario: {name, ok, value|error}.
-import { run, emit, describeError } from './setup.mjs'
+import { run, attempt, describeError } from './setup.mjs'
 
 const FILE = '/stream.telefunc.py'
 
 run(async (client) => {
   const call = client.__remoteTelefunctionCall
-  const attempt = async (name, fn) => {
-    try {
-      emit({ name, ok: true, value: await fn() })
-    } catch (err) {
-      emit({ name, ok: false, error: describeError(err) })
-    }
-  }
   const collect = async (gen) => {
     const items = []
     for await (const item of gen) items.push(item)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from _broadcast_util import Collector, eventually
-from _redis_server import RedisServer, free_port
 
+from redis_support import RedisServer, free_port
 from telefunc.broadcast import RedisBroadcast as LazyRedisBroadcast
 from telefunc.broadcast.redis import _PUBLISH_LUA, RedisBroadcast
 from telefunc.errors import NetworkError, UsageError

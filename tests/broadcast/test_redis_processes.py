@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from _broadcast_util import Collector
-from _redis_server import RedisServer
 
+from redis_support import RedisServer
 from telefunc.broadcast.redis import RedisBroadcast
 from telefunc.server.broadcast_transport import BroadcastGap
 

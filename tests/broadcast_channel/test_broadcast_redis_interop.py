@@ -11,41 +11,22 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS / "broadcast"))
-from _redis_server import RedisServer, free_port  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
+from redis_support import RedisServer, free_port
+from testpaths import APPS_DIR, IN_CI, INTEROP_DIR, JS_DIR, REPO, node_available
 
-SRC = TESTS.parent / "src"
-JS_DIR = TESTS.parent / "js"
-INTEROP_DIR = JS_DIR / "interop"
-APP = TESTS / "apps" / "broadcast"
+SRC = REPO / "src"
+APP = APPS_DIR / "broadcast"
 PER_CLIENT, SERVER_COUNT = 333, 334
 TOTAL = 2 * PER_CLIENT + SERVER_COUNT
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("node") and (JS_DIR / "node_modules" / "telefunc").is_dir())
-    and not os.environ.get("CI"),
-    reason="node missing",
-)
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+pytestmark = pytest.mark.skipif(not node_available() and not IN_CI, reason="node missing")
 
 
 async def _wait_listening(port: int, proc: asyncio.subprocess.Process, timeout: float) -> None:
@@ -135,9 +116,11 @@ async def _line(proc: asyncio.subprocess.Process) -> dict[str, Any]:
     return line
 
 
-async def test_two_server_processes_share_one_order_through_redis(redis: RedisServer) -> None:
+async def test_two_server_processes_share_one_order_through_redis(
+    redis_server: RedisServer,
+) -> None:
     key = f"room-{uuid.uuid4()}"
-    async with serve(redis.url) as origin1, serve(redis.url) as origin2:
+    async with serve(redis_server.url) as origin1, serve(redis_server.url) as origin2:
         procs = {
             "a": await _node(origin1, key, "a", True),
             "b": await _node(origin2, key, "b", False),

@@ -1,5 +1,5 @@
 """Client scenarios shared by the tests against our server and against the official Node server
-(imported by module name, like faulty_proxy; a helper module, not a test module)."""
+(imported by module name, like tcp_proxy; a helper module, not a test module)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import uuid
 from typing import Any
 
 import pytest
-from faulty_proxy import FaultyProxy  # tests/client/faulty_proxy.py
 
+from tcp_proxy import FaultyProxy
 from telefunc.client import (
     Abort,
     BroadcastChannel,

@@ -23,8 +23,8 @@ from client_scenarios import (  # tests/client/client_scenarios.py
     thousand_sends_echoed,
     two_clients_and_the_server_publish,
 )
-from faulty_proxy import FaultyProxy  # tests/client/faulty_proxy.py
 
+from tcp_proxy import FaultyProxy
 from telefunc.client import (
     Abort,
     Client,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from client_scenarios import TRANSPORT_IDS, TRANSPORTS, Inbox, cut_mid_stream
-from faulty_proxy import FaultyProxy  # tests/client/faulty_proxy.py
 
+from tcp_proxy import FaultyProxy
 from telefunc import config
 from telefunc.asgi import sse as sse_transport
 from telefunc.client import Client, NetworkError

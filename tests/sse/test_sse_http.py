@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -21,16 +21,6 @@ from telefunc.wire.frames import Frame, Tag, decode_frame, encode_frame, encode_
 from telefunc.wire.framing import b64url_decode, length_prefixed
 
 HEADERS = {"x-telefunc-request": "sse", "content-type": "application/octet-stream"}
-
-
-@pytest.fixture
-def restore_config() -> Iterator[None]:
-    saved = config.channel.snapshot()
-    yield
-    config.channel.reset()
-    config.channel.update(
-        {f: getattr(saved, f) for f in ("transports", "connect_ttl", "ping_interval")}
-    )
 
 
 def body(meta: dict[str, Any], *frames: bytes) -> bytes:

@@ -5,48 +5,14 @@ upgrade to WebSocket), and with its streaming upload refused (batch POSTs)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sse_helpers import channels_app
 
+from channel_interop import check_basic_channel_scenario
 from telefunc import config
 from telefunc.asgi import sse
-
-
-@pytest.fixture
-def restore_config() -> Iterator[None]:
-    saved = config.channel.snapshot()
-    yield
-    config.channel.reset()
-    config.channel.update(
-        {f: getattr(saved, f) for f in ("transports", "connect_ttl", "ping_interval")}
-    )
-
-
-def check_basic_scenario(results: dict[str, dict[str, Any]]) -> None:
-    """The assertions of tests/channels/test_ws_interop.py."""
-    echo = results["echo"]
-    assert echo["welcome"] == {"welcome": True}
-    assert echo["count"] == 1000 and echo["inOrder"] is True
-    assert results["client_close"]["result"] == 0
-    ack = results["ack"]
-    assert ack["ack"] == 42
-    assert ack["noAck"] == "undefined"
-    assert ack["fromServer"] == {"client_answered": "client-answer"}
-    assert results["binary"] == {"name": "binary", "size": 1024 * 1024, "same": True}
-    abort = results["abort"]
-    assert abort["error"]["isAbort"] is True
-    assert abort["error"]["abortValue"] == {"reason": "bye", "n": 7}
-    assert abort["isClosed"] is True
-    assert results["server_close"]["clientError"] is None
-    assert results["listener_abort"]["ok"] is False
-    assert results["listener_abort"]["error"]["isAbort"] is True
-    assert results["listener_abort"]["error"]["abortValue"] == {"refused": "x"}
-    report = results["report"]["report"]
-    assert report["server_close_result"] == 0
-    assert report["closer_on_close"] == "None"
 
 
 def by_name(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -57,7 +23,7 @@ def test_client_on_sse_only(live_server: Any, run_node: Any) -> None:
     app = channels_app()
     server = live_server(app)
     lines = run_node("channel_ws_basic.mjs", server.origin, env={"TELEFUNC_TRANSPORTS": "sse"})
-    check_basic_scenario(by_name(lines))
+    check_basic_channel_scenario(by_name(lines))
     assert app.mux.opened.get("sse", 0) >= 1
     assert app.mux.opened.get("ws", 0) == 0 and app.mux.upgrades == 0
     # Streaming upload in use: one stream-request per stream-response, no batch POST at all.
@@ -71,7 +37,7 @@ def test_client_in_its_default_configuration_upgrades(live_server: Any, run_node
     server = live_server(app)
     # No TELEFUNC_TRANSPORTS: the client keeps its default ['sse', 'ws'].
     lines = run_node("channel_ws_basic.mjs", server.origin, env={"TELEFUNC_TRANSPORTS": ""})
-    check_basic_scenario(by_name(lines))
+    check_basic_channel_scenario(by_name(lines))
     assert app.kinds["response"] >= 1  # it started on SSE...
     assert app.mux.opened.get("ws", 0) >= 1 and app.mux.upgrades >= 1  # ...and upgraded
 
@@ -80,7 +46,7 @@ def test_client_with_explicit_sse_ws_upgrades(live_server: Any, run_node: Any) -
     app = channels_app()
     server = live_server(app)
     lines = run_node("channel_ws_basic.mjs", server.origin, env={"TELEFUNC_TRANSPORTS": "sse,ws"})
-    check_basic_scenario(by_name(lines))
+    check_basic_channel_scenario(by_name(lines))
     assert app.kinds["response"] >= 1 and app.mux.upgrades >= 1
 
 
@@ -91,7 +57,7 @@ def test_upload_stream_refused_by_the_client_runtime_falls_back_to_batches(
     server = live_server(app)
     env = {"TELEFUNC_TRANSPORTS": "sse", "TELEFUNC_SCENARIO": "channel_ws_basic.mjs"}
     lines = run_node("sse_refuse_upload.mjs", server.origin, env=env)
-    check_basic_scenario(by_name(lines))
+    check_basic_channel_scenario(by_name(lines))
     assert app.kinds["request"] == 0  # no streaming upload ever reached us
     assert app.kinds["batch"] >= 10 and app.statuses[("batch", 200)] == app.kinds["batch"]
 
@@ -103,7 +69,7 @@ def test_upload_stream_refused_by_the_server_falls_back_to_batches(
     app = channels_app()
     server = live_server(app)
     lines = run_node("channel_ws_basic.mjs", server.origin, env={"TELEFUNC_TRANSPORTS": "sse"})
-    check_basic_scenario(by_name(lines))
+    check_basic_channel_scenario(by_name(lines))
     assert app.statuses[("request", 400)] >= 1  # the client tried, was refused...
     assert app.kinds["batch"] >= 10  # ...and used batch POSTs from then on
 

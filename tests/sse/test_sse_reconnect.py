@@ -7,7 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sse_helpers import IN_CI, CuttingProxy, channels_app, node_available, run_node_lines
+from sse_helpers import channels_app
+
+from node_runner import run_node_lines
+from tcp_proxy import FaultyProxy
+from testpaths import IN_CI, node_available
 
 N = 600
 
@@ -27,26 +31,23 @@ async def test_reconnect_through_a_cutting_proxy(live_server: Any, case: str) ->
     script, env = CASES[case]
     app = channels_app()
     server = live_server(app)
-    proxy = CuttingProxy(server.port)
+    proxy = FaultyProxy(server.port)
     await proxy.start()
-    accepted_before_cut = -1
     opened_before_cut: dict[str, int] = {}
 
     def on_line(line: dict[str, Any]) -> None:
-        nonlocal accepted_before_cut, opened_before_cut
+        nonlocal opened_before_cut
         if line.get("phase") == "midway":
-            accepted_before_cut = proxy.accepted
             opened_before_cut = dict(app.mux.opened)
-            proxy.cut()
+        proxy.cut_at_midway(line)
 
     try:
-        lines = await run_node_lines(
-            script, f"http://127.0.0.1:{proxy.port}", str(N), env=env, on_line=on_line
-        )
+        lines = await run_node_lines(script, proxy.origin, str(N), env=env, on_line=on_line)
     finally:
         await proxy.close()
     assert proxy.cuts >= 1  # the wire really was cut mid-stream...
-    assert proxy.accepted > accepted_before_cut >= 1  # ...and the client reconnected through us
+    # ...and the client reconnected through us
+    assert proxy.accepted > proxy.accepted_before_cut >= 1
     # ...opening a new channel wire on the server.
     assert sum(app.mux.opened.values()) > sum(opened_before_cut.values()) >= 1
     result = next(line for line in lines if line.get("name") == "result")

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from _stream_frames import parse_frames
 
 from telefunc.errors import Abort, UsageError
 from telefunc.server.context import CallScope, get_context
@@ -46,29 +47,6 @@ async def read_all(body: InlineBody) -> bytes:
     finally:
         await body.aclose()
     return b"".join(parts)
-
-
-def parse_frames(data: bytes) -> tuple[str, list[tuple[Any, ...]]]:
-    """Decode a binary-inline body into (metadata, [(index, payload) | ('end',) | ('error', …)])."""
-    meta_len = int.from_bytes(data[:4], "big")
-    meta = data[4 : 4 + meta_len].decode()
-    pos = 4 + meta_len
-    frames: list[tuple[Any, ...]] = []
-    while True:
-        n = int.from_bytes(data[pos : pos + 4], "big")
-        pos += 4
-        if n == 0:
-            frames.append(("end",))
-            break
-        if n == 0xFFFFFFFF:
-            m = int.from_bytes(data[pos : pos + 4], "big")
-            frames.append(("error", json.loads(data[pos + 4 : pos + 4 + m])))
-            pos += 4 + m
-            break
-        frames.append((data[pos], data[pos + 1 : pos + n]))
-        pos += n
-    assert pos == len(data), "bytes after the end of the body"
-    return meta, frames
 
 
 async def countdown(start: int) -> AsyncIterator[int]:

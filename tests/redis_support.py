@@ -1,9 +1,13 @@
-"""A real ``redis-server`` for the broadcast tests, on an ephemeral loopback port.
+"""A real ``redis-server`` for the tests, on an ephemeral loopback port (import as
+``redis_support``; tests/ is on ``sys.path`` through the rootdir conftest).
 
 :class:`RedisServer` starts ``redis-server`` (no persistence: ``--save '' --appendonly no``) in a
 temporary directory, waits for its "Ready to accept connections" log line and a PING answer,
 and :meth:`RedisServer.stop` stops it. ``restart()`` stops it and starts a new one on the same
 port (the data, including broadcast counters, is lost, as in an unpersisted production restart).
+
+The :func:`redis_server` fixture (one server per test, stopped at teardown) is defined here
+once; a folder's conftest.py makes it available to its tests by importing it.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+__all__ = ["RedisServer", "free_port", "redis_command", "redis_server"]
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 START_TIMEOUT = 15.0
@@ -132,3 +139,14 @@ class RedisServer:
     def command(self, *args: str) -> bytes:
         """Run one command against the server (raw reply)."""
         return redis_command(self.port, *args)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A running ``redis-server`` on an ephemeral port, stopped after the test."""
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
