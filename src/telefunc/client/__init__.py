@@ -17,14 +17,40 @@ duplex" transport (HTTP POSTs and an event stream, which every server serves) an
 WebSocket (``websockets``) when the server offers one; ``Client(url, transports=("ws",))`` or
 ``("sse",)`` pins one. :func:`connect_sync` is a blocking face for scripts.
 
-Not supported yet: streaming return values (generators, streams, promises, files, downloads),
-and functions and streams as arguments or results.
+Results may hold streaming values and functions, revived as:
+
+* async generators → :class:`RemoteGenerator` (``async for item in await c.call(...)``;
+  ``aclose()`` stops the server's generator early, its ``finally`` runs);
+* byte streams (``ByteStream`` / ``ReadableStream``) → :class:`RemoteStream` (``async for``
+  over ``bytes``, ``read()``);
+* promises → :class:`RemotePromise` (``await``);
+* ``download(...)`` results and files → :class:`RemoteFile` (``name``, ``type``, ``size``,
+  ``last_modified``, ``await read()``, ``chunks()``);
+* functions → :class:`RemoteFunction` (``await fn(*args)``; state on the server survives
+  across calls).
+
+They travel with the stream transport the call asks for — ``Client(url,
+stream_transport=...)`` or ``c.call(..., stream_transport=...)``: ``"binary-inline"``,
+``"sse-inline"`` (multiplexed in the response body) or ``"channel"`` (one channel each) —
+or the server's default. An in-band abort raises :class:`Abort` (with ``.value``) from the
+iterator or awaitable; a crash of the server's value raises :class:`RemoteCallError`.
+
+Not supported: functions, byte streams and files as *arguments* (the client sends only
+json-serializer values), and streaming values from :class:`SyncClient` (its results must not
+stream; channels and plain values work).
 """
 
 from __future__ import annotations
 
 from telefunc.client._channel import BroadcastChannel, Channel, PublishInfo
 from telefunc.client._client import Client, ModuleProxy
+from telefunc.client._streaming import (
+    RemoteFile,
+    RemoteFunction,
+    RemoteGenerator,
+    RemotePromise,
+    RemoteStream,
+)
 from telefunc.client._sync import SyncClient, SyncModuleProxy, connect_sync
 from telefunc.errors import (
     Abort,
@@ -50,6 +76,11 @@ __all__ = [
     "NetworkError",
     "PublishInfo",
     "RemoteCallError",
+    "RemoteFile",
+    "RemoteFunction",
+    "RemoteGenerator",
+    "RemotePromise",
+    "RemoteStream",
     "ShieldValidationError",
     "SyncClient",
     "SyncModuleProxy",

@@ -3,15 +3,36 @@ connection (SSE duplex and/or WebSocket)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from telefunc.client._channel import BroadcastChannel, Channel
 from telefunc.client._connection import TRANSPORTS, Connection
-from telefunc.client._http import HttpTransport, append_query
+from telefunc.client._http import HttpTransport, StreamedResponse, append_query
+from telefunc.client._streaming import (
+    BLOB_DOWNLOAD_PREFIX,
+    BLOB_PREFIX,
+    FILE_DOWNLOAD_PREFIX,
+    FILE_PREFIX,
+    FUNCTION_PREFIX,
+    GENERATOR_PREFIX,
+    PROMISE_PREFIX,
+    STREAM_PREFIX,
+    STREAM_TRANSPORTS,
+    CallInfo,
+    ChannelSource,
+    ChunkSource,
+    InlineDemux,
+    RemoteFile,
+    RemoteFunction,
+    RemoteGenerator,
+    RemotePromise,
+    RemoteStream,
+    read_meta,
+)
 from telefunc.errors import UsageError
 from telefunc.wire.serializer import parse, stringify
 
@@ -41,7 +62,15 @@ class Client:
     limit). ``http_client`` is an ``httpx.AsyncClient`` to use instead of a private one.
     ``transports`` are the channel transports, in order of use: ``("sse", "ws")`` (the default,
     like the reference client: start on SSE, upgrade to a WebSocket when the server offers one),
-    ``("ws",)`` or ``("sse",)``.
+    ``("ws",)`` or ``("sse",)``. ``stream_transport`` is how results holding streaming values
+    travel unless a call says otherwise: ``"binary-inline"``, ``"sse-inline"``, ``"channel"``,
+    or ``None`` (the server's default).
+
+    Results may hold async generators (:class:`~telefunc.client.RemoteGenerator`: ``async
+    for``), byte streams (:class:`~telefunc.client.RemoteStream`), promises
+    (:class:`~telefunc.client.RemotePromise`: ``await``), files and downloads
+    (:class:`~telefunc.client.RemoteFile`) and functions
+    (:class:`~telefunc.client.RemoteFunction`: ``await fn(*args)``).
 
     Exceptions: :class:`~telefunc.errors.Abort` (the telefunction aborted; ``.value``),
     :class:`~telefunc.errors.ShieldValidationError` (arguments rejected),
@@ -58,6 +87,7 @@ class Client:
         timeout: float | None = 30.0,
         http_client: Any = None,
         transports: tuple[str, ...] = ("sse", "ws"),
+        stream_transport: str | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"Client url must start with http:// or https://, got {url!r}")
@@ -68,13 +98,18 @@ class Client:
             raise UsageError(f"transports must be taken from {TRANSPORTS}, got {transports!r}")
         if transports == ("ws", "sse"):
             raise UsageError("transports ('ws', 'sse'): there is no downgrade; use ('sse', 'ws')")
+        _check_stream_transport(stream_transport)
         #: The channel transports (see the class docstring).
         self.transports = transports
+        #: The default stream transport of calls (``None``: the server's default).
+        self.stream_transport = stream_transport
         self.endpoint = urljoin(url, telefunc_url)
         self.headers = dict(headers or {})
         self._http = HttpTransport(self.endpoint, self.headers, timeout, http_client)
         self._connection: Connection | None = None
         self._closed = False
+        # Streaming responses still open: closed with the client.
+        self._bodies: weakref.WeakSet[InlineDemux] = weakref.WeakSet()
 
     # ── lifecycle ───────────────────────────────────────────────────────
 
@@ -94,6 +129,8 @@ class Client:
         if self._closed:
             return
         self._closed = True
+        for demux in list(self._bodies):
+            await demux.aclose()
         if self._connection is not None:
             await self._connection.aclose()
         await self._http.aclose()
@@ -110,55 +147,126 @@ class Client:
 
     # ── calls ───────────────────────────────────────────────────────────
 
-    async def call(self, file: str, name: str, *args: Any) -> Any:
+    async def call(
+        self, file: str, name: str, *args: Any, stream_transport: str | None = None
+    ) -> Any:
         """Call telefunction ``name`` of ``file`` (e.g. ``"/chat.telefunc.py"``) with ``args``.
 
         Arguments and the result travel with the json-serializer codec; channels in the result
-        come back as :class:`~telefunc.client.Channel` objects.
+        come back as :class:`~telefunc.client.Channel` objects, streaming values and functions
+        as the objects listed in the class docstring. ``stream_transport`` overrides the
+        client's default for this call.
         """
         if self._closed:
             raise UsageError("this Client is closed")
-        body = stringify({"file": file, "name": name, "args": list(args)})
-        text = await self._http.call(file, name, body)
-        return self._revive(text, file, name)
+        _check_stream_transport(stream_transport)
+        transport = stream_transport or self.stream_transport
+        envelope: dict[str, Any] = {"file": file, "name": name, "args": list(args)}
+        if transport is not None:
+            envelope["stream"] = {"transport": transport}
+        reply = await self._http.call(file, name, stringify(envelope))
+        info = CallInfo(file, name)
+        if isinstance(reply, StreamedResponse):
+            demux, text = await InlineDemux.open(reply.response, sse=reply.sse, info=info)
+            self._bodies.add(demux)
+            return await self._revive(text, info, demux)
+        return await self._revive(reply, info, None)
 
     def module(self, file: str) -> ModuleProxy:
         """A proxy whose attributes call the telefunctions of ``file``: ``m.add(1, 2)``."""
         return ModuleProxy(self, file)
 
-    def _revive(self, text: str, file: str, name: str) -> Any:
+    async def _revive(self, text: str, info: CallInfo, demux: InlineDemux | None) -> Any:
+        file, name = info.file, info.name
         revived: dict[str, Any] = {}
+        sources: list[ChunkSource] = []
+        channels: list[Channel[Any, Any]] = []
+        waits: list[Callable[[], Awaitable[Any]]] = []
+
+        def source_for(meta: dict[str, Any]) -> ChunkSource:
+            if "channelId" in meta:
+                channel: Channel[Any, Any] = Channel(self._get_connection(), str(meta["channelId"]))
+                source: ChunkSource = ChannelSource(channel, info)
+            elif demux is not None and isinstance(meta.get("__index"), int):
+                demux.register(meta["__index"])
+                source = demux.source(meta["__index"])
+            else:
+                raise UsageError(f"{name}() of {file}: a streaming value without a source")
+            sources.append(source)
+            return source
 
         def reviver(s: str) -> tuple[bool, Any]:
             if not s.startswith(TELEFUNC_PREFIX):
                 return False, None
             if s in revived:  # the same object referenced twice is one object here too
                 return True, revived[s]
+            value: Any
             if s.startswith(CHANNEL_PREFIX):
-                meta = json.loads(s[len(CHANNEL_PREFIX) :])
-                value: Any = Channel(
+                meta = read_meta(s[len(CHANNEL_PREFIX) :])
+                value = Channel(
                     self._get_connection(), str(meta["channelId"]), bool(meta.get("ack", False))
                 )
+                channels.append(value)
             elif s.startswith(BROADCAST_PREFIX):
-                meta = json.loads(s[len(BROADCAST_PREFIX) :])
+                meta = read_meta(s[len(BROADCAST_PREFIX) :])
                 value = BroadcastChannel(
                     self._get_connection(), str(meta["channelId"]), str(meta["key"])
                 )
+                channels.append(value)
+            elif s.startswith(FUNCTION_PREFIX):
+                meta = read_meta(s[len(FUNCTION_PREFIX) :])
+                fn_channel: Channel[Any, Any] = Channel(
+                    self._get_connection(), str(meta["channelId"]), True
+                )
+                channels.append(fn_channel)
+                value = RemoteFunction(fn_channel)
+            elif s.startswith(GENERATOR_PREFIX):
+                value = RemoteGenerator(source_for(read_meta(s[len(GENERATOR_PREFIX) :])))
+            elif s.startswith(STREAM_PREFIX):
+                value = RemoteStream(source_for(read_meta(s[len(STREAM_PREFIX) :])))
+            elif s.startswith(PROMISE_PREFIX):
+                value = RemotePromise(source_for(read_meta(s[len(PROMISE_PREFIX) :])), info)
+            elif s.startswith((FILE_DOWNLOAD_PREFIX, BLOB_DOWNLOAD_PREFIX)):
+                is_file = s.startswith(FILE_DOWNLOAD_PREFIX)
+                prefix = FILE_DOWNLOAD_PREFIX if is_file else BLOB_DOWNLOAD_PREFIX
+                meta = read_meta(s[len(prefix) :])
+                value = RemoteFile(source_for(meta), meta, file=is_file)
+            elif s.startswith((FILE_PREFIX, BLOB_PREFIX)):
+                # An echoed upload: the reference client reads it all before resolving.
+                is_file = s.startswith(FILE_PREFIX)
+                meta = read_meta(s[len(FILE_PREFIX if is_file else BLOB_PREFIX) :])
+                value = RemoteFile(source_for(meta), meta, file=is_file)
+                waits.append(value.read)
             else:
                 kind = s[1 : s.index(":")] if ":" in s else s[1:]
                 raise UsageError(
                     f"{name}() of {file} returned a {kind} value, which the Python client "
-                    "does not support yet"
+                    "does not support"
                 )
             revived[s] = value
             return True, value
 
         try:
-            result = parse(text, reviver=reviver)
-        except ValueError as exc:
-            raise UsageError(f"{name}() of {file}: unreadable response {text[:200]!r}") from exc
-        if not isinstance(result, dict) or "ret" not in result:
-            raise UsageError(f"{name}() of {file}: the response has no 'ret': {text[:200]!r}")
+            try:
+                result = parse(text, reviver=reviver)
+            except ValueError as exc:
+                raise UsageError(f"{name}() of {file}: unreadable response {text[:200]!r}") from exc
+            if not isinstance(result, dict) or "ret" not in result:
+                raise UsageError(f"{name}() of {file}: the response has no 'ret': {text[:200]!r}")
+            for wait in waits:
+                await wait()
+            if demux is not None:
+                demux.check_idle()
+        except BaseException:
+            # Nothing of this result reaches the caller: let go of every stream and channel.
+            for source in sources:
+                source.cancel()
+            for channel in channels:
+                if not channel.is_closed:
+                    channel.close()
+            if demux is not None:
+                await demux.aclose()
+            raise
         return result["ret"]
 
     # ── channels ────────────────────────────────────────────────────────
@@ -188,6 +296,13 @@ class Client:
         url = urlunsplit((scheme, parts.netloc, parts.path, parts.query, ""))
         token = self._http.session_token
         return append_query(url, "session", token) if token else url
+
+
+def _check_stream_transport(transport: str | None) -> None:
+    if transport is not None and transport not in STREAM_TRANSPORTS:
+        raise UsageError(
+            f"stream_transport must be one of {STREAM_TRANSPORTS} or None, got {transport!r}"
+        )
 
 
 class ModuleProxy:

@@ -7,10 +7,16 @@
 :class:`~telefunc.errors.RemoteCallError`). A session token the server hands out in
 ``x-telefunc-session`` (the Cloudflare adapter does) is sent back on every later request, as that
 header and as ``?session=``.
+
+A 200 reply whose body streams (``application/octet-stream``: ``binary-inline``,
+``text/event-stream``: ``sse-inline``) is handed back unread as a :class:`StreamedResponse`; its
+body may pause between chunks for as long as the telefunction likes, so ``timeout`` bounds only
+the wait for the headers (and the body of a plain reply).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +30,7 @@ from telefunc.errors import (
 )
 from telefunc.wire.serializer import parse
 
-__all__ = ["SESSION_HEADER", "HttpTransport", "append_query"]
+__all__ = ["SESSION_HEADER", "HttpTransport", "StreamedResponse", "append_query"]
 
 SESSION_HEADER = "x-telefunc-session"
 KIND_HEADER = "x-telefunc-request"
@@ -50,6 +56,17 @@ def append_query(url: str, name: str, value: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{name}={quote(value, safe='')}"
 
 
+class StreamedResponse:
+    """A 200 reply whose body streams: ``response`` is the open ``httpx.Response``."""
+
+    __slots__ = ("response", "sse")
+
+    def __init__(self, response: Any, sse: bool) -> None:
+        self.response = response
+        #: ``True`` for ``sse-inline`` (``text/event-stream``), else ``binary-inline``.
+        self.sse = sse
+
+
 class HttpTransport:
     """Makes calls to one ``telefunc_url``; remembers the server's session token."""
 
@@ -70,6 +87,11 @@ class HttpTransport:
             client if client is not None else httpx.AsyncClient(timeout=timeout, trust_env=False)
         )
         self._httpx = httpx
+        # httpx's read timeout would also cut a streaming body that pauses between chunks, so
+        # calls go out without one; ``timeout`` then bounds the wait for the headers and the
+        # reading of a plain body, with asyncio.timeout around each.
+        self._timeout = timeout
+        self._call_timeout = httpx.Timeout(timeout, read=None)
 
     @property
     def client(self) -> Any:
@@ -88,8 +110,9 @@ class HttpTransport:
         if self._own_client:
             await self._client.aclose()
 
-    async def call(self, file: str, name: str, body: str) -> str:
-        """POST one call; returns the 200 body text or raises the mapped exception."""
+    async def call(self, file: str, name: str, body: str) -> str | StreamedResponse:
+        """POST one call; returns the 200 body text (or the streaming response), or raises the
+        mapped exception."""
         url = self.endpoint
         token = self.session_token
         if token:
@@ -98,25 +121,36 @@ class HttpTransport:
         headers = {"content-type": "text/plain", KIND_HEADER: "txt", **self.headers}
         if token:
             headers[SESSION_HEADER] = token
+        request = self._client.build_request(
+            "POST", url, content=body.encode(), headers=headers, timeout=self._call_timeout
+        )
         try:
-            response = await self._client.post(url, content=body.encode(), headers=headers)
-        except self._httpx.TransportError as exc:
-            raise TelefuncConnectionError(
-                f"Could not reach the telefunc server at {self.endpoint} "
-                f"(calling {name}() of {file}): {exc!r}"
-            ) from exc
-        new_token = response.headers.get(SESSION_HEADER)
-        if new_token:
-            self.session_token = new_token
-        status: int = response.status_code
-        text: str = response.text
-        if status == 200:
+            async with asyncio.timeout(self._timeout):
+                response = await self._client.send(request, stream=True)
+        except (self._httpx.TransportError, TimeoutError) as exc:
+            raise self._unreachable(file, name, exc) from exc
+        streaming = False
+        try:
+            new_token = response.headers.get(SESSION_HEADER)
+            if new_token:
+                self.session_token = new_token
+            status: int = response.status_code
             content_type = response.headers.get("content-type", "")
-            if "application/octet-stream" in content_type or "text/event-stream" in content_type:
-                raise UsageError(
-                    f"{name}() of {file} returned a streaming value (generator, stream, promise, "
-                    "file): the Python client does not read streaming responses yet"
-                )
+            if status == 200 and (
+                "application/octet-stream" in content_type or "text/event-stream" in content_type
+            ):
+                streaming = True
+                return StreamedResponse(response, "text/event-stream" in content_type)
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await response.aread()
+            except (self._httpx.TransportError, TimeoutError) as exc:
+                raise self._unreachable(file, name, exc) from exc
+            text: str = response.text
+        finally:
+            if not streaming:
+                await response.aclose()
+        if status == 200:
             return text
         if status == 403:
             try:
@@ -133,6 +167,12 @@ class HttpTransport:
         # Keep the raw body in ``.body``; say in the message what it means.
         error.args = (f"HTTP {status}: {_explain(status, text, file, name, self.endpoint)}",)
         raise error
+
+    def _unreachable(self, file: str, name: str, exc: Exception) -> TelefuncConnectionError:
+        return TelefuncConnectionError(
+            f"Could not reach the telefunc server at {self.endpoint} "
+            f"(calling {name}() of {file}): {exc!r}"
+        )
 
 
 def _explain(status: int, text: str, file: str, name: str, endpoint: str) -> str:

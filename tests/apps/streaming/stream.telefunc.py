@@ -123,3 +123,17 @@ async def echo_file(label: str, file: UploadedFile) -> dict[str, Any]:
     """Sends an uploaded file straight back; its bytes are read from the request body lazily,
     while the response is already streaming."""
     return {"label": label, "file": file}
+
+
+async def paused(count: int, pause: float) -> AsyncIterator[int]:
+    """Yields ``count`` items with ``pause`` seconds between them (a slow producer)."""
+    for i in range(count):
+        if i:
+            await asyncio.sleep(pause)
+        yield i
+
+
+async def slow_answer(delay: float) -> str:
+    """Answers after ``delay`` seconds."""
+    await asyncio.sleep(delay)
+    return "late"

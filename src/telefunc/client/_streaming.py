@@ -1,0 +1,853 @@
+"""Streaming values and functions in call results, on the client side (spec §6).
+
+A telefunction's result may hold values that arrive after the call returned:
+
+=========================================  ==============================================
+placeholder                                revived as
+=========================================  ==============================================
+``!TelefuncGenerator:``                    :class:`RemoteGenerator` (``async for``)
+``!TelefuncStream:``                       :class:`RemoteStream` (``async for`` of bytes)
+``!TelefuncPromise:``                      :class:`RemotePromise` (``await``)
+``!TelefuncFileDownload:`` /               :class:`RemoteFile` (lazy: ``read()``,
+``!TelefuncBlobDownload:``                 ``chunks()``)
+``!TelefuncFile:`` / ``!TelefuncBlob:``    :class:`RemoteFile`, read completely before the
+                                           call returns (as the reference client does)
+``!TelefuncFunction:``                     :class:`RemoteFunction` (``await fn(*args)``)
+=========================================  ==============================================
+
+Their bytes come from one of two kinds of *chunk source*:
+
+* :class:`InlineDemux` — the ``binary-inline`` / ``sse-inline`` response body, which
+  multiplexes every streaming value of the result by index. The body is read only when a
+  consumer asks for a chunk; frames for other values are buffered per index, and reading pauses
+  while a value nobody is reading holds :data:`MAX_BUFFER_PER_INDEX` bytes (the reference
+  client's rule): large values of one result should be read concurrently, or in the order the
+  server produces them. The response is closed once every value finished or was closed, which
+  cancels what still runs on the server (a generator's ``finally`` runs there).
+* :class:`ChannelSource` — the ``channel`` transport: one channel per value, ``0x00``-tagged
+  BINARY frames carry data, a ``0x01`` frame an error, CLOSE the end. A frame counts as consumed
+  (returning channel credit to the server) only once the consumer took it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Generator
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from telefunc.errors import (
+    Abort,
+    ChannelClosedError,
+    ProtocolError,
+    RemoteCallError,
+    ShieldValidationError,
+    TelefuncConnectionError,
+)
+from telefunc.wire.framing import b64url_decode
+from telefunc.wire.serializer import parse
+
+if TYPE_CHECKING:
+    from telefunc.client._channel import Channel
+
+__all__ = [
+    "BLOB_DOWNLOAD_PREFIX",
+    "BLOB_PREFIX",
+    "FILE_DOWNLOAD_PREFIX",
+    "FILE_PREFIX",
+    "FN_SHIELD_ERROR_KEY",
+    "FUNCTION_PREFIX",
+    "GENERATOR_PREFIX",
+    "MAX_BUFFER_PER_INDEX",
+    "PROMISE_PREFIX",
+    "STREAM_PREFIX",
+    "STREAM_TRANSPORTS",
+    "CallInfo",
+    "ChannelSource",
+    "ChunkSource",
+    "InlineDemux",
+    "RemoteFile",
+    "RemoteFunction",
+    "RemoteGenerator",
+    "RemotePromise",
+    "RemoteStream",
+]
+
+logger = logging.getLogger("telefunc.client")
+
+GENERATOR_PREFIX: Final = "!TelefuncGenerator:"
+STREAM_PREFIX: Final = "!TelefuncStream:"
+PROMISE_PREFIX: Final = "!TelefuncPromise:"
+FILE_PREFIX: Final = "!TelefuncFile:"
+BLOB_PREFIX: Final = "!TelefuncBlob:"
+FILE_DOWNLOAD_PREFIX: Final = "!TelefuncFileDownload:"
+BLOB_DOWNLOAD_PREFIX: Final = "!TelefuncBlobDownload:"
+FUNCTION_PREFIX: Final = "!TelefuncFunction:"
+#: The ack value of a returned function whose arguments the server's shield refused.
+FN_SHIELD_ERROR_KEY: Final = "__telefunc_fn_shield_error"
+
+#: Values of ``stream.transport`` in the call envelope.
+STREAM_TRANSPORTS: Final = ("binary-inline", "sse-inline", "channel")
+#: Bytes buffered for a value nobody is reading before the body stops being read.
+MAX_BUFFER_PER_INDEX: Final = 1024 * 1024
+
+_ERROR_MARKER: Final = 0xFFFFFFFF
+_TAG_DATA: Final = 0x00
+_TAG_ERROR: Final = 0x01
+#: A hostile length must not make us buffer without bound.
+_MAX_FRAME: Final = 256 * 1024 * 1024
+
+
+class CallInfo:
+    """Which call a streaming value belongs to (for error messages)."""
+
+    __slots__ = ("file", "name")
+
+    def __init__(self, file: str, name: str) -> None:
+        self.file = file
+        self.name = name
+
+    def abort(self, value: Any) -> Abort:
+        """The :class:`Abort` a call raises, worded as for a plain call."""
+        return Abort(value, f"Aborted telefunction call {self.name}() ({self.file}).")
+
+    def bug(self) -> RemoteCallError:
+        """The error for an in-band ``{"type":"bug"}``: the server logged the details."""
+        error = RemoteCallError(200, "Internal Server Error")
+        error.args = (
+            f"Internal Server Error in a streaming value of {self.name}() ({self.file}) "
+            "— see server logs",
+        )
+        return error
+
+    def stream_error(self, payload: bytes) -> Exception:
+        """The exception an error payload (``{"type":"abort",…}`` / ``{"type":"bug"}``) means."""
+        try:
+            error = parse(payload.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return ProtocolError(f"{self.name}() ({self.file}): an unreadable stream error frame")
+        if isinstance(error, dict) and error.get("type") == "abort" and "abortValue" in error:
+            return self.abort(error["abortValue"])
+        return self.bug()
+
+
+class ChunkSource(Protocol):
+    """Where one streaming value's chunks come from."""
+
+    async def next_chunk(self) -> bytes | None:
+        """The next non-empty chunk, ``None`` at the end; raises an in-band error."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop receiving (idempotent, synchronous); the server side is told in the background."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop receiving and wait until the transport let go of the value."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# the inline body (binary-inline, sse-inline)
+
+
+class _BodyBuffer:
+    """The decoded bytes of a streaming response body, filled on demand.
+
+    Filling only appends; a frame is consumed only once it is complete, so a consumer cancelled
+    in the middle of a read leaves the buffer consistent.
+    """
+
+    def __init__(self, response: Any, sse: bool) -> None:
+        self.response = response
+        self.buf = bytearray()
+        self._chunks: AsyncIterator[bytes] = response.aiter_bytes()
+        self._sse = sse
+        self._line = bytearray()
+        self._event = bytearray()
+        self._next: asyncio.Future[bytes] | None = None
+
+    async def fill(self, n: int) -> None:
+        """Read until at least ``n`` bytes are buffered."""
+        while len(self.buf) < n:
+            # The read runs as its own task: a consumer cancelled while waiting must not
+            # cancel the body's iterator (which would end it); the next fill picks it up.
+            if self._next is None:
+                self._next = asyncio.ensure_future(self._chunks.__anext__())
+            try:
+                chunk = await asyncio.shield(self._next)
+            except StopAsyncIteration:
+                self._next = None
+                raise TelefuncConnectionError(
+                    "Connection lost — the server closed the stream before all data was received"
+                ) from None
+            except asyncio.CancelledError:
+                if self._next.cancelled():  # the response is being closed
+                    self._next = None
+                    task = asyncio.current_task()
+                    if task is not None and not task.cancelling():
+                        raise ChannelClosedError("the streaming response was closed") from None
+                raise
+            except BaseException:
+                self._next = None
+                raise
+            self._next = None
+            if self._sse:
+                self._feed_sse(chunk)
+            else:
+                self.buf += chunk
+
+    def _feed_sse(self, chunk: bytes) -> None:
+        # Events are "data: <base64url>" lines ended by a blank line; their boundaries carry
+        # no meaning, the decoded bytes are simply concatenated.
+        line = self._line
+        line += chunk
+        while True:
+            end = line.find(b"\n")
+            if end < 0:
+                break
+            text = bytes(line[:end]).rstrip(b"\r")
+            del line[: end + 1]
+            if not text:
+                if self._event:
+                    self.buf += b64url_decode(self._event.decode("ascii"))
+                    self._event.clear()
+            elif text.startswith(b"data:"):
+                self._event += text[5:].strip()
+
+    def take(self, n: int) -> bytes:
+        """Consume ``n`` buffered bytes."""
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+
+class InlineDemux:
+    """Demultiplexes the indexed frames of one inline streaming body to its values' consumers.
+
+    :meth:`register` an index per value while reviving, then :meth:`source` gives each value
+    its :class:`ChunkSource`. The body is read by whichever consumer needs the next frame.
+    """
+
+    def __init__(
+        self,
+        response: Any,
+        *,
+        sse: bool,
+        info: CallInfo,
+        max_buffer: int = MAX_BUFFER_PER_INDEX,
+    ) -> None:
+        self._body = _BodyBuffer(response, sse)
+        self._info = info
+        self._max_buffer = max_buffer
+        self._registered: set[int] = set()
+        self._finished: set[int] = set()  # done, cancelled or closed by the consumer
+        self._done: set[int] = set()  # the server said the value ended
+        self._pending: dict[int, deque[bytes]] = {}
+        self._pending_bytes: dict[int, int] = {}
+        self._ended = False
+        self._error: Exception | None = None
+        self._reading = False
+        self._waiters: list[asyncio.Future[None]] = []
+        self._closed = False
+        self._close_task: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+
+    @classmethod
+    async def open(
+        cls,
+        response: Any,
+        *,
+        sse: bool,
+        info: CallInfo,
+        max_buffer: int = MAX_BUFFER_PER_INDEX,
+    ) -> tuple[InlineDemux, str]:
+        """Read the metadata at the start of ``response``'s body; returns it with the demux."""
+        demux = cls(response, sse=sse, info=info, max_buffer=max_buffer)
+        try:
+            await demux._fill(4)
+            size = int.from_bytes(demux._body.buf[:4], "big")
+            if size > _MAX_FRAME:
+                raise ProtocolError(f"streaming response metadata too large ({size} bytes)")
+            await demux._fill(4 + size)
+            demux._body.take(4)
+            metadata = demux._body.take(size).decode("utf-8")
+        except BaseException:
+            await demux.aclose()
+            raise
+        return demux, metadata
+
+    @property
+    def closed(self) -> bool:
+        """Whether the response was closed."""
+        return self._closed
+
+    def register(self, index: int) -> None:
+        """A placeholder with ``{"__index": index}`` was revived."""
+        self._registered.add(index)
+
+    def source(self, index: int) -> ChunkSource:
+        """The chunk source of value ``index``."""
+        return _IndexSource(self, index)
+
+    async def _fill(self, n: int) -> None:
+        try:
+            await self._body.fill(n)
+        except (TelefuncConnectionError, ProtocolError):
+            raise
+        except Exception as exc:  # httpx errors: the connection broke mid-body
+            if self._closed:
+                raise ChannelClosedError("the streaming response was closed") from exc
+            raise TelefuncConnectionError(
+                f"Connection lost while reading the streaming response of {self._info.name}() "
+                f"({self._info.file}): {exc!r}"
+            ) from exc
+
+    def _notify(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _wait_change(self) -> None:
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append(fut)
+        await fut
+
+    def _paused(self) -> bool:
+        # Backpressure: a value nobody reads holds a full buffer.
+        return any(n >= self._max_buffer for n in self._pending_bytes.values())
+
+    async def next_chunk(self, index: int) -> bytes | None:
+        """The next chunk of value ``index`` (``None``: it ended, or was cancelled)."""
+        while True:
+            if index in self._finished:
+                return None
+            queue = self._pending.get(index)
+            if queue:
+                payload = queue.popleft()
+                self._pending_bytes[index] -= len(payload)
+                self._notify()  # a paused reader may go on
+                return payload
+            if index in self._done or index in self._finished:
+                return None
+            if self._error is not None:
+                raise self._error
+            if self._ended:
+                return None
+            if self._reading or self._paused():
+                await self._wait_change()
+                continue
+            await self._read_one()
+
+    async def _read_one(self) -> None:
+        self._reading = True
+        try:
+            await self._read_frame()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._error is None:
+                self._error = exc
+            self._close_soon()
+        finally:
+            self._reading = False
+            self._notify()
+
+    async def _read_frame(self) -> None:
+        body = self._body
+        await self._fill(4)
+        size = int.from_bytes(body.buf[:4], "big")
+        if size == 0:
+            body.take(4)
+            self._ended = True
+            self._close_soon()
+            return
+        if size == _ERROR_MARKER:
+            await self._fill(8)
+            length = int.from_bytes(body.buf[4:8], "big")
+            if length > _MAX_FRAME:
+                raise ProtocolError(f"streaming error frame too large ({length} bytes)")
+            await self._fill(8 + length)
+            body.take(8)
+            raise self._info.stream_error(body.take(length))
+        if size > _MAX_FRAME:
+            raise ProtocolError(f"streaming frame too large ({size} bytes)")
+        await self._fill(4 + size)
+        body.take(4)
+        frame = body.take(size)
+        index, payload = frame[0], frame[1:]
+        if index not in self._registered or index in self._finished:
+            return  # nobody will read it (a value never revived, or already closed)
+        if not payload:
+            self._done.add(index)
+            return
+        self._pending.setdefault(index, deque()).append(payload)
+        self._pending_bytes[index] = self._pending_bytes.get(index, 0) + len(payload)
+
+    def check_idle(self) -> None:
+        """Close the body if no revived value reads it (all finished already, or none)."""
+        if self._registered <= self._finished:
+            self._close_soon()
+
+    def finish(self, index: int) -> None:
+        """Value ``index`` is no longer read: drop its frames; close the body after the last."""
+        if index in self._finished:
+            return
+        self._finished.add(index)
+        self._pending.pop(index, None)
+        self._pending_bytes.pop(index, None)
+        self._notify()
+        if self._registered <= self._finished:
+            self._close_soon()
+
+    def _close_soon(self) -> None:
+        if self._closed or self._close_task is not None:
+            return
+        self._close_task = self._loop.create_task(self.aclose())
+
+    async def aclose(self) -> None:
+        """Close the response (the server cancels what still runs); consumers then end."""
+        if self._closed:
+            if self._close_task is not None and self._close_task is not asyncio.current_task():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._close_task)
+            return
+        self._closed = True
+        if not self._ended and self._error is None:
+            self._error = ChannelClosedError("the streaming response was closed")
+        self._notify()
+        pending = self._body._next
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        try:
+            await self._body.response.aclose()
+        except Exception as exc:  # closing a broken connection may fail: nothing to do
+            logger.debug("telefunc: closing a streaming response failed: %r", exc)
+
+
+class _IndexSource:
+    """One value of an :class:`InlineDemux`."""
+
+    __slots__ = ("_demux", "_index")
+
+    def __init__(self, demux: InlineDemux, index: int) -> None:
+        self._demux = demux
+        self._index = index
+
+    async def next_chunk(self) -> bytes | None:
+        return await self._demux.next_chunk(self._index)
+
+    def cancel(self) -> None:
+        self._demux.finish(self._index)
+
+    async def aclose(self) -> None:
+        self._demux.finish(self._index)
+        task = self._demux._close_task
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+
+
+# --------------------------------------------------------------------------------------------
+# the channel transport
+
+
+class ChannelSource:
+    """One value streamed on its own channel (the ``channel`` stream transport)."""
+
+    def __init__(self, channel: Channel[Any, Any], info: CallInfo) -> None:
+        self._channel = channel
+        self._info = info
+        self._frames: deque[tuple[bytes, asyncio.Future[None]]] = deque()
+        self._closed = False
+        self._cancelled = False
+        self._error: Exception | None = None
+        self._wake: asyncio.Future[None] | None = None
+        channel.listen_binary(self._on_frame)
+        channel.on_close(self._on_close)
+
+    def _notify(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+        self._wake = None
+
+    def _on_frame(self, frame: bytes) -> asyncio.Future[None]:
+        # The pending future holds the channel's credit until the consumer takes the frame.
+        consumed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._cancelled:
+            consumed.set_result(None)
+            return consumed
+        self._frames.append((frame, consumed))
+        self._notify()
+        return consumed
+
+    def _on_close(self, error: Exception | None) -> None:
+        self._closed = True
+        self._error = error
+        self._notify()
+
+    async def next_chunk(self) -> bytes | None:
+        while True:
+            while not self._frames:
+                if self._cancelled:
+                    return None
+                if self._closed:
+                    error = self._error
+                    if error is None or isinstance(error, ChannelClosedError):
+                        return None
+                    if isinstance(error, Abort):
+                        raise self._info.abort(error.value) from error
+                    raise error
+                wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._wake = wake
+                await wake
+            frame, consumed = self._frames.popleft()
+            if not consumed.done():
+                consumed.set_result(None)
+            if not frame:
+                raise ProtocolError("an empty frame on a stream channel")
+            if frame[0] == _TAG_ERROR:
+                raise self._info.stream_error(frame[1:])
+            if frame[0] != _TAG_DATA:
+                raise ProtocolError(f"unknown stream frame tag {frame[0]:#04x}")
+            if len(frame) > 1:
+                return frame[1:]
+
+    def cancel(self) -> None:
+        if self._cancelled:
+            return
+        self._cancelled = True
+        while self._frames:
+            _, consumed = self._frames.popleft()
+            if not consumed.done():
+                consumed.set_result(None)
+        self._notify()
+        if not self._channel.is_closed:
+            self._channel.close()
+
+    async def aclose(self) -> None:
+        self.cancel()
+
+
+# --------------------------------------------------------------------------------------------
+# revived values
+
+
+def _cancel_later(source: ChunkSource, loop: asyncio.AbstractEventLoop) -> None:
+    """A finalizer: cancel ``source`` on its loop (finalizers may run on any thread)."""
+    try:
+        if asyncio.get_running_loop() is loop:
+            source.cancel()
+            return
+    except RuntimeError:
+        pass
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(source.cancel)
+
+
+def _on_drop(owner: object, source: ChunkSource) -> None:
+    # Like the reference client's GC registry: a value dropped unread stops its stream.
+    finalizer = weakref.finalize(owner, _cancel_later, source, asyncio.get_running_loop())
+    finalizer.atexit = False
+
+
+class RemoteGenerator:
+    """An async generator a telefunction returned: ``async for item in gen``.
+
+    Items are revived with the json-serializer codec. An :class:`~telefunc.errors.Abort`
+    raised by the server's generator is raised here with its ``value``; a crash there raises
+    :class:`~telefunc.errors.RemoteCallError`. :meth:`aclose` stops early: the server's
+    generator is cancelled (its ``finally`` runs).
+    """
+
+    __slots__ = ("__weakref__", "_finished", "_source")
+
+    def __init__(self, source: ChunkSource) -> None:
+        self._source = source
+        self._finished = False
+        _on_drop(self, source)
+
+    def __aiter__(self) -> RemoteGenerator:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._finished:
+            raise StopAsyncIteration
+        try:
+            chunk = await self._source.next_chunk()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            self._finished = True
+            self._source.cancel()
+            raise
+        if chunk is None:
+            self._finished = True
+            self._source.cancel()
+            raise StopAsyncIteration
+        return parse(chunk.decode("utf-8"))
+
+    async def aclose(self) -> None:
+        """Stop receiving; the server stops producing."""
+        self._finished = True
+        await self._source.aclose()
+
+    def __repr__(self) -> str:
+        return f"<telefunc.client.RemoteGenerator {'finished' if self._finished else 'open'}>"
+
+
+class RemoteStream:
+    """A byte stream a telefunction returned (``ByteStream`` / ``ReadableStream``).
+
+    ``async for chunk in stream`` yields ``bytes``; :meth:`read` joins them all; :meth:`aclose`
+    stops early (the server stops producing).
+    """
+
+    __slots__ = ("__weakref__", "_finished", "_source")
+
+    def __init__(self, source: ChunkSource) -> None:
+        self._source = source
+        self._finished = False
+        _on_drop(self, source)
+
+    def __aiter__(self) -> RemoteStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._finished:
+            raise StopAsyncIteration
+        try:
+            chunk = await self._source.next_chunk()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            self._finished = True
+            self._source.cancel()
+            raise
+        if chunk is None:
+            self._finished = True
+            self._source.cancel()
+            raise StopAsyncIteration
+        return chunk
+
+    async def read(self) -> bytes:
+        """Every remaining byte, joined (buffers the whole stream)."""
+        return b"".join([chunk async for chunk in self])
+
+    async def aclose(self) -> None:
+        """Stop receiving; the server stops producing."""
+        self._finished = True
+        await self._source.aclose()
+
+    def __repr__(self) -> str:
+        return f"<telefunc.client.RemoteStream {'finished' if self._finished else 'open'}>"
+
+
+class RemotePromise:
+    """A promise (awaitable) a telefunction returned: ``value = await promise``.
+
+    Awaiting it more than once gives the same value. :meth:`aclose` gives it up.
+    """
+
+    __slots__ = ("__weakref__", "_info", "_source", "_task")
+
+    def __init__(self, source: ChunkSource, info: CallInfo) -> None:
+        self._source = source
+        self._info = info
+        self._task: asyncio.Task[Any] | None = None
+        _on_drop(self, source)
+
+    async def _resolve(self) -> Any:
+        try:
+            chunk = await self._source.next_chunk()
+        finally:
+            self._source.cancel()
+        if chunk is None:
+            raise TelefuncConnectionError(
+                f"a promise returned by {self._info.name}() ({self._info.file}) ended before "
+                "it resolved"
+            )
+        return parse(chunk.decode("utf-8"))
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._resolve())
+        return asyncio.shield(self._task).__await__()
+
+    async def aclose(self) -> None:
+        """Give the promise up (awaiting it afterwards raises)."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._resolve())
+        if not self._task.done():
+            self._task.cancel()
+            self._task.add_done_callback(_retrieve)
+        await self._source.aclose()
+
+    def __repr__(self) -> str:
+        state = "pending" if self._task is None or not self._task.done() else "settled"
+        return f"<telefunc.client.RemotePromise {state}>"
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class RemoteFile:
+    """A file or blob a telefunction returned (``download(...)``, or an echoed upload).
+
+    ``name`` and ``last_modified`` (milliseconds since the epoch) are ``None`` for a blob;
+    ``size`` is ``None`` when the server did not know it. A download is lazy: its bytes are
+    read from the server by :meth:`read` or :meth:`chunks` (once); :meth:`aclose` gives it up.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_consumed",
+        "_data",
+        "_source",
+        "last_modified",
+        "loaded",
+        "name",
+        "size",
+        "type",
+    )
+
+    def __init__(self, source: ChunkSource, meta: dict[str, Any], *, file: bool) -> None:
+        self._source = source
+        self.name: str | None = str(meta.get("name", "")) if file else None
+        self.type: str = str(meta.get("type", ""))
+        size = meta.get("size")
+        self.size: int | None = int(size) if isinstance(size, int | float) else None
+        modified = meta.get("lastModified")
+        self.last_modified: int | float | None = (
+            modified if file and isinstance(modified, int | float) else None
+        )
+        #: Bytes received so far.
+        self.loaded = 0
+        self._consumed = False
+        self._data: bytes | None = None
+        _on_drop(self, source)
+
+    @property
+    def is_file(self) -> bool:
+        """Whether it has a name (a ``File``) rather than being a ``Blob``."""
+        return self.name is not None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The bytes as they arrive (a download can be read only once)."""
+        if self._data is not None:
+            if self._data:
+                yield self._data
+            return
+        if self._consumed:
+            raise ChannelClosedError("the bytes of this file were already read")
+        self._consumed = True
+        try:
+            while True:
+                chunk = await self._source.next_chunk()
+                if chunk is None:
+                    break
+                self.loaded += len(chunk)
+                yield chunk
+            if self.size is not None and self.loaded != self.size:
+                raise ProtocolError(f"the file ended after {self.loaded} of its {self.size} bytes")
+        finally:
+            self._source.cancel()
+
+    async def read(self) -> bytes:
+        """All the bytes (kept, so reading again returns them)."""
+        if self._data is None:
+            self._data = b"".join([chunk async for chunk in self.chunks()])
+        return self._data
+
+    async def aclose(self) -> None:
+        """Give the bytes up (the server stops sending them)."""
+        self._consumed = True
+        await self._source.aclose()
+
+    def __repr__(self) -> str:
+        kind = "file" if self.is_file else "blob"
+        return f"<telefunc.client.RemoteFile {kind} {self.name!r} {self.type!r} size={self.size}>"
+
+
+class RemoteFunction:
+    """A function a telefunction returned: ``await fn(*args)`` calls it on the server.
+
+    Each call travels on the function's ack channel; state the server closure keeps survives
+    across calls. Raises :class:`~telefunc.errors.ShieldValidationError` when the server's
+    shield refused the arguments, :class:`~telefunc.errors.Abort` when the function aborted,
+    :class:`~telefunc.errors.ChannelRemoteError` when it crashed and
+    :class:`~telefunc.errors.ChannelClosedError` once the channel is closed (:meth:`aclose`, or
+    the server closed it). Dropping the last reference closes the channel.
+    """
+
+    __slots__ = ("__weakref__", "_channel")
+
+    def __init__(self, channel: Channel[Any, Any]) -> None:
+        self._channel = channel
+        finalizer = weakref.finalize(
+            self, _close_channel_later, channel, asyncio.get_running_loop()
+        )
+        finalizer.atexit = False
+
+    @property
+    def channel_id(self) -> str:
+        """The id of the ack channel the calls travel on."""
+        return self._channel.id
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the channel is closed (calls raise ``ChannelClosedError``)."""
+        return self._channel.is_closed
+
+    async def __call__(self, *args: Any) -> Any:
+        """Call the server function with ``args``; returns its return value."""
+        if self._channel.is_closed:
+            raise ChannelClosedError("the channel of this returned function is closed")
+        result = await self._channel.send(list(args), ack=True)
+        if isinstance(result, dict) and result.get(FN_SHIELD_ERROR_KEY) is True:
+            raise ShieldValidationError(
+                "Shield Validation Error — the returned function rejected its arguments; "
+                "see server logs"
+            )
+        return result
+
+    async def aclose(self) -> None:
+        """Close the channel (the server lets go of the function)."""
+        if not self._channel.is_closed:
+            await self._channel.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._channel.is_closed else "open"
+        return f"<telefunc.client.RemoteFunction {self._channel.id} {state}>"
+
+
+def _close_channel_later(channel: Channel[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
+    def close() -> None:
+        if not channel.is_closed:
+            channel.close()
+
+    try:
+        if asyncio.get_running_loop() is loop:
+            close()
+            return
+    except RuntimeError:
+        pass
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(close)
+
+
+def read_meta(text: str) -> dict[str, Any]:
+    """The JSON metadata after a placeholder prefix."""
+    meta = json.loads(text)
+    if not isinstance(meta, dict):
+        raise ValueError(f"placeholder metadata is not an object: {text[:100]!r}")
+    return meta
