@@ -19,7 +19,6 @@ from typing import Any
 from telefunc.asgi.http import (
     AsgiBody,
     HttpRequest,
-    Message,
     Receive,
     Scope,
     Send,
@@ -31,7 +30,14 @@ from telefunc.errors import UsageError
 from telefunc.server.broadcast_transport import get_broadcast_transport
 from telefunc.server.hub import ChannelHub
 from telefunc.server.registry import Registry, discover
-from telefunc.server.rpc import INTERNAL_ERROR, MISMATCH, RpcResponse, handle_call, request_kind
+from telefunc.server.rpc import (
+    INTERNAL_ERROR,
+    MALFORMED,
+    MISMATCH,
+    RpcResponse,
+    handle_call,
+    request_kind,
+)
 
 __all__ = ["ContextFactory", "TelefuncApp"]
 
@@ -69,7 +75,7 @@ class TelefuncApp:
             raise UsageError(f"telefunc_url must be a path starting with '/', got {telefunc_url!r}")
         public = self.root / "public" if self.root is not None else None
         self.static = StaticFiles(public) if public is not None and public.is_dir() else None
-        self.hub = _new_hub()
+        self.hub = ChannelHub()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -100,13 +106,12 @@ class TelefuncApp:
         kind = request_kind(
             request.query.get("_telefunc"), request.headers.get("x-telefunc-request")
         )
-        watched = _WatchedReceive(receive)
-        body = AsgiBody(watched)
+        body = AsgiBody(receive)
         if kind == "sse":
             await self._sse(request, body, send)
             return
         if kind == MISMATCH:
-            response = RpcResponse.text(400, "Malformed Telefunc Request")
+            response = RpcResponse.text(400, MALFORMED)
         else:
             try:
                 values = await self.build_context(request)
@@ -123,7 +128,7 @@ class TelefuncApp:
                     context=values,
                 )
         if response.stream is not None:
-            await _send_streaming(send, watched, response)
+            await _send_streaming(send, body, response)
             return
         await send_response(
             send, response.status, response.body, response.content_type, response.headers
@@ -170,44 +175,7 @@ class TelefuncApp:
                 return
 
 
-def _new_hub() -> ChannelHub:
-    return ChannelHub()
-
-
-class _WatchedReceive:
-    """Wraps ``receive`` to notice the end of the request body and the client's disconnect.
-
-    The request body may still be read (lazily, by uploaded files) while a streaming response
-    is sent, so the disconnect watcher only calls ``receive`` itself once the body is over.
-    """
-
-    __slots__ = ("_receive", "body_over", "disconnected")
-
-    def __init__(self, receive: Receive) -> None:
-        self._receive = receive
-        self.body_over = asyncio.Event()
-        self.disconnected = asyncio.Event()
-
-    async def __call__(self) -> Message:
-        message = await self._receive()
-        self._note(message)
-        return message
-
-    def _note(self, message: Message) -> None:
-        if message["type"] == "http.disconnect":
-            self.disconnected.set()
-            self.body_over.set()
-        elif not message.get("more_body", False):
-            self.body_over.set()
-
-    async def wait_disconnect(self) -> None:
-        """Return once the client has disconnected."""
-        await self.body_over.wait()
-        while not self.disconnected.is_set():
-            self._note(await self._receive())
-
-
-async def _send_streaming(send: Send, receive: _WatchedReceive, response: RpcResponse) -> None:
+async def _send_streaming(send: Send, body: AsgiBody, response: RpcResponse) -> None:
     """Send a streaming response chunk by chunk; cancel it when the client disconnects."""
     stream = response.stream
     assert stream is not None
@@ -223,7 +191,7 @@ async def _send_streaming(send: Send, receive: _WatchedReceive, response: RpcRes
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     pumping = asyncio.ensure_future(pump())
-    watching = asyncio.ensure_future(receive.wait_disconnect())
+    watching = asyncio.ensure_future(body.wait_disconnect())
     try:
         await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
         if not pumping.done():  # the client went away: stop producing

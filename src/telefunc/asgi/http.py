@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from http.cookies import SimpleCookie
 from typing import Any
@@ -78,47 +79,54 @@ class HttpRequest:
 
 
 class AsgiBody:
-    """Reads an ASGI HTTP request body incrementally (a :class:`BodyReader`)."""
+    """Reads an ASGI HTTP request body incrementally (a :class:`BodyReader`), and tells when
+    the client disconnects."""
 
-    __slots__ = ("_buffer", "_disconnected", "_done", "_receive")
+    __slots__ = ("_buffer", "_disconnected", "_done", "_over", "_receive")
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self._buffer = b""
         self._done = False
         self._disconnected = False
+        # Set once the body has ended: from then on `receive` can only report the disconnect.
+        self._over = asyncio.Event()
 
-    async def _more(self) -> None:
-        message = await self._receive()
+    def _note(self, message: Message) -> None:
         if message["type"] == "http.disconnect":
-            self._done = self._disconnected = True
+            self._disconnected = True
+            self._end()
             return
         self._buffer += message.get("body", b"")
         if not message.get("more_body", False):
-            self._done = True
+            self._end()
+
+    def _end(self) -> None:
+        self._done = True
+        self._over.set()
 
     async def read(self, max_bytes: int = -1) -> bytes:
         """Up to ``max_bytes`` bytes (all that is left when negative); ``b""`` at the end."""
         if max_bytes < 0:
             while not self._done:
-                await self._more()
+                self._note(await self._receive())
             data, self._buffer = self._buffer, b""
             return data
         while not self._buffer and not self._done:
-            await self._more()
+            self._note(await self._receive())
         data, self._buffer = self._buffer[:max_bytes], self._buffer[max_bytes:]
         return data
 
     async def wait_disconnect(self) -> None:
         """Return once the client has disconnected.
 
-        Call it once the body has been read to its end: from then on ASGI's ``receive`` only
-        reports the disconnect. (Reading it earlier would swallow body chunks.)
+        It first waits for the body to end — the body may still be being read (lazily, by an
+        uploaded file) while a response streams, and calling ``receive`` here meanwhile would
+        swallow its chunks — then for ASGI's ``http.disconnect``.
         """
+        await self._over.wait()
         while not self._disconnected:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                self._done = self._disconnected = True
+            self._note(await self._receive())
 
 
 async def send_response(
