@@ -132,8 +132,7 @@ def placeholder_replacer(
         if to_placeholder is not None:
             result: str = to_placeholder(scope)
             if response_abort is not None and isinstance(value, Channel):
-                channel = value
-                response_abort.on_abort(lambda error: channel.abort(error.value))
+                response_abort.on_abort(_aborter(value))
             return result
         if not is_function(value):
             return None
