@@ -44,3 +44,16 @@ def test_a_failed_start_leaves_no_thread() -> None:
     with pytest.raises(ValueError):
         connect_sync("ftp://nowhere")
     assert threading.active_count() == baseline
+
+
+def test_sync_iteration_of_a_generator_and_an_early_break(live_server: Any) -> None:
+    streaming = live_server(APPS / "streaming")
+    baseline = threading.active_count()
+    with connect_sync(streaming.origin) as c:
+        assert list(c.iterate(c.call("/stream.telefunc.py", "countdown", 3))) == [3, 2, 1, 0]
+        for n in c.iterate(c.call("/stream.telefunc.py", "ticker", "sync-run")):
+            if n == 2:
+                break  # closes the remote generator: the server's finally must run
+        events = c.call("/stream.telefunc.py", "events_of", "sync-run", "finally", 10.0)
+    assert events[:2] == ["started", "finally"]
+    assert threading.active_count() == baseline

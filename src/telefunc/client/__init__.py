@@ -35,9 +35,11 @@ stream_transport=...)`` or ``c.call(..., stream_transport=...)``: ``"binary-inli
 or the server's default. An in-band abort raises :class:`Abort` (with ``.value``) from the
 iterator or awaitable; a crash of the server's value raises :class:`RemoteCallError`.
 
+With :class:`SyncClient`, iterate generators and streams with ``c.iterate(...)`` and await
+promises and functions with ``c.run(...)``.
+
 Not supported: functions, byte streams and files as *arguments* (the client sends only
-json-serializer values), and streaming values from :class:`SyncClient` (its results must not
-stream; channels and plain values work).
+json-serializer values).
 """
 
 from __future__ import annotations

@@ -6,19 +6,21 @@
         print(c.call("/calc.telefunc.py", "add", 1, 2))
         print(c.module("/calc.telefunc.py").add(3, 4))
 
-Channels returned by a call are the asyncio :class:`~telefunc.client.Channel` objects of the
-background loop; drive them with :meth:`SyncClient.run` (``c.run(ch.send, "hi")``). ``close()``
-(or leaving the ``with`` block) closes the client, stops the loop and joins the thread.
+Channels and streaming values returned by a call live on the background loop: drive them with
+:meth:`SyncClient.run` (``c.run(ch.send, "hi")``, ``c.run(promise)``, ``c.run(counter, 1)``)
+and iterate generators and byte streams with :meth:`SyncClient.iterate`
+(``for n in c.iterate(c.call("/count.telefunc.py", "countdown", 3))``). ``close()`` (or
+leaving the ``with`` block) closes the client, stops the loop and joins the thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from telefunc.client._client import Client
 from telefunc.errors import UsageError
@@ -81,6 +83,34 @@ class SyncClient:
             return await target
 
         return self._submit(wrap()).result(timeout)
+
+    def iterate(self, source: AsyncIterable[T], timeout: float | None = None) -> Iterator[T]:
+        """Iterate, blocking, over an async iterable a call returned (a generator, a stream).
+
+        Each item is awaited on the client's loop (``timeout`` bounds each wait). Leaving the
+        loop early (``break``, an exception) closes the remote value, so the server's
+        generator stops and its ``finally`` runs.
+        """
+        iterator = source.__aiter__()
+
+        async def step() -> tuple[bool, T | None]:
+            try:
+                return True, await iterator.__anext__()
+            except StopAsyncIteration:
+                return False, None
+
+        finished = False
+        try:
+            while True:
+                more, item = self.run(step(), timeout=timeout)
+                if not more:
+                    finished = True
+                    return
+                yield cast(T, item)
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if not finished and aclose is not None and not self._closed:
+                self.run(aclose, timeout=10.0)
 
     def call(self, file: str, name: str, *args: Any) -> Any:
         """Call a telefunction and wait for its result (see :meth:`Client.call`)."""
