@@ -181,7 +181,7 @@ def _receive(hub: ChannelHub, conn: ServerConnection, frame: bytes) -> None:
         conn.receive(frame, hub.now())
     except Exception:  # a bug in the core must not leave the wire half-alive
         logger.exception("telefunc: error while handling a channel frame")
-        conn._violation("internal error", hub.now())
+        conn.protocol_violation("internal error", hub.now())
 
 
 async def _stream_response(

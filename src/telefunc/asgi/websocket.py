@@ -55,13 +55,13 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
             if kind == "websocket.receive":
                 data = message.get("bytes")
                 if data is None:
-                    conn._violation("text message on a binary channel socket", hub.now())
+                    conn.protocol_violation("text message on a binary channel socket", hub.now())
                     continue
                 try:
                     conn.receive(data, hub.now())
                 except Exception:  # a bug in the core must not leave the socket half-alive
                     logger.exception("telefunc: error while handling a channel frame")
-                    conn._violation("internal error", hub.now())
+                    conn.protocol_violation("internal error", hub.now())
             elif kind == "websocket.disconnect":
                 code = message.get("code", 1005)
                 conn.connection_lost(hub.now(), permanent=code in PERMANENT_CLOSE_CODES)

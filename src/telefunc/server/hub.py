@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from telefunc.server.channel import Channel
 
 __all__ = ["ChannelHub"]
+
+logger = logging.getLogger("telefunc")
 
 
 class ChannelHub:
@@ -93,7 +96,11 @@ class ChannelHub:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), delay)
                 continue
-            mux.handle_timeout(self.now())
+            try:
+                mux.handle_timeout(self.now())
+            except Exception:
+                # One failing deadline must not stop the wheel every channel's timeouts ride on.
+                logger.exception("telefunc: a channel timer failed")
 
     async def aclose(self) -> None:
         """Stop the timer task (channels are left as they are)."""

@@ -497,9 +497,16 @@ class ServerConnection:
             if self.on_output is not None:
                 self.on_output()
 
-    def _violation(self, reason: str, now: float) -> None:
+    def protocol_violation(self, reason: str, now: float) -> None:
+        """End this connection for breaking the protocol (close code 1002, permanent).
+
+        For transports that find a violation themselves (a text message on the binary
+        WebSocket, a frame the core failed on); other connections are unaffected.
+        """
         self._request_close(CLOSE_PROTOCOL_ERROR, f"protocol violation: {reason}"[:120])
         self.connection_lost(now, permanent=True)
+
+    _violation = protocol_violation
 
     def connection_lost(self, now: float, *, permanent: bool) -> None:
         """The wire is gone. ``permanent``: client close code 1000/1001 (or a violation)."""
