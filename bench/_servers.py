@@ -30,6 +30,32 @@ def telefunc_app() -> Any:
     return TelefuncApp(Path(__file__).resolve().parent / "app")
 
 
+def socketio_app() -> Any:
+    """The python-socketio baseline: ``AsyncServer(async_mode="asgi")`` on uvicorn.
+
+    Event ``sub ROOM`` puts the sender in ROOM and answers ``ok``; ``blast ROOM COUNT SIZE``
+    emits COUNT ``msg`` events of SIZE characters to ROOM, awaiting each ``emit`` (the idiomatic
+    loop), then answers ``done``.
+    """
+    import socketio  # type: ignore[import-untyped]
+
+    sio = socketio.AsyncServer(async_mode="asgi")
+
+    @sio.on("sub")  # type: ignore[untyped-decorator]
+    async def sub(sid: str, room: str) -> None:
+        await sio.enter_room(sid, room)
+        await sio.emit("ok", to=sid)
+
+    @sio.on("blast")  # type: ignore[untyped-decorator]
+    async def blast(sid: str, room: str, count: int, size: int) -> None:
+        payload = "x" * size
+        for i in range(count):
+            await sio.emit("msg", f"{i}:{payload}", room=room)
+        await sio.emit("done", to=sid)
+
+    return socketio.ASGIApp(sio)
+
+
 async def websockets_broadcast_server(port: int) -> None:
     """The fan-out baseline: raw ``websockets`` with ``websockets.broadcast``.
 
@@ -73,5 +99,6 @@ if __name__ == "__main__":
     else:
         import uvicorn
 
-        app = starlette_app() if kind == "starlette" else telefunc_app()
+        apps = {"starlette": starlette_app, "socketio": socketio_app, "telefunc": telefunc_app}
+        app = apps[kind]()
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
