@@ -230,7 +230,13 @@ async def test_per_region_scale_fallback_and_coordinators(make_edge: Any) -> Non
     await from_apac.pump(1)
     await from_enam.pump(1)
     receipt = from_apac.receipts[0]
-    assert receipt["meta"]["authorityBucket"] == "apac"
+    # The authority was created by its first contact: from_enam's presence report (weur), and
+    # authorityBucket names where it lives.
+    assert receipt["meta"]["authorityBucket"] == "weur"
+    authority = next(
+        h for h in edge.emu.hosts() if h.id.name == f"telefunc:broadcast:authority:{key}"
+    )
+    assert authority.location_hint == "weur"
     assert sorted(receipt["meta"]["fanoutBuckets"]) == ["apac", "weur"]
     names = {h.id.name for h in edge.emu.hosts()}
     assert "telefunc:broadcast:weur:1" in names and "telefunc:broadcast:apac:0" in names

@@ -8,10 +8,11 @@ Each telefunc Durable Object has one :class:`DurableBroadcast`, the broadcast tr
 the objects with subscribers → their local listeners``:
 
 * the *authority* of a key is the object ``<instance>:broadcast:authority:<key>``, created near
-  its first publisher (``locationHint``; the region is kept in its storage under
-  ``broadcast:<key>:authority-bucket``). It handles the key's publishes one at a time (a lock of
-  the object), gives each the next ``seq`` (``broadcast:<key>:sequence`` in its storage), a
-  ``timestamp`` (``Date.now()``), and lists the key's presence records in KV;
+  whichever first reaches it — its first publisher or first subscribing object (``locationHint``;
+  the region is kept in its storage under ``broadcast:<key>:authority-bucket``). It handles the
+  key's publishes one at a time (a lock of the object), gives each the next ``seq``
+  (``broadcast:<key>:sequence`` in its storage), a ``timestamp`` (``Date.now()``), and lists the
+  key's presence records in KV, merged with the presence objects reported to it directly (below);
 * for each region with presence it calls the region's coordinator
   ``<instance>:broadcast:<region>:<hash(key) % ceil(scale_region / 2)>`` with the object names;
   the coordinator calls ``telefuncBroadcastDeliver`` on each of them;
@@ -27,13 +28,22 @@ strictly increasing numbers even if the network reordered two calls).
 ``tfps:<encodeURIComponent(key)>:<region>:<object name>`` (value: the object name, TTL 90 s),
 written on the first subscribe, rewritten every 30 s, deleted on the last unsubscribe. An evicted
 object stops refreshing; its record expires within 90 s and its region drops out of the fan-out.
-Publishes made while a key's record is being written are buffered (512 KiB, the oldest rejected
-with :class:`~telefunc.errors.ChannelOverflowError` beyond that) and sent once it is written.
 
-Presence lag: the authority lists KV from its own colo, and a record written elsewhere becomes
-visible there only when KV has propagated it (up to 60 s in production). A subscriber in another
-colo than the authority misses publishes for that long — not "a few milliseconds"; see
-``examples/cloudflare/README.md`` for the measurement.
+**Direct presence at the authority.** KV is eventually consistent: the authority lists it from its
+own colo, where a record written in another colo appears only once KV has propagated it (up to
+60 s). So alongside each KV write the object also tells the key's authority with the RPC
+``telefuncBroadcastPresence({key, bucket, doName, present})`` — on the first subscribe, on every
+30 s refresh, and (``present: false``) on the last unsubscribe. The authority keeps these entries
+(``<region>:<object>`` → expiry, 90 s after the last report, like the KV record) in memory and in
+its storage (``broadcast:<key>:presence``, so they survive its eviction), under the same lock as
+its publishes, and merges them with the KV listing on every publish. An unsubscribe also leaves a
+tombstone for :data:`PRESENCE_KV_PROPAGATION` seconds that hides the object's KV record while its
+delete propagates. The subscription is *effective* (``wait_subscribed`` returns, publishes of
+this object are released) once the KV write and the authority's acknowledgement are both done,
+so a publish that reaches the authority after that acknowledgement reaches the new subscriber —
+wherever it is and however slow KV is. Publishes made meanwhile are buffered (512 KiB, the oldest
+rejected with :class:`~telefunc.errors.ChannelOverflowError` beyond that) and sent afterwards.
+If the RPC fails, KV alone still finds the object once it has propagated (the RPC is retried).
 
 Pure Python: every JS value goes through :mod:`telefunc.cloudflare._ffi`.
 """
@@ -41,6 +51,7 @@ Pure Python: every JS value goes through :mod:`telefunc.cloudflare._ffi`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 from collections import deque
@@ -62,6 +73,7 @@ from telefunc.server.broadcast_transport import (
 
 __all__ = [
     "PRESENCE_KEY_PREFIX",
+    "PRESENCE_KV_PROPAGATION",
     "PRESENCE_REFRESH",
     "PRESENCE_RETRY",
     "PRESENCE_TTL",
@@ -88,6 +100,9 @@ PRESENCE_KEY_PREFIX = "tfps:"
 """KV key prefix of presence records."""
 PUBLISH_BUFFER_LIMIT = 512 * 1024
 """Bytes of publishes a key buffers while its presence record is being written."""
+PRESENCE_KV_PROPAGATION = 60.0
+"""How long KV may take to show a write or delete in another colo, seconds (Cloudflare's bound):
+how long the authority hides the KV record of an object that told it it unsubscribed."""
 
 
 # ── names ──────────────────────────────────────────────────────────────────
@@ -164,6 +179,8 @@ class _Member:
         "key",
         "queue",
         "ready",
+        "retry_authority",
+        "retry_kv",
         "setup_in_flight",
         "teardown_requested",
         "timer",
@@ -178,6 +195,48 @@ class _Member:
         self.queue: deque[_Pending] = deque()
         self.buffered = 0
         self.ready = asyncio.Event()
+        # What the next timer must redo: both on a regular refresh, the failed part on a retry.
+        self.retry_kv = True
+        self.retry_authority = True
+
+
+class _AuthorityPresence:
+    """The presence a key's authority was told about directly (see the module docstring).
+
+    ``members``: ``"<region>:<object>"`` → expiry (Date.now() seconds); ``gone``: the same for
+    objects that said they unsubscribed, until their KV delete has surely propagated.
+    """
+
+    __slots__ = ("gone", "members")
+
+    def __init__(self, members: dict[str, float], gone: dict[str, float]) -> None:
+        self.members = members
+        self.gone = gone
+
+    @classmethod
+    def parse(cls, stored: Any) -> _AuthorityPresence:
+        """From the JSON kept in storage (anything unreadable counts as empty)."""
+        try:
+            data = json.loads(stored) if stored else {}
+            members = {str(k): float(v) for k, v in dict(data.get("members") or {}).items()}
+            gone = {str(k): float(v) for k, v in dict(data.get("gone") or {}).items()}
+        except (TypeError, ValueError, AttributeError):
+            return cls({}, {})
+        return cls(members, gone)
+
+    def dump(self) -> str:
+        """The JSON kept in storage."""
+        return json.dumps({"members": self.members, "gone": self.gone}, separators=(",", ":"))
+
+    def prune(self, now: float) -> None:
+        """Forget expired members and tombstones (a KV record expires at exactly its TTL)."""
+        for table in (self.members, self.gone):
+            for member in [m for m, until in table.items() if until <= now]:
+                del table[member]
+
+
+async def _done() -> bool:
+    return True
 
 
 def _receipt(key: str, result: Any) -> PublishReceipt:
@@ -223,6 +282,7 @@ class DurableBroadcast:
         self._lock: asyncio.Lock | None = None
         self._seqs: dict[str, int] = {}
         self._authority_buckets: dict[str, str] = {}
+        self._authority_presence: dict[str, _AuthorityPresence] = {}
         # Last seq delivered per key on this object (drops reordered duplicates).
         self._delivered: dict[str, int] = {}
         #: Messages dropped because their seq was not above the last delivered one.
@@ -297,7 +357,10 @@ class DurableBroadcast:
         return await self._submit(key, {"binaryData": data}, len(data))
 
     async def wait_subscribed(self, key: str) -> None:
-        """Wait until this object's presence record for ``key`` is written (if it listens)."""
+        """Wait until ``key``'s next publish will reach this object (if it listens).
+
+        That is: its KV presence record is written and the key's authority acknowledged it.
+        """
         member = self._members.get(key)
         if member is not None:
             await member.ready.wait()
@@ -389,9 +452,7 @@ class DurableBroadcast:
             names = [str(n) for n in request.get("doNames") or []]
             await self._deliver_to(names, {"key": key, **body, "info": info})
             return {"seq": info["seq"], "timestamp": info["timestamp"]}
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
+        async with self._authority_lock():
             bucket = str(request.get("locationBucket") or self.settings.location_fallback)
             authority_bucket = await self._authority_bucket(key, bucket)
             seq = await self._next_seq(key)
@@ -408,6 +469,49 @@ class DurableBroadcast:
         await fanout
         meta = {"authorityBucket": authority_bucket, "fanoutBuckets": list(presence)}
         return {"seq": seq, "timestamp": timestamp, "meta": meta}
+
+    def _authority_lock(self) -> asyncio.Lock:
+        # One lock for publishes and presence reports: a report acknowledged before a publish
+        # takes the lock is in that publish's fan-out (asyncio.Lock serves in arrival order).
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def handle_presence(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``telefuncBroadcastPresence``: an object reports it has (no more) listeners of a key.
+
+        Answers ``{"present": bool, "expires": ms}`` once the report is in storage.
+        """
+        key = str(request["key"])
+        bucket = str(request.get("bucket") or "")
+        name = str(request.get("doName") or "")
+        if not bucket or not name or ":" in bucket:
+            raise UsageError(f"telefuncBroadcastPresence needs a bucket and a doName: {request!r}")
+        present = bool(request.get("present"))
+        member = f"{bucket}:{name}"
+        async with self._authority_lock():
+            # The first contact with the authority creates it near the caller (locationHint).
+            await self._authority_bucket(key, bucket)
+            table = await self._load_presence(key)
+            now = _ffi.now()
+            table.prune(now)
+            expires = now + PRESENCE_TTL
+            if present:
+                table.members[member] = expires
+                table.gone.pop(member, None)
+            else:
+                table.members.pop(member, None)
+                table.gone[member] = now + PRESENCE_KV_PROPAGATION
+            await _ffi.storage_put(self.state, f"broadcast:{key}:presence", table.dump())
+        return {"present": present, "expires": _timestamp(round(expires * 1000))}
+
+    async def _load_presence(self, key: str) -> _AuthorityPresence:
+        table = self._authority_presence.get(key)
+        if table is None:
+            stored = await _ffi.storage_get(self.state, f"broadcast:{key}:presence")
+            table = _AuthorityPresence.parse(stored)
+            self._authority_presence[key] = table
+        return table
 
     async def _authority_bucket(self, key: str, preferred: str) -> str:
         cached = self._authority_buckets.get(key)
@@ -432,13 +536,21 @@ class DurableBroadcast:
         return seq
 
     async def _presence_by_region(self, key: str) -> dict[str, list[str]]:
+        # KV's listing (what this colo sees) plus what objects told this authority directly,
+        # minus objects that told it they left (their KV delete may not have reached us yet).
+        table = await self._load_presence(key)
+        table.prune(_ffi.now())
         prefix = presence_prefix(key)
-        by_region: dict[str, list[str]] = {}
+        by_region: dict[str, dict[str, None]] = {}
         for name in await _ffi.kv_list_names(self._kv(), prefix):
-            region, sep, object_name = name[len(prefix) :].partition(":")
-            if sep and object_name:
-                by_region.setdefault(region, []).append(object_name)
-        return by_region
+            member = name[len(prefix) :]
+            region, sep, object_name = member.partition(":")
+            if sep and object_name and member not in table.gone:
+                by_region.setdefault(region, {})[object_name] = None
+        for member in table.members:
+            region, _, object_name = member.partition(":")
+            by_region.setdefault(region, {})[object_name] = None
+        return {region: list(names) for region, names in by_region.items()}
 
     async def _forward(
         self,
@@ -527,10 +639,9 @@ class DurableBroadcast:
         self._teardown(member)
 
     async def _setup(self, member: _Member) -> None:
-        written = await self._write_presence(member.key)
+        await self._report_presence(member)
         member.setup_in_flight = False
         member.ready.set()
-        self._arm_refresh(member, PRESENCE_REFRESH if written else PRESENCE_RETRY)
         await self._flush(member)
         if member.teardown_requested and not self.fanout.has_listeners(member.key):
             self._teardown(member)
@@ -539,6 +650,8 @@ class DurableBroadcast:
         self._stop_refresh(member)
         if self._members.get(member.key) is member:
             del self._members[member.key]
+        # Both start now, in this order, on the cached stub: a re-subscribe's report follows.
+        self._spawn(self._tell_authority(member.key, False))
         self._spawn(self._delete_presence(member.key))
 
     def _arm_refresh(self, member: _Member, delay: float) -> None:
@@ -556,11 +669,37 @@ class DurableBroadcast:
         if self._members.get(member.key) is not member:
             return
 
-        async def rewrite() -> None:
-            written = await self._write_presence(member.key)
-            self._arm_refresh(member, PRESENCE_REFRESH if written else PRESENCE_RETRY)
+        self._spawn(self._report_presence(member))
 
-        self._spawn(rewrite())
+    async def _report_presence(self, member: _Member) -> None:
+        # KV write and authority report run side by side; a failed one alone is retried soon.
+        kv, authority = member.retry_kv, member.retry_authority
+        written, told = await asyncio.gather(
+            self._write_presence(member.key) if kv else _done(),
+            self._tell_authority(member.key, True) if authority else _done(),
+        )
+        member.retry_kv, member.retry_authority = not written, not told
+        if written and told:
+            member.retry_kv = member.retry_authority = True
+            self._arm_refresh(member, PRESENCE_REFRESH)
+        else:
+            self._arm_refresh(member, PRESENCE_RETRY)
+
+    async def _tell_authority(self, key: str, present: bool) -> bool:
+        try:
+            name, region = self._require_identity()
+            stub = self._stub(authority_name(self.settings.instance_name, key), region)
+            request = {"key": key, "bucket": region, "doName": name, "present": present}
+            await _ffi.stub_call(stub, "telefuncBroadcastPresence", request)
+        except Exception as exc:  # KV still finds the object once it has propagated
+            logger.warning(
+                "telefunc: broadcast presence report (%s) for %r to its authority failed: %s",
+                "subscribe" if present else "unsubscribe",
+                key,
+                exc,
+            )
+            return False
+        return True
 
     def _presence_key(self, key: str) -> str:
         name, region = self._require_identity()

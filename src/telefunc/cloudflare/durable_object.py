@@ -12,7 +12,8 @@ is ``Date.now()`` and whose deadlines are ``setTimeout`` timers of the object) a
   closes them (1012): the client reconnects, and its channels fail with ``NetworkError``;
 * **SSE channels** (``?_telefunc=sse``) through :func:`telefunc.asgi.sse.serve_sse` when that
   transport is installed;
-* **broadcast** (RPC ``telefuncBroadcastPublish`` / ``telefuncBroadcastDeliver``): the object's
+* **broadcast** (RPC ``telefuncBroadcastPublish`` / ``telefuncBroadcastDeliver`` /
+  ``telefuncBroadcastPresence``): the object's
   :class:`~telefunc.cloudflare.broadcast.DurableBroadcast` is the broadcast transport of every
   event it handles (a scoped transport, so ``BroadcastChannel`` and ``Broadcast`` use it).
 
@@ -324,6 +325,13 @@ class DurableServer:
         with self.scope():
             return await self.broadcast.handle_publish(_ffi.rpc_value(request))
 
+    async def broadcast_presence(self, request: Any) -> dict[str, Any]:
+        """``telefuncBroadcastPresence``: as a key's authority, note an object's (un)subscribe."""
+        if self.broadcast is None:
+            raise UsageError("this Durable Object was built without broadcast settings")
+        with self.scope():
+            return await self.broadcast.handle_presence(_ffi.rpc_value(request))
+
     def broadcast_deliver(self, request: Any) -> int:
         """``telefuncBroadcastDeliver``: hand a message to this object's listeners."""
         if self.broadcast is None:
@@ -398,12 +406,12 @@ class DurableServer:
         now = self.hub.now()
         try:
             if isinstance(data, str):
-                wire.conn._violation("text message on a binary channel socket", now)
+                wire.conn.protocol_violation("text message on a binary channel socket", now)
             else:
                 wire.conn.receive(data, now)
         except Exception:  # a bug in the core must not leave the socket half-alive
             logger.exception("telefunc: error while handling a channel frame")
-            wire.conn._violation("internal error", now)
+            wire.conn.protocol_violation("internal error", now)
         finally:
             self.hub.refresh()
 
@@ -540,6 +548,10 @@ def build_durable_object_class(
         async def telefuncBroadcastPublish(self, request: Any) -> Any:
             """RPC: a publish for this key's authority, or a region coordinator's fan-out."""
             return await self.telefunc.broadcast_publish(request)
+
+        async def telefuncBroadcastPresence(self, request: Any) -> Any:
+            """RPC: as a key's authority, an object reports it has (no more) subscribers."""
+            return await self.telefunc.broadcast_presence(request)
 
         async def telefuncBroadcastDeliver(self, request: Any) -> None:
             """RPC: deliver one broadcast message to this object's listeners."""

@@ -303,7 +303,7 @@ class ServerConnection:
                 return
             self._dispatch(frame, now)
         except ProtocolError as exc:
-            self._violation(str(exc), now)
+            self.protocol_violation(str(exc), now)
 
     def _dispatch(self, frame: Frame, now: float) -> None:
         tag = frame.tag
@@ -419,7 +419,7 @@ class ServerConnection:
             try:
                 self._dispatch(frame, now)
             except ProtocolError as exc:
-                self._violation(str(exc), now)
+                self.protocol_violation(str(exc), now)
                 return
 
     def _emit_reconciled(
@@ -506,7 +506,6 @@ class ServerConnection:
         self._request_close(CLOSE_PROTOCOL_ERROR, f"protocol violation: {reason}"[:120])
         self.connection_lost(now, permanent=True)
 
-    _violation = protocol_violation
 
     def connection_lost(self, now: float, *, permanent: bool) -> None:
         """The wire is gone. ``permanent``: client close code 1000/1001 (or a violation)."""
