@@ -506,7 +506,6 @@ class ServerConnection:
         self._request_close(CLOSE_PROTOCOL_ERROR, f"protocol violation: {reason}"[:120])
         self.connection_lost(now, permanent=True)
 
-
     def connection_lost(self, now: float, *, permanent: bool) -> None:
         """The wire is gone. ``permanent``: client close code 1000/1001 (or a violation)."""
         if self.closed:
