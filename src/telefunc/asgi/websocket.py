@@ -45,9 +45,8 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
         return
     await send({"type": "websocket.accept"})
     conn = hub.open_connection(transport="ws")
-    wake = asyncio.Event()
-    conn.on_output = wake.set
-    writer = asyncio.create_task(_write_loop(conn, send, wake))
+    writer = _Writer(conn, send)
+    conn.on_output = writer.wake
     try:
         while True:
             message = await receive()
@@ -69,22 +68,61 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
     finally:
         if not conn.closed:
             conn.connection_lost(hub.now(), permanent=False)
-        wake.set()
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer
+        await writer.stop()
 
 
-async def _write_loop(conn: ServerConnection, send: Send, wake: asyncio.Event) -> None:
-    while True:
-        await wake.wait()
-        wake.clear()
-        for frame in conn.data_to_send():
-            await send({"type": "websocket.send", "bytes": frame})
-        if conn.close_request is not None:
-            code, reason = conn.close_request
-            with contextlib.suppress(Exception):
-                await send({"type": "websocket.close", "code": code, "reason": reason})
-            return
-        if conn.closed:
-            return
+class _Writer:
+    """Sends what the connection queues, from a task that exists only while there is output.
+
+    An idle connection (the common case: a subscriber between publishes) then holds no task,
+    coroutine frame or ``asyncio.Event`` for its writer, only this small object. At most one task
+    runs at a time, so frames keep their order; it exits as soon as the queue is empty and the
+    next :meth:`wake` (the connection's ``on_output``) starts a new one.
+    """
+
+    __slots__ = ("conn", "done", "send", "task")
+
+    def __init__(self, conn: ServerConnection, send: Send) -> None:
+        self.conn = conn
+        self.send = send
+        self.task: asyncio.Task[None] | None = None
+        #: Set once the close frame went out, sending failed, or the handler ended.
+        self.done = False
+
+    def wake(self) -> None:
+        """Output is available (or a close was requested): start the writer unless it runs."""
+        if self.task is None and not self.done:
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        conn = self.conn
+        try:
+            while True:
+                frames = conn.data_to_send()
+                if not frames and conn.close_request is None and not conn.closed:
+                    return  # idle again; no await between this check and clearing ``task``
+                for frame in frames:
+                    await self.send({"type": "websocket.send", "bytes": frame})
+                if conn.close_request is not None:
+                    self.done = True
+                    code, reason = conn.close_request
+                    with contextlib.suppress(Exception):
+                        await self.send({"type": "websocket.close", "code": code, "reason": reason})
+                    return
+                if conn.closed:
+                    self.done = True
+                    return
+        except Exception:
+            # The socket is gone (the receive loop sees the disconnect and ends the connection).
+            self.done = True
+        finally:
+            self.task = None
+
+    async def stop(self) -> None:
+        """The handler is ending: no more writes; cancel a running writer and wait for it."""
+        self.done = True
+        task, self.task = self.task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -144,20 +144,29 @@ _wire_cache = _WireCache()
 # ── transport access ────────────────────────────────────────────────────────
 
 
-def _listen(key: str, binary: bool, callback: Callable[[Any, Any], None]) -> Callable[[], None]:
-    transport = get_broadcast_transport()
-    unlisten = (transport.listen_binary if binary else transport.listen)(key, callback)
-    done = False
+class _Unsubscribe:
+    """Calls a transport's unlisten function once, running it as a task if it is async.
 
-    def unsubscribe() -> None:
-        nonlocal done
-        if not done:
-            done = True
+    A slotted object rather than a closure: every subscribed channel holds one per lane for its
+    whole life, and a closure with its cells is several times the size.
+    """
+
+    __slots__ = ("unlisten",)
+
+    def __init__(self, unlisten: Callable[[], Any]) -> None:
+        self.unlisten: Callable[[], Any] | None = unlisten
+
+    def __call__(self) -> None:
+        unlisten, self.unlisten = self.unlisten, None
+        if unlisten is not None:
             result: Any = unlisten()
             if inspect.isawaitable(result):
                 spawn(result)
 
-    return unsubscribe
+
+def _listen(key: str, binary: bool, callback: Callable[[Any, Any], None]) -> Callable[[], None]:
+    transport = get_broadcast_transport()
+    return _Unsubscribe((transport.listen_binary if binary else transport.listen)(key, callback))
 
 
 async def _publish(key: str, body: str | bytes) -> PublishReceipt:
@@ -292,8 +301,9 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         self._lane_text: Callable[[], None] | None = None
         self._lane_binary: Callable[[], None] | None = None
         # Publishes (from the client or from `publish()`) handled one at a time, in arrival
-        # order, by one worker task that exists only while the queue is non-empty.
-        self._pub_queue: deque[tuple[str | bytes, int, asyncio.Future[Any] | None]] = deque()
+        # order, by one worker task that exists only while the queue is non-empty. The queue
+        # itself exists only then too: an empty deque costs ~700 bytes per subscriber.
+        self._pub_queue: deque[tuple[str | bytes, int, asyncio.Future[Any] | None]] | None = None
         self._pub_worker: asyncio.Future[Any] | None = None
 
     def __repr__(self) -> str:
@@ -451,6 +461,8 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
     def _enqueue(self, body: str | bytes, ack_seq: int, fut: asyncio.Future[Any] | None) -> None:
         # ``body`` is str for the text lane, bytes for the binary lane; ``ack_seq`` is the
         # client's PUBLISH*_ACK_REQ seq to answer, or ``fut`` the server-side caller's future.
+        if self._pub_queue is None:
+            self._pub_queue = deque()
         self._pub_queue.append((body, ack_seq, fut))
         if self._pub_worker is None:
             # A close waits for the queued publishes to be answered (or for its deadline).
@@ -459,6 +471,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
 
     async def _drain_publishes(self) -> None:
         queue = self._pub_queue
+        assert queue is not None  # created by the _enqueue that started this worker
         core = self._core
         handled = 0
         try:
@@ -485,6 +498,8 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
                     await asyncio.sleep(0)
         finally:
             self._pub_worker = None
+            if not queue and self._pub_queue is queue:
+                self._pub_queue = None
             core.release_close(self._now())
 
     def _publish_failed(

@@ -96,12 +96,14 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         self.ack: bool = ack
         self._listeners: list[Callable[[Any], Any]] = []
         self._binary_listeners: list[Callable[[bytes], Any]] = []
-        self._open_callbacks: list[Callable[[], Any]] = []
-        self._close_callbacks: list[Callable[[Exception | None], Any]] = []
+        # Created on first use (``None`` until then): most channels never register an open or
+        # close callback nor wait for credit, and every empty list costs 56 bytes per channel.
+        self._open_callbacks: list[Callable[[], Any]] | None = None
+        self._close_callbacks: list[Callable[[Exception | None], Any]] | None = None
         self._open_fired = False
         self._close_fired = False
         self._close_error: Exception | None = None
-        self._credit_waiters: list[asyncio.Future[None]] = []
+        self._credit_waiters: list[asyncio.Future[None]] | None = None
         self._close_future: asyncio.Future[int] | None = None
 
     # ── hooks ───────────────────────────────────────────────────────────
@@ -157,6 +159,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         if result is SendResult.SENT:
             fut.set_result(None)
         elif result is SendResult.WAIT_CREDIT:
+            if self._credit_waiters is None:
+                self._credit_waiters = []
             self._credit_waiters.append(fut)
         return fut
 
@@ -178,6 +182,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         """Call ``callback()`` when the channel opens (at once if it already has)."""
         if self._open_fired:
             self._invoke(callback)
+        elif self._open_callbacks is None:
+            self._open_callbacks = [callback]
         else:
             self._open_callbacks.append(callback)
 
@@ -190,6 +196,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         """
         if self._close_fired:
             self._invoke(callback, self._close_error)
+        elif self._close_callbacks is None:
+            self._close_callbacks = [callback]
         else:
             self._close_callbacks.append(callback)
 
@@ -218,7 +226,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
     def handle_open(self) -> None:
         """The peer attached for the first time: run the ``on_open`` callbacks."""
         self._open_fired = True
-        callbacks, self._open_callbacks = self._open_callbacks, []
+        callbacks, self._open_callbacks = self._open_callbacks or (), None
         for cb in callbacks:
             self._invoke(cb)
 
@@ -321,7 +329,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         """Send credit is back (or the channel ended): wake the waiting senders."""
         if not self._core.credit_available:
             return
-        waiters, self._credit_waiters = self._credit_waiters, []
+        waiters, self._credit_waiters = self._credit_waiters or (), None
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
@@ -330,8 +338,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         """Run the ``on_close`` callbacks; async ones hold the close until they finish."""
         self._close_fired = True
         self._close_error = error
-        callbacks, self._close_callbacks = self._close_callbacks, []
-        self._open_callbacks = []
+        callbacks, self._close_callbacks = self._close_callbacks or (), None
+        self._open_callbacks = None
         core = self._core
         for cb in callbacks:
             try:

@@ -31,12 +31,16 @@ class AbortSignal:
     def __init__(self) -> None:
         self.aborted = False
         self._event: asyncio.Event | None = None
-        self._callbacks: list[Callable[[], None]] = []
+        # ``None`` until a listener is added: a scope kept alive by an idle channel should not
+        # pay for an empty list.
+        self._callbacks: list[Callable[[], None]] | None = None
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when the signal fires (at once if it already has)."""
         if self.aborted:
             callback()
+        elif self._callbacks is None:
+            self._callbacks = [callback]
         else:
             self._callbacks.append(callback)
 
@@ -54,12 +58,12 @@ class AbortSignal:
         self.aborted = True
         if self._event is not None:
             self._event.set()
-        for callback in self._callbacks:
+        callbacks, self._callbacks = self._callbacks or (), None
+        for callback in callbacks:
             try:
                 callback()
             except Exception:
                 logger.exception("telefunc: a signal listener raised")
-        self._callbacks.clear()
 
 
 class Context(dict[str, Any]):
@@ -103,7 +107,7 @@ class CallScope:
         self.hub = hub
         self.signal = AbortSignal()
         self._holds = 1  # the request itself; released by finish_request()
-        self._callbacks: list[CloseCallback] = []
+        self._callbacks: list[CloseCallback] | None = None  # created by the first on_close
         self.context = Context(values or {}, self)
         #: Free slots for transports (e.g. the session token on Cloudflare).
         self.extras: dict[str, Any] = {}
@@ -113,15 +117,7 @@ class CallScope:
         if self._holds <= 0:
             raise UsageError("this telefunction call has already finished")
         self._holds += 1
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self._release()
-
-        return release
+        return _Hold(self)
 
     def finish_request(self) -> None:
         """Release the request's own hold, once its response has been produced."""
@@ -131,6 +127,8 @@ class CallScope:
         """See :meth:`Context.on_close`."""
         if self._holds <= 0:
             _run_callback(callback)
+        elif self._callbacks is None:
+            self._callbacks = [callback]
         else:
             self._callbacks.append(callback)
 
@@ -139,9 +137,27 @@ class CallScope:
         if self._holds != 0:
             return
         self.signal._fire()
-        callbacks, self._callbacks = self._callbacks, []
+        callbacks, self._callbacks = self._callbacks or (), None
         for callback in callbacks:
             _run_callback(callback)
+
+
+class _Hold:
+    """The release function :meth:`CallScope.hold` returns; releases its hold once.
+
+    A slotted object rather than a closure: every channel of a call keeps one for its whole
+    life, and a closure with its cells is about four times the size.
+    """
+
+    __slots__ = ("scope",)
+
+    def __init__(self, scope: CallScope) -> None:
+        self.scope: CallScope | None = scope
+
+    def __call__(self) -> None:
+        scope, self.scope = self.scope, None
+        if scope is not None:
+            scope._release()
 
 
 _background: set[asyncio.Task[Any]] = set()

@@ -143,17 +143,22 @@ class PreAttachBuffer:
     __slots__ = ("_bytes", "_lanes", "_limits", "_order")
 
     def __init__(self, text_limit: int, binary_limit: int) -> None:
-        self._lanes: tuple[deque[tuple[int, int, bytes, Any]], ...] = (deque(), deque())
+        # The lanes are created on the first push and dropped by ``drain``: most channels are
+        # attached almost at once and never buffer, and two empty deques cost ~1.5 KB.
+        self._lanes: tuple[deque[tuple[int, int, bytes, Any]], ...] | None = None
         self._bytes = [0, 0]
         self._limits = (text_limit, binary_limit)
         self._order = 0
 
     def __len__(self) -> int:
-        return len(self._lanes[0]) + len(self._lanes[1])
+        lanes = self._lanes
+        return len(lanes[0]) + len(lanes[1]) if lanes is not None else 0
 
     def push(self, tag: int, payload: bytes, token: Any) -> list[tuple[int, Any]]:
         """Buffer a message; returns ``(tag, token)`` of evicted entries (maybe this one)."""
         lane_ix = 1 if tag in BINARY_TAGS else 0
+        if self._lanes is None:
+            self._lanes = (deque(), deque())
         lane = self._lanes[lane_ix]
         limit = self._limits[lane_ix]
         size = len(payload)
@@ -174,18 +179,19 @@ class PreAttachBuffer:
 
     def drain(self) -> list[tuple[int, bytes, Any]]:
         """Remove and return every entry as ``(tag, payload, token)`` in insertion order."""
+        if self._lanes is None:
+            return []
         text, binary = self._lanes
+        self._lanes = None
         merged = (
             sorted([*text, *binary], key=lambda e: e[0]) if binary and text else [*text, *binary]
         )
-        text.clear()
-        binary.clear()
         self._bytes = [0, 0]
         return [(tag, payload, token) for _, tag, payload, token in merged]
 
     def tokens(self) -> list[Any]:
         """The tokens of every buffered entry."""
-        return [e[3] for lane in self._lanes for e in lane]
+        return [e[3] for lane in self._lanes or () for e in lane]
 
 
 _U32 = struct.Struct("<I")

@@ -263,7 +263,8 @@ class ServerConnection:
         self.on_output: Callable[[], None] | None = None
         self._out: list[bytes] = []
         self._pending: _PendingReconcile | None = None
-        self._queued: list[Frame] = []
+        #: Frames received while a RECONCILE waits (``None`` when there are none).
+        self._queued: list[Frame] | None = None
         self._ping_deadline: float | None = None
         self._timer_at: float | None = None
 
@@ -299,6 +300,8 @@ class ServerConnection:
                 self.write(_PONG)
                 return
             if self._pending is not None:
+                if self._queued is None:
+                    self._queued = []
                 self._queued.append(frame)
                 return
             self._dispatch(frame, now)
@@ -409,12 +412,12 @@ class ServerConnection:
         else:
             self._emit_reconciled(new_id, session, old_wire)
         self._reset_ping(now)
-        queued, self._queued = self._queued, []
+        queued, self._queued = self._queued or [], None
         for i, frame in enumerate(queued):
             if self.closed:
                 return
             if self._pending is not None:  # a queued RECONCILE is waiting again
-                self._queued = queued[i:] + self._queued
+                self._queued = queued[i:] + (self._queued or [])
                 return
             try:
                 self._dispatch(frame, now)
@@ -459,7 +462,15 @@ class ServerConnection:
 
     def _reset_ping(self, now: float) -> None:
         self._ping_deadline = now + self.mux.settings.ping_deadline
-        self.mux.timers.schedule(self, self._next_deadline())
+        when = self._next_deadline()
+        at = self._timer_at
+        if at is not None and when is not None and at <= when:
+            # Every PING pushes the deadline later; pushing a heap entry each time would leave a
+            # stale one per ping in the shared heap until its time came. The earlier entry is
+            # kept instead: when it fires, handle_timeout finds the deadline not reached yet and
+            # schedules the real one.
+            return
+        self.mux.timers.schedule(self, when)
 
     def _next_deadline(self) -> float | None:
         if self.closed:
@@ -520,7 +531,7 @@ class ServerConnection:
         if self.session_id is not None and mux.session_owners.get(self.session_id) is self:
             del mux.session_owners[self.session_id]
         pending, self._pending = self._pending, None
-        self._queued.clear()
+        self._queued = None
         if pending is not None:
             self._drop_waiters(pending)
             for _, core in pending.entries:

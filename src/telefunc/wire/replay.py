@@ -24,14 +24,17 @@ class ReplayLane:
     __slots__ = ("_entries", "bytes", "max_age", "max_bytes")
 
     def __init__(self, max_bytes: int, max_age: float) -> None:
-        self._entries: deque[tuple[int, bytes | None, float]] = deque()
+        # Created on the first push and dropped again once empty: an idle channel (most of
+        # them, e.g. broadcast subscribers between publishes) would otherwise pay ~700 bytes
+        # per lane for an empty deque.
+        self._entries: deque[tuple[int, bytes | None, float]] | None = None
         self.max_bytes = max_bytes
         self.max_age = max_age
         #: Bytes currently held (gap markers count 0).
         self.bytes = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) if self._entries is not None else 0
 
     @property
     def oldest_time(self) -> float | None:
@@ -41,11 +44,14 @@ class ReplayLane:
     def push(self, seq: int, frame: bytes, now: float) -> bool:
         """Store ``frame``; returns ``False`` if it was too large and became a gap marker."""
         stored = len(frame) <= self.max_bytes
+        entries = self._entries
+        if entries is None:
+            entries = self._entries = deque()
         if stored:
-            self._entries.append((seq, frame, now))
+            entries.append((seq, frame, now))
             self.bytes += len(frame)
         else:
-            self._entries.append((seq, None, now))
+            entries.append((seq, None, now))
         self._evict(now)
         return stored
 
@@ -54,8 +60,10 @@ class ReplayLane:
         self._evict(now)
 
     def _evict(self, now: float) -> None:
-        cutoff = now - self.max_age
         entries = self._entries
+        if entries is None:
+            return
+        cutoff = now - self.max_age
         while entries:
             _, frame, t = entries[0]
             if t >= cutoff and self.bytes <= self.max_bytes:
@@ -63,11 +71,13 @@ class ReplayLane:
             entries.popleft()
             if frame is not None:
                 self.bytes -= len(frame)
+        if not entries:
+            self._entries = None
 
     def get_after(self, after_seq: int) -> list[tuple[int, bytes]]:
         """The contiguous run of ``(seq, frame)`` with ``seq > after_seq``, up to the first gap."""
         out: list[tuple[int, bytes]] = []
-        for seq, frame, _ in self._entries:
+        for seq, frame, _ in self._entries or ():
             if seq <= after_seq:
                 continue
             if frame is None:
@@ -77,7 +87,7 @@ class ReplayLane:
 
     def clear(self) -> None:
         """Forget everything."""
-        self._entries.clear()
+        self._entries = None
         self.bytes = 0
 
 
