@@ -48,6 +48,7 @@ from telefunc.errors import (
     ShieldValidationError,
     TelefuncConnectionError,
 )
+from telefunc.server.channel_endpoint import close_soon
 from telefunc.wire.framing import b64url_decode
 from telefunc.wire.serializer import parse
 
@@ -793,9 +794,7 @@ class RemoteFunction:
 
     def __init__(self, channel: Channel[Any, Any]) -> None:
         self._channel = channel
-        finalizer = weakref.finalize(
-            self, _close_channel_later, channel, asyncio.get_running_loop()
-        )
+        finalizer = weakref.finalize(self, close_soon, channel, asyncio.get_running_loop())
         finalizer.atexit = False
 
     @property
@@ -828,21 +827,6 @@ class RemoteFunction:
     def __repr__(self) -> str:
         state = "closed" if self._channel.is_closed else "open"
         return f"<telefunc.client.RemoteFunction {self._channel.id} {state}>"
-
-
-def _close_channel_later(channel: Channel[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
-    def close() -> None:
-        if not channel.is_closed:
-            channel.close()
-
-    try:
-        if asyncio.get_running_loop() is loop:
-            close()
-            return
-    except RuntimeError:
-        pass
-    if not loop.is_closed():
-        loop.call_soon_threadsafe(close)
 
 
 def read_meta(text: str) -> dict[str, Any]:

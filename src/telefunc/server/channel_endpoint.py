@@ -21,7 +21,14 @@ from telefunc.wire.channel_state import ChannelCore, SendResult
 from telefunc.wire.frames import AckStatus, Frame, Tag
 from telefunc.wire.serializer import parse, stringify
 
-__all__ = ["NO_LISTENER", "ChannelEndpoint", "add_listener", "mark_retrieved", "spawn"]
+__all__ = [
+    "NO_LISTENER",
+    "ChannelEndpoint",
+    "add_listener",
+    "close_soon",
+    "mark_retrieved",
+    "spawn",
+]
 
 logger = logging.getLogger("telefunc")
 
@@ -49,6 +56,23 @@ def mark_retrieved(fut: asyncio.Future[Any]) -> None:
     """
     if not fut.cancelled():
         fut.exception()
+
+
+def close_soon(channel: ChannelEndpoint[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
+    """Close ``channel`` on ``loop`` from any thread (a finalizer may run outside the loop)."""
+
+    def close() -> None:
+        if not channel.is_closed:
+            channel.close()
+
+    try:
+        if asyncio.get_running_loop() is loop:
+            close()
+            return
+    except RuntimeError:
+        pass
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(close)
 
 
 def add_listener(listeners: list[Any], callback: Any) -> Callable[[], None]:

@@ -41,9 +41,10 @@ from typing import Any, Final
 
 from telefunc.errors import ChannelClosedError, ShieldValidationError
 from telefunc.server.channel import Channel
+from telefunc.server.channel_endpoint import close_soon
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.shield import validate_call
-from telefunc.server.stream_channel import ResponseAbort, close_soon
+from telefunc.server.stream_channel import ResponseAbort
 
 __all__ = [
     "FN_SHIELD_ERROR_KEY",

@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from telefunc.errors import Abort, ChannelClosedError, ProtocolError, TelefuncError
 from telefunc.server.channel import Channel
+from telefunc.server.channel_endpoint import close_soon
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.streaming import error_payload
 from telefunc.wire.serializer import parse
@@ -38,7 +39,6 @@ __all__ = [
     "ChannelByteStream",
     "ResponseAbort",
     "StreamError",
-    "close_soon",
     "pump_to_channel",
 ]
 
@@ -89,23 +89,6 @@ class ResponseAbort:
             callback(self.error)
         else:
             self._callbacks.append(callback)
-
-
-def close_soon(channel: Channel[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
-    """Close ``channel`` from any thread (a finalizer may run outside the event loop)."""
-
-    def close() -> None:
-        if not channel.is_closed:
-            channel.close()
-
-    try:
-        if asyncio.get_running_loop() is loop:
-            close()
-            return
-    except RuntimeError:
-        pass
-    if not loop.is_closed():
-        loop.call_soon_threadsafe(close)
 
 
 # --------------------------------------------------------------------------------------------
