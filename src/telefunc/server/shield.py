@@ -324,7 +324,6 @@ def _check_annotation(annotation: Any, func_name: str, param_name: str) -> None:
 _ANY_LIKE: frozenset[Any] = frozenset({Any, object, inspect.Parameter.empty})
 _NONE_TYPES: frozenset[Any] = frozenset({None, type(None)})
 _UNION_ORIGINS: frozenset[Any] = frozenset({typing.Union, types.UnionType})
-# Qualifiers that only mean something inside TypedDicts; elsewhere their argument is the type.
 
 
 def _strip(tp: Any) -> Any:
