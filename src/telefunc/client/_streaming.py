@@ -559,14 +559,8 @@ def _on_drop(owner: object, source: ChunkSource) -> None:
     finalizer.atexit = False
 
 
-class RemoteGenerator:
-    """An async generator a telefunction returned: ``async for item in gen``.
-
-    Items are revived with the json-serializer codec. An :class:`~telefunc.errors.Abort`
-    raised by the server's generator is raised here with its ``value``; a crash there raises
-    :class:`~telefunc.errors.RemoteCallError`. :meth:`aclose` stops early: the server's
-    generator is cancelled (its ``finally`` runs).
-    """
+class _RemoteChunks:
+    """What a generator and a byte stream share: pulling chunks from their source, once."""
 
     __slots__ = ("__weakref__", "_finished", "_source")
 
@@ -575,53 +569,8 @@ class RemoteGenerator:
         self._finished = False
         _on_drop(self, source)
 
-    def __aiter__(self) -> RemoteGenerator:
-        return self
-
-    async def __anext__(self) -> Any:
-        if self._finished:
-            raise StopAsyncIteration
-        try:
-            chunk = await self._source.next_chunk()
-        except asyncio.CancelledError:
-            raise
-        except BaseException:
-            self._finished = True
-            self._source.cancel()
-            raise
-        if chunk is None:
-            self._finished = True
-            self._source.cancel()
-            raise StopAsyncIteration
-        return parse(chunk.decode("utf-8"))
-
-    async def aclose(self) -> None:
-        """Stop receiving; the server stops producing."""
-        self._finished = True
-        await self._source.aclose()
-
-    def __repr__(self) -> str:
-        return f"<telefunc.client.RemoteGenerator {'finished' if self._finished else 'open'}>"
-
-
-class RemoteStream:
-    """A byte stream a telefunction returned (``ByteStream`` / ``ReadableStream``).
-
-    ``async for chunk in stream`` yields ``bytes``; :meth:`read` joins them all; :meth:`aclose`
-    stops early (the server stops producing).
-    """
-
-    __slots__ = ("__weakref__", "_finished", "_source")
-
-    def __init__(self, source: ChunkSource) -> None:
-        self._source = source
-        self._finished = False
-        _on_drop(self, source)
-
-    def __aiter__(self) -> RemoteStream:
-        return self
-
-    async def __anext__(self) -> bytes:
+    async def _next_chunk(self) -> bytes:
+        """The next chunk; ``StopAsyncIteration`` at the end (the source is then released)."""
         if self._finished:
             raise StopAsyncIteration
         try:
@@ -638,17 +587,52 @@ class RemoteStream:
             raise StopAsyncIteration
         return chunk
 
-    async def read(self) -> bytes:
-        """Every remaining byte, joined (buffers the whole stream)."""
-        return b"".join([chunk async for chunk in self])
-
     async def aclose(self) -> None:
         """Stop receiving; the server stops producing."""
         self._finished = True
         await self._source.aclose()
 
     def __repr__(self) -> str:
-        return f"<telefunc.client.RemoteStream {'finished' if self._finished else 'open'}>"
+        state = "finished" if self._finished else "open"
+        return f"<telefunc.client.{type(self).__name__} {state}>"
+
+
+class RemoteGenerator(_RemoteChunks):
+    """An async generator a telefunction returned: ``async for item in gen``.
+
+    Items are revived with the json-serializer codec. An :class:`~telefunc.errors.Abort`
+    raised by the server's generator is raised here with its ``value``; a crash there raises
+    :class:`~telefunc.errors.RemoteCallError`. :meth:`aclose` stops early: the server's
+    generator is cancelled (its ``finally`` runs).
+    """
+
+    __slots__ = ()
+
+    def __aiter__(self) -> RemoteGenerator:
+        return self
+
+    async def __anext__(self) -> Any:
+        return parse((await self._next_chunk()).decode("utf-8"))
+
+
+class RemoteStream(_RemoteChunks):
+    """A byte stream a telefunction returned (``ByteStream`` / ``ReadableStream``).
+
+    ``async for chunk in stream`` yields ``bytes``; :meth:`read` joins them all; :meth:`aclose`
+    stops early (the server stops producing).
+    """
+
+    __slots__ = ()
+
+    def __aiter__(self) -> RemoteStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self._next_chunk()
+
+    async def read(self) -> bytes:
+        """Every remaining byte, joined (buffers the whole stream)."""
+        return b"".join([chunk async for chunk in self])
 
 
 class RemotePromise:
