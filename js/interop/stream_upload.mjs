@@ -1,9 +1,11 @@
-// Uploads <mb> MiB as a client ReadableStream argument (64 KiB chunks, generated on demand)
-// to upload_digest() of tests/apps/streaming, and prints {total, sha256, server}.
+// Uploads <mb> MiB as a client ReadableStream argument (64 KiB chunks, generated on demand) and
+// prints {total, sha256, server}. By default it calls upload_digest() of
+// tests/apps/streaming/functions.telefunc.py; `<file> <name> [extra args...]` after <mb> name
+// another telefunction, called as name(stream, ...extra) (extra args are sent as numbers).
 import { createHash } from 'node:crypto'
 import { run, emit } from './setup.mjs'
 
-run(async (client, [mb]) => {
+run(async (client, [mb, file = '/functions.telefunc.py', name = 'upload_digest', ...extra]) => {
   const total = Number(mb) * 1024 * 1024
   const CHUNK = 64 * 1024
   const hash = createHash('sha256')
@@ -19,6 +21,6 @@ run(async (client, [mb]) => {
       controller.enqueue(chunk)
     },
   })
-  const server = await client.__remoteTelefunctionCall('/functions.telefunc.py', 'upload_digest', [stream])
+  const server = await client.__remoteTelefunctionCall(file, name, [stream, ...extra.map(Number)])
   emit({ total: sent, sha256: hash.digest('hex'), server })
 })

@@ -30,7 +30,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "tests" / "apps" / "streaming"
-SETUP_MJS = REPO / "js" / "interop" / "setup.mjs"
 MIB = 1024 * 1024
 SIZE = 50 * MIB
 CHUNK = 64 * 1024
@@ -308,52 +307,25 @@ def test_50mb_stream_upload_over_a_channel_peak_rss_grows_under_24mb(
 # the client can send. Flow control must hold the client back to about one receive window. Before
 # the fix every quarter-window consumed re-granted a whole window on top of the backlog, so the
 # backlog grew with every advertisement (to ~40 MiB here).
-PAUSED_UPLOAD_MJS = """\
-import { createHash } from 'node:crypto'
-import { run, emit } from %s
-
-run(async (client, [mb, pauseAfter, pauseSeconds, chunkDelay]) => {
-  const total = Number(mb) * 1024 * 1024
-  const CHUNK = 64 * 1024
-  const hash = createHash('sha256')
-  let sent = 0
-  const stream = new ReadableStream({
-    pull(controller) {
-      if (sent >= total) return controller.close()
-      const n = Math.min(CHUNK, total - sent)
-      const chunk = new Uint8Array(n)
-      for (let i = 0; i < n; i += 4096) chunk[i] = (sent + i) %% 256
-      hash.update(chunk)
-      sent += n
-      controller.enqueue(chunk)
-    },
-  })
-  const server = await client.__remoteTelefunctionCall(
-    '/backpressure.telefunc.py',
-    'upload_digest_paused',
-    [stream, Number(pauseAfter), Number(pauseSeconds), Number(chunkDelay)],
-  )
-  emit({ total: sent, sha256: hash.digest('hex'), server })
-})
-"""
-
+PAUSED = ("/backpressure.telefunc.py", "upload_digest_paused")
 PAUSE_SECONDS = 2.0
 CHUNK_DELAY = 0.004
 PAUSED_BOUND = 24 * MIB
 
 
 def test_slow_reader_50mb_stream_upload_peak_rss_grows_under_24mb(
-    server: ServerProcess, run_node: Callable[..., list[dict[str, Any]]], tmp_path: Path
+    server: ServerProcess, run_node: Callable[..., list[dict[str, Any]]]
 ) -> None:
-    script = tmp_path / "stream_upload_paused.mjs"
-    script.write_text(PAUSED_UPLOAD_MJS % json.dumps(SETUP_MJS.as_uri()))
-    [warm] = run_node(str(script), server.origin, "1", str(MIB // 2), "0", "0", timeout=120)
+    [warm] = run_node(
+        "stream_upload.mjs", server.origin, "1", *PAUSED, str(MIB // 2), "0", "0", timeout=120
+    )
     assert warm["server"]["sha256"] == warm["sha256"]
     baseline = server.start_peak()
     [line] = run_node(
-        str(script),
+        "stream_upload.mjs",
         server.origin,
         str(SIZE // MIB),
+        *PAUSED,
         str(4 * MIB),
         str(PAUSE_SECONDS),
         str(CHUNK_DELAY),
