@@ -3,42 +3,18 @@ js/interop/function_values.mjs, js/interop/stream_upload.mjs)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from streaming_events import events_until, record
+
 from telefunc import Abort, ChannelClosedError, get_context
-
-# What each run went through, for the tests to observe server-side lifecycles.
-_events: dict[str, list[str]] = {}
-_changed: asyncio.Condition | None = None
-
-
-def _condition() -> asyncio.Condition:
-    global _changed
-    if _changed is None:
-        _changed = asyncio.Condition()
-    return _changed
-
-
-async def _record(run_id: str, event: str) -> None:
-    _events.setdefault(run_id, []).append(event)
-    async with _condition():
-        _condition().notify_all()
 
 
 async def fn_events_of(run_id: str, until: str, timeout: float) -> list[str]:
     """The events of ``run_id`` once ``until`` happened (or ``timeout`` seconds passed)."""
-    condition = _condition()
-    try:
-        async with condition:
-            await asyncio.wait_for(
-                condition.wait_for(lambda: until in _events.get(run_id, [])), timeout
-            )
-    except TimeoutError:
-        pass
-    return list(_events.get(run_id, []))
+    return await events_until(run_id, until, timeout)
 
 
 async def counter(start: int) -> dict[str, Any]:
@@ -92,12 +68,12 @@ async def watched(run_id: str) -> dict[str, Any]:
     """Returns a function; on_close must wait until the client closed its channel."""
 
     async def closed() -> None:
-        await _record(run_id, "on_close")
+        await record(run_id, "on_close")
 
     get_context().on_close(closed)
 
     async def ping(n: int) -> int:
-        await _record(run_id, f"ping {n}")
+        await record(run_id, f"ping {n}")
         return n + 1
 
     return {"ping": ping}
@@ -124,11 +100,11 @@ async def map_watched(run_id: str, items: list[int], fn: Callable[[int], Awaitab
     (dropping the last reference to a function argument closes its channel)."""
 
     async def closed() -> None:
-        await _record(run_id, "on_close")
+        await record(run_id, "on_close")
 
     get_context().on_close(closed)
     total = 0
     for item in items:
         total += await fn(item)
-    await _record(run_id, "returned")
+    await record(run_id, "returned")
     return total

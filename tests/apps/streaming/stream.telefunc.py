@@ -6,26 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from streaming_events import events_until, record
+
 from telefunc import Abort, UploadedFile, get_context
 from telefunc.server.download import download
 from telefunc.server.streaming import ByteStream
-
-# What each run of `ticker` went through, for the tests to observe server-side cleanup.
-_events: dict[str, list[str]] = {}
-_changed: asyncio.Condition | None = None
-
-
-def _condition() -> asyncio.Condition:
-    global _changed
-    if _changed is None:
-        _changed = asyncio.Condition()
-    return _changed
-
-
-async def _record(run_id: str, event: str) -> None:
-    _events.setdefault(run_id, []).append(event)
-    async with _condition():
-        _condition().notify_all()
 
 
 async def countdown(start: int) -> AsyncIterator[int]:
@@ -85,30 +70,22 @@ async def ticker(run_id: str) -> AsyncIterator[int]:
     context = get_context()
 
     async def closed() -> None:
-        await _record(run_id, "on_close")
+        await record(run_id, "on_close")
 
     context.on_close(closed)
-    await _record(run_id, "started")
+    await record(run_id, "started")
     try:
         n = 0
         while True:
             yield n
             n += 1
     finally:
-        await _record(run_id, "finally")
+        await record(run_id, "finally")
 
 
 async def events_of(run_id: str, until: str, timeout: float) -> list[str]:
     """The events of ``run_id`` once ``until`` happened (or ``timeout`` seconds passed)."""
-    condition = _condition()
-    try:
-        async with condition:
-            await asyncio.wait_for(
-                condition.wait_for(lambda: until in _events.get(run_id, [])), timeout
-            )
-    except TimeoutError:
-        pass
-    return list(_events.get(run_id, []))
+    return await events_until(run_id, until, timeout)
 
 
 async def file_download(path: str, name: str) -> Any:
