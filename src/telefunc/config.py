@@ -7,6 +7,8 @@ bytes. Every setter validates: unknown keys and negative or non-numeric values r
     config.channel.reconnect_timeout = 5.0
     config.channel.update(idle_timeout=5.0, ping_interval=2.0)
     config.channel = {"reconnect_timeout": 5.0}     # assigning a mapping updates those keys
+    config.limits.max_body_size = 4 * 1024 * 1024   # what one client may make the server hold
+    config.allowed_origins = ["http://localhost:5173"]  # foreign origins allowed to call
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ __all__ = [
     "ChannelConfig",
     "ChannelSettings",
     "Config",
+    "LimitsConfig",
+    "LimitsSettings",
     "StreamConfig",
     "config",
 ]
@@ -109,58 +113,130 @@ class _Section:
             setattr(self, key, value)
 
 
-class ChannelConfig(_Section):
+class _SettingsSection(_Section):
+    """A section backed by an immutable settings dataclass, swapped whole on every change."""
+
+    __slots__ = ("_settings",)
+    _defaults: ClassVar[type]
+    _fields: ClassVar[dict[str, type]]
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_settings", self._defaults())
+
+    def reset(self) -> None:
+        """Restore every setting of this section to its default."""
+        object.__setattr__(self, "_settings", self._defaults())
+
+    def __getattr__(self, key: str) -> Any:
+        settings = object.__getattribute__(self, "_settings")
+        if key in type(self)._fields:
+            return getattr(settings, key)
+        raise AttributeError(f"config.{self._section} has no setting {key!r}")
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        known = type(self)._fields
+        if key not in known:
+            raise UsageError(
+                f"config.{self._section} has no setting {key!r}; known: {', '.join(sorted(known))}"
+            )
+        value = self._check(key, value)
+        settings = object.__getattribute__(self, "_settings")
+        object.__setattr__(self, "_settings", replace(settings, **{key: value}))
+
+    def _check(self, key: str, value: Any) -> Any:
+        return _check_number(self._section, key, value, integer=type(self)._fields[key] is int)
+
+    def update(self, values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
+        """Set several keys at once; every key is validated before any is applied."""
+        merged = {**(values or {}), **kwargs}
+        trial = type(self)()
+        object.__setattr__(trial, "_settings", object.__getattribute__(self, "_settings"))
+        for key, value in merged.items():
+            setattr(trial, key, value)
+        object.__setattr__(self, "_settings", object.__getattribute__(trial, "_settings"))
+
+    def __repr__(self) -> str:
+        return f"config.{self._section}({object.__getattribute__(self, '_settings')!r})"
+
+
+def _field_types(settings: type) -> dict[str, type]:
+    """Each field's kind: ``int`` (a whole number) or ``float``; other types check themselves."""
+    return {f.name: (int if f.type in ("int", int) else float) for f in fields(settings)}
+
+
+class ChannelConfig(_SettingsSection):
     """``config.channel``: channel timeouts, buffer budgets and transports (seconds, bytes)."""
 
     _section = "channel"
-    __slots__ = ("_settings",)
-
-    def __init__(self) -> None:
-        object.__setattr__(self, "_settings", ChannelSettings())
+    _defaults = ChannelSettings
+    __slots__ = ()
 
     def snapshot(self) -> ChannelSettings:
         """The current values as an immutable :class:`ChannelSettings`."""
         settings: ChannelSettings = object.__getattribute__(self, "_settings")
         return settings
 
-    def reset(self) -> None:
-        """Restore every channel setting to its default."""
-        object.__setattr__(self, "_settings", ChannelSettings())
-
-    def __getattr__(self, key: str) -> Any:
-        settings = object.__getattribute__(self, "_settings")
-        if key in _CHANNEL_FIELDS:
-            return getattr(settings, key)
-        raise AttributeError(f"config.channel has no setting {key!r}")
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        if key not in _CHANNEL_FIELDS:
-            raise UsageError(
-                f"config.channel has no setting {key!r}; "
-                f"known: {', '.join(sorted(_CHANNEL_FIELDS))}"
-            )
+    def _check(self, key: str, value: Any) -> Any:
         if key == "transports":
-            value = _check_transports(value)
-        else:
-            value = _check_number("channel", key, value, integer=_CHANNEL_FIELDS[key] is int)
-        object.__setattr__(self, "_settings", replace(self.snapshot(), **{key: value}))
-
-    def update(self, values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
-        """Set several keys at once; every key is validated before any is applied."""
-        merged = {**(values or {}), **kwargs}
-        trial = ChannelConfig()
-        object.__setattr__(trial, "_settings", self.snapshot())
-        for key, value in merged.items():
-            setattr(trial, key, value)
-        object.__setattr__(self, "_settings", trial.snapshot())
-
-    def __repr__(self) -> str:
-        return f"config.channel({self.snapshot()!r})"
+            return _check_transports(value)
+        return super()._check(key, value)
 
 
-_CHANNEL_FIELDS: dict[str, type] = {
-    f.name: (int if f.type in ("int", int) else float) for f in fields(ChannelSettings)
-}
+ChannelConfig._fields = _field_types(ChannelSettings)
+_CHANNEL_FIELDS = ChannelConfig._fields
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    """An immutable snapshot of ``config.limits``: what one client can make the server hold or do.
+
+    Sizes in bytes, counts as whole numbers, rates per second. Every limit is per connection or
+    per request unless its name says otherwise; exceeding one answers the protocol's error (413,
+    400, a 1002/1008/1009 close, :class:`~telefunc.errors.ChannelOverflowError`), never a 500.
+    """
+
+    #: Largest request body of a call (``application/json``/``text/plain``), else 413.
+    max_body_size: int = 1024 * 1024
+    #: Largest body of a streamed ``bin`` (file) upload, else 413; read as it streams, not held.
+    max_upload_size: int = 256 * 1024 * 1024
+    #: Most stream/file/function placeholders in one call's arguments, else 400.
+    max_placeholders: int = 1000
+    #: Deepest nesting of arrays/objects in one serialized value, else 400.
+    max_depth: int = 128
+    #: Largest single WebSocket message, SSE record or channel frame from a client (1009 / 400).
+    max_message_size: int = 8 * 1024 * 1024
+    #: Bytes queued towards one connection (channel sends, replay, broadcast, pongs) at most.
+    max_connection_buffer: int = 16 * 1024 * 1024
+    #: Frames a connection may queue while its RECONCILE waits for a channel to register.
+    max_pending_frames: int = 256
+    #: Bytes of those queued frames.
+    max_pending_bytes: int = 1024 * 1024
+    #: Entries (channels) in one RECONCILE frame.
+    max_reconcile_entries: int = 1024
+    #: Channels one session may have attached at once.
+    max_channels_per_session: int = 1024
+    #: PING frames (and WebSocket pings) answered per second per connection; more is a violation.
+    max_pings_per_second: float = 10.0
+    #: Concurrent HTTP connections + WebSockets ``telefunc serve`` accepts (uvicorn
+    #: ``limit_concurrency``; past it new requests get 503).
+    max_concurrency: int = 10000
+
+
+class LimitsConfig(_SettingsSection):
+    """``config.limits``: the bounds on client input and per-connection memory (see
+    :class:`LimitsSettings` for each key and its default)."""
+
+    _section = "limits"
+    _defaults = LimitsSettings
+    __slots__ = ()
+
+    def snapshot(self) -> LimitsSettings:
+        """The current values as an immutable :class:`LimitsSettings`."""
+        settings: LimitsSettings = object.__getattribute__(self, "_settings")
+        return settings
+
+
+LimitsConfig._fields = _field_types(LimitsSettings)
 
 
 def _check_transports(value: Any) -> tuple[str, ...]:
@@ -171,6 +247,24 @@ def _check_transports(value: Any) -> tuple[str, ...]:
     if unknown or not transports:
         raise UsageError(f"config.channel.transports: unknown or empty {unknown!r}; use 'sse'/'ws'")
     return transports
+
+
+def _check_origins(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not all(isinstance(o, str) for o in value):
+        raise UsageError(
+            "config.allowed_origins must be a list of origins such as ['http://localhost:5173']"
+        )
+    origins = []
+    for origin in value:
+        normalized = origin.rstrip("/").lower()
+        scheme, sep, rest = normalized.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+            raise UsageError(
+                f"config.allowed_origins: {origin!r} is not an origin; "
+                "use scheme://host[:port], e.g. 'http://localhost:5173'"
+            )
+        origins.append(normalized)
+    return tuple(origins)
 
 
 class StreamConfig(_Section):
@@ -207,14 +301,38 @@ class BroadcastConfig(_Section):
 class Config:
     """The process-wide telefunc configuration object (``telefunc.config``)."""
 
-    __slots__ = ("_broadcast", "_channel", "_stream", "telefunc_url")
+    __slots__ = ("_allowed_origins", "_broadcast", "_channel", "_limits", "_stream", "telefunc_url")
 
     def __init__(self) -> None:
         self._channel = ChannelConfig()
         self._stream = StreamConfig()
         self._broadcast = BroadcastConfig()
+        self._limits = LimitsConfig()
+        self._allowed_origins: tuple[str, ...] = ()
         #: The HTTP path of the telefunc endpoint.
         self.telefunc_url = "/_telefunc"
+
+    @property
+    def limits(self) -> LimitsConfig:
+        """Limits on client input and per-connection memory; assign a mapping to update keys."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, values: Mapping[str, Any]) -> None:
+        self._limits.update(values)
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """Foreign origins (``scheme://host[:port]``) whose pages may call telefunctions.
+
+        A browser request whose ``Origin`` is neither the request's own origin nor listed here
+        is refused with 403 (cross-site protection). Empty by default: same-origin only.
+        """
+        return self._allowed_origins
+
+    @allowed_origins.setter
+    def allowed_origins(self, origins: Any) -> None:
+        self._allowed_origins = _check_origins(origins)
 
     @property
     def channel(self) -> ChannelConfig:
