@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -97,7 +98,9 @@ class Target:
 class Router:
     """Routing configuration: instance name, per-region scale, fallback region.
 
-    ``rng`` and ``make_uuid`` are injectable so tests can pin the random shard choice.
+    ``rng`` and ``make_uuid`` are injectable so tests can pin the random shard choice. Without
+    them randomness is drawn on first use, never at construction: a Python Worker builds its
+    ``Telefunc`` while the module loads, when workerd forbids entropy.
     """
 
     __slots__ = ("counts", "instance_name", "location_fallback", "make_uuid", "rng")
@@ -115,7 +118,7 @@ class Router:
         self.location_fallback = location_fallback
         #: Objects per region (0: requests from that region go to the fallback).
         self.counts = normalize_scale(scale, location_fallback)
-        self.rng = rng or random.Random()
+        self.rng = rng
         self.make_uuid = make_uuid or (lambda: str(uuid.uuid4()))
 
     def shard_names(self, region: str) -> list[str]:
@@ -127,7 +130,8 @@ class Router:
     def new_session(self, cf: Mapping[str, Any] | None) -> Target:
         """Mint a token for a request from ``cf`` (its ``colo``/``continent``)."""
         region = resolve_region(cf, self.counts, self.location_fallback)
-        ordinal = self.rng.randrange(self.counts[region])
+        count = self.counts[region]
+        ordinal = self.rng.randrange(count) if self.rng is not None else secrets.randbelow(count)
         shard = shard_name(self.instance_name, region, ordinal)
         return Target(f"{shard}:{self.make_uuid()}", SessionRecord(shard, region), new=True)
 
