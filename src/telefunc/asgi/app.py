@@ -22,6 +22,7 @@ from telefunc.asgi.http import (
     Receive,
     Scope,
     Send,
+    origin_refusal,
     send_response,
 )
 from telefunc.asgi.static import StaticFiles, not_found
@@ -29,6 +30,7 @@ from telefunc.config import config
 from telefunc.errors import UsageError
 from telefunc.server.broadcast_transport import get_broadcast_transport
 from telefunc.server.hub import ChannelHub
+from telefunc.server.origin import FORBIDDEN_BODY, log_refusal
 from telefunc.server.registry import Registry, discover
 from telefunc.server.rpc import (
     INTERNAL_ERROR,
@@ -102,6 +104,11 @@ class TelefuncApp:
             await not_found(send)
 
     async def _telefunc_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = origin_refusal(scope)
+        if refusal is not None:  # cross-site: refused before the body is read or anything runs
+            log_refusal(refusal)
+            await send_response(send, 403, FORBIDDEN_BODY)
+            return
         request = HttpRequest(scope)
         kind = request_kind(
             request.query.get("_telefunc"), request.headers.get("x-telefunc-request")

@@ -8,7 +8,19 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
-__all__ = ["AsgiBody", "Headers", "HttpRequest", "Receive", "Scope", "Send", "send_response"]
+from telefunc.config import config
+from telefunc.server.origin import OriginRefusal, check_origin
+
+__all__ = [
+    "AsgiBody",
+    "Headers",
+    "HttpRequest",
+    "Receive",
+    "Scope",
+    "Send",
+    "origin_refusal",
+    "send_response",
+]
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -38,6 +50,22 @@ class Headers(Mapping[str, str]):
         """Every value sent under ``name``."""
         key = name.lower().encode("latin-1")
         return [v.decode("latin-1") for k, v in self._raw if k.lower() == key]
+
+
+def origin_refusal(scope: Mapping[str, Any]) -> OriginRefusal | None:
+    """Cross-site protection for an HTTP or WebSocket scope (see :mod:`telefunc.server.origin`).
+
+    The own origin is the scope's scheme (uvicorn derives it from ``X-Forwarded-Proto`` for
+    trusted proxies only) and the ``Host`` header.
+    """
+    headers = Headers(scope.get("headers", []))
+    return check_origin(
+        scheme=scope.get("scheme", "http"),
+        host=headers.get("host"),
+        origins=headers.get_all("origin"),
+        sec_fetch_site=headers.get("sec-fetch-site"),
+        allowed=config.allowed_origins,
+    )
 
 
 class HttpRequest:

@@ -7,7 +7,8 @@ close code of 1000 or 1001 is permanent (its channels end now); anything else is
 channels wait ``reconnect_timeout`` for the client to come back).
 
 When ``config.channel.transports`` lacks ``"ws"`` the handshake is refused (HTTP 403), so neither
-a first connection nor an SSE-to-WebSocket upgrade can use it.
+a first connection nor an SSE-to-WebSocket upgrade can use it. So is an upgrade from a foreign
+``Origin`` (cross-site protection, :mod:`telefunc.server.origin`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from telefunc.asgi.http import origin_refusal
 from telefunc.server.hub import ChannelHub
+from telefunc.server.origin import log_refusal
 from telefunc.wire.mux import ServerConnection
 
 __all__ = ["serve_websocket"]
@@ -42,6 +45,11 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
     if "ws" not in hub.mux.settings.transports:
         # Closing before accepting answers the handshake with 403.
         await send({"type": "websocket.close", "code": 1008})
+        return
+    refusal = origin_refusal(scope)
+    if refusal is not None:
+        log_refusal(refusal)
+        await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
         return
     await send({"type": "websocket.accept"})
     conn = hub.open_connection(transport="ws")

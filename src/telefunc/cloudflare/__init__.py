@@ -35,6 +35,7 @@ from telefunc.cloudflare.durable_object import (
     DurableServer,
     NoChannelHub,
     build_durable_object_class,
+    refuse_cross_site,
     serve_call,
 )
 from telefunc.cloudflare.regions import REGIONS, Scale, resolve_region
@@ -179,10 +180,14 @@ class Telefunc:
         (the session token of ``x-telefunc-session`` or ``?session=``; a new session when it is
         missing, unknown or expired); responses other than upgrades carry the token back.
         Without the bindings, calls run here and a channel raises :class:`UsageError`.
+        A request from a foreign browser origin gets 403 (``config.allowed_origins``).
         """
         path = urlsplit(_ffi.request_url(request)).path
         if not path.startswith(self.telefunc_url):
             return None
+        refused = refuse_cross_site(request)
+        if refused is not None:
+            return refused
         namespace = self._namespace(env)
         kv = _ffi.namespace_binding(env, self.kv_binding_name)
         is_websocket = (_ffi.request_header(request, "upgrade") or "").lower() == "websocket"

@@ -3,6 +3,9 @@
 Every object runs one :class:`DurableHub` (a :class:`~telefunc.server.hub.ChannelHub` whose clock
 is ``Date.now()`` and whose deadlines are ``setTimeout`` timers of the object) and serves:
 
+Every request first passes the cross-site check (:func:`refuse_cross_site`, 403); the worker's
+``Telefunc.serve`` does the same before forwarding.
+
 * **calls** (``POST <telefunc_url>``): :func:`~telefunc.server.rpc.handle_call`, streamed bodies
   included; the app's ``context(request, env)`` runs here;
 * **WebSocket channels**: the upgrade is accepted with the hibernation API
@@ -46,6 +49,7 @@ from telefunc.server.broadcast_transport import (
     set_scoped_broadcast_transport,
 )
 from telefunc.server.hub import ChannelHub
+from telefunc.server.origin import FORBIDDEN_BODY, check_origin, log_refusal
 from telefunc.server.registry import Registry
 from telefunc.server.rpc import (
     INTERNAL_ERROR,
@@ -68,6 +72,7 @@ __all__ = [
     "DurableServer",
     "NoChannelHub",
     "build_durable_object_class",
+    "refuse_cross_site",
     "serve_call",
 ]
 
@@ -223,6 +228,25 @@ def to_response(response: RpcResponse) -> Any:
     return _ffi.new_response(chunks(), status=response.status, headers=headers)
 
 
+def refuse_cross_site(request: Any) -> Any:
+    """A 403 ``Response`` when ``request`` comes from a foreign browser origin, else ``None``.
+
+    The request's own origin is its URL's scheme and host (what the client connected to).
+    """
+    url = urlsplit(_ffi.request_url(request))
+    refusal = check_origin(
+        scheme=url.scheme,
+        host=url.netloc,
+        origins=[v for k, v in _ffi.request_headers(request) if k == "origin"],
+        sec_fetch_site=_ffi.request_header(request, "sec-fetch-site"),
+        allowed=config.allowed_origins,
+    )
+    if refusal is None:
+        return None
+    log_refusal(refusal)
+    return _ffi.new_response(FORBIDDEN_BODY, status=403, headers={"content-type": "text/plain"})
+
+
 async def serve_call(
     registry: Registry,
     request: Any,
@@ -355,6 +379,9 @@ class DurableServer:
             return await self._fetch(request)
 
     async def _fetch(self, request: Any) -> Any:
+        refused = refuse_cross_site(request)
+        if refused is not None:
+            return refused
         try:
             if (_ffi.request_header(request, "upgrade") or "").lower() == "websocket":
                 return self._accept_websocket()
