@@ -1,12 +1,16 @@
 """The ``telefunc`` command.
 
     telefunc serve ROOT [--host 127.0.0.1] [--port 3000] [--reload] [--context MODULE:FUNC]
+                        [--allow-origin URL]... [--ws-compression]
     telefunc dev --edge ROOT [--host 127.0.0.1] [--port 3000] [--regions weur,enam,apac]
-                             [--kv-delay 2s]
+                             [--kv-delay 2s] [--allow-origin URL]...
 
 ``serve`` discovers every ``*.telefunc.py`` under ROOT and runs the ASGI app on uvicorn; it also
 serves ``ROOT/public/``. A call's context comes from ``--context``, or else from a
-``context(request)`` function in ``ROOT/context.py`` when that file exists.
+``context(request)`` function in ``ROOT/context.py`` when that file exists. ``--allow-origin``
+adds to ``config.allowed_origins`` (browser pages of another origin allowed to call); uvicorn
+runs with :func:`telefunc.asgi.uvicorn_settings` (limits from ``config.limits``, WebSocket
+compression only with ``--ws-compression``).
 Problems are reported as one line on stderr with exit status 2.
 """
 
@@ -30,6 +34,8 @@ __all__ = ["build_app", "main"]
 
 ROOT_ENV = "TELEFUNC_ROOT"
 CONTEXT_ENV = "TELEFUNC_CONTEXT"
+#: ``--allow-origin`` values, space-separated, handed to the reloaded workers.
+ORIGINS_ENV = "TELEFUNC_ALLOWED_ORIGINS"
 
 
 def _fail(message: str) -> int:
@@ -69,9 +75,19 @@ def build_app(root: str | Path, context: str | None = None) -> Any:
     return TelefuncApp(root_path, registry=registry, context=_load_context(root_path, context))
 
 
+def allow_origins(origins: Sequence[str]) -> None:
+    """Add ``origins`` to ``config.allowed_origins`` (UsageError naming a malformed one)."""
+    from telefunc.config import config
+
+    if origins:
+        config.allowed_origins = (*config.allowed_origins, *origins)
+
+
 def _reload_factory() -> Any:
     """Entry point uvicorn re-imports in each reloaded worker."""
-    return build_app(os.environ[ROOT_ENV], os.environ.get(CONTEXT_ENV) or None)
+    app = build_app(os.environ[ROOT_ENV], os.environ.get(CONTEXT_ENV) or None)
+    allow_origins(os.environ.get(ORIGINS_ENV, "").split())
+    return app
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -85,12 +101,17 @@ def _bind(host: str, port: int) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             raise UsageError(f"port {port} on {host} is already in use") from None
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    # Listening now queues early connections until uvicorn serves them, so a client that saw the
+    # banner can connect at once.
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from telefunc.asgi.uvicorn_settings import uvicorn_settings
 
     if args.redis:
         from telefunc.config import config
@@ -102,9 +123,12 @@ def _serve(args: argparse.Namespace) -> int:
         config.broadcast.transport = RedisBroadcast(args.redis)
     try:
         app = build_app(args.root, args.context)
+        # After the app's files ran: they may set config.allowed_origins and config.limits.
+        allow_origins(args.allow_origin)
         sock = _bind(args.host, args.port)
     except UsageError as exc:
         return _fail(str(exc))
+    settings = uvicorn_settings(ws_compression=args.ws_compression)
     url = f"http://{args.host}:{args.port}"
     print(
         f"telefunc: serving {len(app.registry)} telefunction(s) from {args.root} at {url}",
@@ -114,6 +138,7 @@ def _serve(args: argparse.Namespace) -> int:
         sock.close()
         os.environ[ROOT_ENV] = str(Path(args.root).resolve())
         os.environ[CONTEXT_ENV] = args.context or ""
+        os.environ[ORIGINS_ENV] = " ".join(args.allow_origin)
         uvicorn.run(
             "telefunc.cli:_reload_factory",
             factory=True,
@@ -123,9 +148,12 @@ def _serve(args: argparse.Namespace) -> int:
             reload_dirs=[str(Path(args.root).resolve())],
             reload_includes=["*.py"],
             log_level=args.log_level,
+            **settings,
         )
         return 0
-    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level=args.log_level, lifespan="on", **settings)
+    )
     server.run(sockets=[sock])
     return 0
 
@@ -163,6 +191,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--reload", action="store_true", help="restart when a file changes")
     serve.add_argument("--context", metavar="MODULE:FUNC", help="the context factory")
     serve.add_argument("--redis", metavar="URL", help="share broadcast through Redis")
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a foreign origin (scheme://host[:port]) whose pages may call; repeatable",
+    )
+    serve.add_argument(
+        "--ws-compression",
+        action="store_true",
+        help="offer WebSocket permessage-deflate (off by default: it multiplies memory per byte)",
+    )
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
 

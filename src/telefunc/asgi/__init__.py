@@ -2,5 +2,6 @@
 
 from telefunc.asgi.app import ContextFactory, TelefuncApp
 from telefunc.asgi.http import HttpRequest
+from telefunc.asgi.uvicorn_settings import uvicorn_settings
 
-__all__ = ["ContextFactory", "HttpRequest", "TelefuncApp"]
+__all__ = ["ContextFactory", "HttpRequest", "TelefuncApp", "uvicorn_settings"]

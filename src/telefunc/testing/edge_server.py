@@ -1,10 +1,12 @@
 """``telefunc dev --edge``: the emulator behind a real HTTP/WebSocket server (uvicorn).
 
 ``telefunc dev --edge ROOT [--host 127.0.0.1] [--port 3000] [--regions weur,enam,apac]
-[--kv-delay 2s]`` serves ROOT's ``worker.py`` inside the emulator on a real clock, so multi-region
-behaviour (KV propagation, object placement, session affinity, broadcast) can be watched on one
-machine. Each request's colo comes from the ``x-telefunc-colo`` header or the ``?colo=`` query
-parameter (default: the first colo of the first region).
+[--kv-delay 2s] [--allow-origin URL]...`` serves ROOT's ``worker.py`` inside the emulator on a
+real clock, so multi-region behaviour (KV propagation, object placement, session affinity,
+broadcast) can be watched on one machine. Each request's colo comes from the
+``x-telefunc-colo`` header or the ``?colo=`` query parameter (default: the first colo of the
+first region). ``--allow-origin`` adds to
+``config.allowed_origins``, as with ``telefunc serve`` (the adapter refuses other foreign origins).
 
 Convention for ``ROOT/worker.py`` (the entry module of a Python Worker, cloudflare.md §1.1-§1.2):
 
@@ -29,11 +31,13 @@ import importlib.util
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs
+
+from telefunc.config import config
 
 from . import install
 from .clock import RealClock
@@ -371,9 +375,12 @@ async def serve_edge(
     regions: list[str],
     kv_delay: float,
     worker: object | None = None,
+    allowed_origins: Sequence[str] = (),
 ) -> None:
     """Serve ROOT's worker (or ``worker``, or the demo) inside the emulator until cancelled."""
     emu, what = build_emulator(root, regions, kv_delay, worker)
+    if allowed_origins:  # after worker.py ran: it may set config.allowed_origins itself
+        config.allowed_origins = (*config.allowed_origins, *allowed_origins)
     server = EdgeServer(emu, host, port)
     bound = await server.start()
     colos = ", ".join(f"{c} ({info[0]})" for c, info in emu.colos.items())
@@ -403,6 +410,13 @@ def main_edge(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--regions", default="weur,enam,apac")
     parser.add_argument("--kv-delay", type=parse_duration, default=2.0)
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a foreign origin (scheme://host[:port]) whose pages may call; repeatable",
+    )
     ns = parser.parse_args(args)
     regions = [r.strip() for r in ns.regions.split(",") if r.strip()]
     try:
@@ -410,5 +424,7 @@ def main_edge(argv: list[str]) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_edge(ns.root, ns.host, ns.port, regions, ns.kv_delay))
+        asyncio.run(
+            serve_edge(ns.root, ns.host, ns.port, regions, ns.kv_delay, None, ns.allow_origin)
+        )
     return 0
