@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -15,8 +16,9 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from node_runner import run_node_lines
 from telefunc.wire.frames import Tag, decode_frame, encode_frame, encode_json
-from testpaths import APPS_DIR
+from testpaths import APPS_DIR, IN_CI, node_available
 
 HEADERS = {"x-telefunc-request": "txt", "content-type": "text/plain"}
 FILE = "/chat.telefunc.py"
@@ -146,3 +148,24 @@ async def test_a_second_reconcile_without_session_id_releases_the_old_channels(
             await asyncio.sleep(0.05)
         assert not any(cid in hub.mux.channels for cid in ids)
         assert hub.mux.sessions == {}
+
+
+@pytest.mark.skipif(not node_available() and not IN_CI, reason="node missing")
+async def test_the_official_client_fails_a_refused_channel_cleanly(server: Any) -> None:
+    name = str(uuid.uuid4())
+    ret = await call(server.origin, "shared_channel", [name])
+    channel_id = json.loads(ret.removeprefix("!TelefuncChannel:"))["channelId"]
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/_telefunc") as owner:
+        await owner.send(encode_json(Tag.RECONCILE, {"open": [entry(channel_id)]}))
+        assert (await until(owner, Tag.RECONCILED)).json()["open"] == [{"ix": 0, "lastSeq": 0}]
+        lines = await run_node_lines(
+            "channel_refused.mjs", server.origin, name, env={"TELEFUNC_TRANSPORTS": "ws"}
+        )
+        # The owner still has its channel: its message is echoed to it, not to the intruder.
+        await owner.send(encode_frame(Tag.TEXT, 0, 1, b'"owner"'))
+        assert json.loads((await until(owner, Tag.TEXT)).payload) == "owner"
+    result = next(line for line in lines if line.get("name") == "refused")
+    assert result["closed"] != "timeout"
+    assert result["closed"]["name"] == "NetworkError"
+    assert result["isClosed"] is True and result["sendError"] is not None
+    assert result["echo"] == "ping"  # the client's other channel was unaffected

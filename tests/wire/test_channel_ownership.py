@@ -217,3 +217,13 @@ def test_ownership_is_forgotten_with_the_channel(mux: ServerMux, clock: Clock) -
     client.drop(permanent=True)
     assert core.is_shutdown
     assert mux.channel_owners == {} and mux.sessions == {} and mux.session_lineages == {}
+
+
+def test_only_issued_session_ids_are_remembered(mux: ServerMux, clock: Clock) -> None:
+    """A made-up ``sessionId`` (any size) is not kept as an alias of the new session."""
+    core, _ = make_channel(SETTINGS, "mine")
+    mux.register(core, clock.now)
+    entry = {"id": core.id, "ix": 0, "lastSeq": 0, "initial": True}
+    conn = raw_connection(mux, clock, {"sessionId": "x" * 10_000, "open": [entry]})
+    assert reconciled(conn)["open"] == [{"ix": 0, "lastSeq": 0}]
+    assert mux.session_aliases == {}

@@ -597,7 +597,9 @@ class ServerConnection:
         new_id = random_id()
         session = {ix: core for ix, core in pending.entries if not core.is_shutdown}
         if session:
-            mux._add_session(new_id, session, pending.lineage, pending.presented)
+            # Only a session id we issued may stand for the new one (never a client's string).
+            known_as = pending.presented if pending.confirmed else None
+            mux._add_session(new_id, session, pending.lineage, known_as)
         self.lineage = pending.lineage
         # The wire that owned the previous session gets FIN after our RECONCILED (upgrade only).
         old_wire: ServerConnection | None = None
