@@ -225,7 +225,9 @@ class LimitsSettings:
     #: ack requests) of one channel above this many times the window the server advertised
     #: (``WINDOW``/``MSG_WINDOW``, plus one ``max_message_size`` of bytes) close the connection
     #: with 1002. An awaiting sender stays within about 2.5 windows; the official client's
-    #: un-awaited ``send()`` ("skip await") is the one legitimate way past one window.
+    #: un-awaited ``send()`` ("skip await") is the one legitimate way past one window. The same
+    #: multiple of the initial 100-message window bounds a broadcast channel's client publishes
+    #: awaiting their receipt. ``0`` counts as ``1``.
     max_window_overrun: int = 4
 
 
