@@ -215,11 +215,20 @@ class LimitsSettings:
     max_reconcile_entries: int = 1024
     #: Channels one session may have attached at once.
     max_channels_per_session: int = 1024
-    #: PING frames (and WebSocket pings) answered per second per connection; more is a violation.
+    #: PING frames (and WebSocket pings) answered per second per connection, with a burst of
+    #: twice that; more is a protocol violation (1002). ``0`` turns the limit off.
     max_pings_per_second: float = 10.0
     #: Concurrent HTTP connections + WebSockets ``telefunc serve`` accepts (uvicorn
     #: ``limit_concurrency``; past it new requests get 503).
     max_concurrency: int = 10000
+    #: Receive windows a client may overrun a channel by: received-but-unprocessed messages (and
+    #: ack requests) of one channel above this many times the window the server advertised
+    #: (``WINDOW``/``MSG_WINDOW``, plus one ``max_message_size`` of bytes) close the connection
+    #: with 1002. An awaiting sender stays within about 2.5 windows; the official client's
+    #: un-awaited ``send()`` ("skip await") is the one legitimate way past one window. The same
+    #: multiple of the initial 100-message window bounds a broadcast channel's client publishes
+    #: awaiting their receipt. ``0`` counts as ``1``.
+    max_window_overrun: int = 4
 
 
 class LimitsConfig(_SettingsSection):

@@ -18,7 +18,7 @@ import pytest
 
 import telefunc.server.broadcast as broadcast_module
 from telefunc.config import config
-from telefunc.errors import Abort, ChannelClosedError, UsageError
+from telefunc.errors import Abort, ChannelClosedError, ProtocolError, UsageError
 from telefunc.server.broadcast import (
     Broadcast,
     BroadcastChannel,
@@ -32,6 +32,7 @@ from telefunc.server.broadcast_transport import (
     InMemoryBroadcast,
     PublishInfo,
 )
+from telefunc.wire.credit import INITIAL_MESSAGES
 from telefunc.wire.frames import AckStatus, Frame, Tag, decode_frame, encode_frame
 from telefunc.wire.serializer import parse, stringify
 
@@ -470,3 +471,19 @@ async def test_a_read_only_channel_refuses_client_publishes_but_delivers() -> No
     assert acks[binary_seq] == (AckStatus.ERROR, broadcast_module.READ_ONLY_ERROR)
     assert receipt["seq"] == 1  # the refused publishes never reached the key
     assert [data for data, _, _ in peer.publishes()] == [{"from": "server"}]
+
+
+async def test_client_publishes_awaiting_their_receipt_are_bounded() -> None:
+    """Publishes bypass credit: a client that floods them without waiting for receipts is a
+    protocol violation once ``max_window_overrun`` initial windows of them are queued."""
+    ch: BroadcastChannel[Any] = BroadcastChannel(key="flood")
+    peer = Peer()
+    client = Client(ch, peer)
+    bound = config.limits.max_window_overrun * INITIAL_MESSAGES
+    for i in range(bound):  # all queued at once: the publish worker has not run yet
+        client.publish(i)
+    with pytest.raises(ProtocolError):
+        client.publish("one too many")
+    # Within the bound, every one of them is answered with its receipt.
+    await settle(lambda: len(client.acks()) == bound, limit=20 * bound)
+    assert all(status == AckStatus.OK for status, _ in client.acks().values())

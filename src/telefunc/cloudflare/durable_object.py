@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -59,6 +58,7 @@ from telefunc.server.rpc import (
     handle_call,
     request_kind,
 )
+from telefunc.wire.ids import random_id
 from telefunc.wire.mux import ServerConnection
 
 if TYPE_CHECKING:
@@ -399,7 +399,7 @@ class DurableServer:
         if "ws" not in config.channel.transports:
             return _ffi.new_response(None, status=400)
         client, server = _ffi.new_websocket_pair()
-        key = str(uuid.uuid4())
+        key = random_id()
         _ffi.accept_websocket(self.state, server, key)
         conn = self.hub.open_connection(transport="ws")
         wire = _WsWire(self, key, server, conn)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import random
 import secrets
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from telefunc.cloudflare.regions import REGIONS, Scale, normalize_scale, resolve_region
+from telefunc.wire.ids import random_id
 
 __all__ = [
     "BUCKET_HEADER",
@@ -119,7 +119,7 @@ class Router:
         #: Objects per region (0: requests from that region go to the fallback).
         self.counts = normalize_scale(scale, location_fallback)
         self.rng = rng
-        self.make_uuid = make_uuid or (lambda: str(uuid.uuid4()))
+        self.make_uuid = make_uuid or random_id
 
     def shard_names(self, region: str) -> list[str]:
         """Every session object name of ``region``."""

@@ -35,7 +35,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypedDict, TypeVar
 
-from telefunc.errors import ChannelClosedError, TelefuncError, UsageError
+from telefunc.config import config
+from telefunc.errors import ChannelClosedError, ProtocolError, TelefuncError, UsageError
 from telefunc.server.broadcast_transport import (
     PublishInfo,
     get_broadcast_transport,
@@ -43,6 +44,7 @@ from telefunc.server.broadcast_transport import (
 )
 from telefunc.server.channel import INTERNAL_ERROR, Channel
 from telefunc.server.channel_endpoint import mark_retrieved, spawn
+from telefunc.wire.credit import INITIAL_MESSAGES
 from telefunc.wire.frames import AckStatus, Frame, Tag
 from telefunc.wire.publish import (
     decode_publish_binary,
@@ -446,6 +448,10 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
             self._sync_lane(binary)
         elif self.read_only and tag in (Tag.PUBLISH_ACK_REQ, Tag.PUBLISH_BINARY_ACK_REQ):
             self._core.reply(frame.seq, AckStatus.ERROR, READ_ONLY_ERROR, self._now())
+        elif tag in (Tag.PUBLISH_ACK_REQ, Tag.PUBLISH_BINARY_ACK_REQ) and self._publish_backlog():
+            # Publishes bypass credit; the queue of ones awaiting their receipt is bounded like
+            # unanswered ack requests (``max_window_overrun`` initial message windows).
+            raise ProtocolError("too many publishes awaiting their receipt")
         elif tag == Tag.PUBLISH_ACK_REQ:
             try:
                 text = frame.payload.decode("utf-8")
@@ -457,6 +463,15 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
             self._enqueue(frame.payload, frame.seq, None)
 
     # ── the publish queue ───────────────────────────────────────────────
+
+    def _publish_backlog(self) -> bool:
+        """Whether the client's publishes awaiting a receipt fill their bound."""
+        queue = self._pub_queue
+        bound = max(1, config.limits.snapshot().max_window_overrun) * INITIAL_MESSAGES
+        if queue is None or len(queue) < bound:
+            return False
+        from_client = sum(1 for entry in queue if entry[2] is None)  # not the server's own
+        return from_client >= bound
 
     def _enqueue(self, body: str | bytes, ack_seq: int, fut: asyncio.Future[Any] | None) -> None:
         # ``body`` is str for the text lane, bytes for the binary lane; ``ack_seq`` is the

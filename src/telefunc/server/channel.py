@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -31,6 +30,7 @@ from telefunc.config import config
 from telefunc.errors import Abort
 from telefunc.server.channel_endpoint import ChannelEndpoint
 from telefunc.wire.channel_state import ChannelCore
+from telefunc.wire.ids import random_id
 from telefunc.wire.serializer import stringify
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class Channel(
     def __init__(
         self, ack: bool = False, *, id: str | None = None, buffer_limit: int | None = None
     ):
-        super().__init__(id if id is not None else str(uuid.uuid4()), ack)
+        super().__init__(id if id is not None else random_id(), ack)
         self._core = ChannelCore(
             self.id, config.channel.snapshot(), self, buffer_limit=buffer_limit
         )

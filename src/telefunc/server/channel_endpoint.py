@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from telefunc.errors import Abort, ChannelClosedError, ChannelRemoteError, ShieldValidationError
 from telefunc.wire.channel_state import ChannelCore, SendResult
@@ -86,6 +87,46 @@ def add_listener(listeners: list[Any], callback: Any) -> Callable[[], None]:
     return unlisten
 
 
+class _Settle(NamedTuple):
+    """A message whose listeners returned awaitables: consumed once they settle."""
+
+    pending: list[Awaitable[Any]]
+    nbytes: int
+
+
+class _Answer(NamedTuple):
+    """An ack request, answered with its listeners' return value."""
+
+    seq: int
+    payload: bytes
+    binary: bool
+
+
+def _discard(items: deque[_Settle | _Answer]) -> None:
+    """Drop what an aborted channel will never settle (closing un-awaited coroutines)."""
+    for item in items:
+        if isinstance(item, _Settle):
+            for aw in item.pending:
+                if inspect.iscoroutine(aw):
+                    aw.close()
+    items.clear()
+
+
+class _Inbox:
+    """What one channel's listeners still have to settle, and the one task settling it."""
+
+    __slots__ = ("items", "task")
+
+    def __init__(self) -> None:
+        self.items: deque[_Settle | _Answer] = deque()
+        self.task: asyncio.Future[Any] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether the task runs (what arrives now queues behind it)."""
+        return self.task is not None
+
+
 class ChannelEndpoint(Generic[Incoming, Outgoing]):
     """One end of a channel: send, listen, acks, open/close callbacks over a ``ChannelCore``.
 
@@ -101,6 +142,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         "_close_future",
         "_core",
         "_credit_waiters",
+        "_inbox",
         "_listeners",
         "_open_callbacks",
         "_open_fired",
@@ -129,6 +171,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         self._close_error: Exception | None = None
         self._credit_waiters: list[asyncio.Future[None]] | None = None
         self._close_future: asyncio.Future[int] | None = None
+        #: Messages waiting for an async listener before them (``None`` until one had to wait).
+        self._inbox: _Inbox | None = None
 
     # ── hooks ───────────────────────────────────────────────────────────
 
@@ -255,13 +299,21 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             self._invoke(cb)
 
     def handle_message(self, payload: bytes, binary: bool) -> None:
-        """A fire-and-forget message: run the listeners, then count it as consumed (credit)."""
+        """A fire-and-forget message: run the listeners, then count it as consumed (credit).
+
+        The listeners are called at once, in arrival order (like the official client, whose
+        async listeners start synchronously). What they return to await goes to this channel's
+        inbox, where one task settles it in order and only then consumes the message: credit
+        comes back once the listeners are done, so a slow listener slows the sender, and the
+        inbox is bounded by the receive window the connection enforces (never one task per
+        message).
+        """
         nbytes = len(payload)
         try:
             data: Any = payload if binary else parse(payload.decode())
         except Exception:
             logger.exception("telefunc: could not parse a channel message")
-            self._core.consumed(nbytes)
+            self._consume_in_order(nbytes)
             return
         pending: list[Awaitable[Any]] = []
         for cb in list(self._binary_listeners if binary else self._listeners):
@@ -273,26 +325,53 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
                 continue
             if inspect.isawaitable(result):
                 pending.append(result)
-        if not pending:
-            self._core.consumed(nbytes)
-            return
+        if pending:
+            self._inbox_push(_Settle(pending, nbytes))
+        else:
+            self._consume_in_order(nbytes)
 
-        async def settle() -> None:
-            # Credit comes back only once async listeners are done: a slow listener slows
-            # the sender instead of piling messages up here.
-            for aw in pending:
-                try:
-                    await aw
-                except Exception as exc:
-                    if self._callback_error(exc):
-                        return
+    def _consume_in_order(self, nbytes: int) -> None:
+        """Consume now, unless earlier messages still wait in the inbox (credit stays ordered)."""
+        inbox = self._inbox
+        if inbox is not None and inbox.busy:
+            inbox.items.append(_Settle([], nbytes))
+        else:
             self._core.consumed(nbytes)
-
-        spawn(settle())
 
     def handle_ack_request(self, seq: int, payload: bytes, binary: bool) -> None:
-        """An acknowledged message: answer with the last listener's return value."""
-        spawn(self._answer(seq, payload, binary))
+        """An acknowledged message: answer with the last listener's return value.
+
+        Answered by the inbox task, in order with the other messages' listeners.
+        """
+        self._inbox_push(_Answer(seq, payload, binary))
+
+    def _inbox_push(self, item: _Settle | _Answer) -> None:
+        inbox = self._inbox
+        if inbox is None:
+            inbox = self._inbox = _Inbox()
+        inbox.items.append(item)
+        if not inbox.busy:
+            inbox.task = spawn(self._drain(inbox))
+
+    async def _drain(self, inbox: _Inbox) -> None:
+        """The inbox task: settle every queued message and answer every ack request, in order."""
+        items = inbox.items
+        try:
+            while items:
+                item = items.popleft()
+                if isinstance(item, _Answer):
+                    await self._answer(item.seq, item.payload, item.binary)
+                    continue
+                for aw in item.pending:
+                    try:
+                        await aw
+                    except Exception as exc:
+                        if self._callback_error(exc):
+                            _discard(items)
+                            return
+                self._core.consumed(item.nbytes)
+        finally:
+            inbox.task = None
 
     async def _answer(self, seq: int, payload: bytes, binary: bool) -> None:
         listeners = list(self._binary_listeners if binary else self._listeners)

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from telefunc.config import config
+from telefunc.server.client_errors import log_client_error
 from telefunc.wire.mux import ServerConnection, ServerMux
 
 if TYPE_CHECKING:
@@ -26,6 +27,10 @@ __all__ = ["ChannelHub"]
 logger = logging.getLogger("telefunc")
 
 
+def _log_client_error(kind: str, message: str) -> None:
+    log_client_error(kind, "%s", message)
+
+
 class ChannelHub:
     """Registry of channels and sessions of one server, plus their shared timer task."""
 
@@ -33,7 +38,8 @@ class ChannelHub:
 
     def __init__(self) -> None:
         #: The sans-I/O multiplexer; settings are read from ``config.channel`` when needed.
-        self.mux = ServerMux(config.channel.snapshot)
+        self.mux = ServerMux(config.channel.snapshot, config.limits.snapshot)
+        self.mux.on_client_error = _log_client_error
         self.mux.timers.on_earlier = self._on_earlier
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None

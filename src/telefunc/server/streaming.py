@@ -52,13 +52,13 @@ import asyncio
 import base64
 import inspect
 import logging
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any, Final, Protocol, runtime_checkable
 
 from telefunc.errors import Abort, UsageError
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.files import UploadedFile
+from telefunc.wire.ids import random_id
 from telefunc.wire.serializer import stringify
 
 __all__ = [
@@ -346,7 +346,7 @@ class StreamCollector:
             index = len(self.producers)
             meta: dict[str, Any]
             if self.channels:
-                channel_id = str(uuid.uuid4())
+                channel_id = random_id()
                 self.producers.append(_Producer(index, opener, value, channel_id))
                 meta = {"channelId": channel_id, **extra}
             else:

@@ -440,6 +440,24 @@ class ChannelCore:
         if new_msgs is not None:
             self._write_ctrl(encode_u32_frame(Tag.MSG_WINDOW, self._ix, new_msgs))
 
+    def inbound_overrun(self, windows: int, slack_bytes: int) -> str | None:
+        """Why the peer is past its receive window, or ``None``: the bound on inbound work.
+
+        Messages received but not yet processed (fire-and-forget ones not yet
+        :meth:`consumed`, ack requests not yet answered) may exceed the advertised window only
+        by ``windows`` times (bytes: plus ``slack_bytes``); the connection treats more as a
+        protocol violation instead of queueing it.
+        """
+        window = self._window
+        if window.overrun(windows, slack_bytes):
+            return (
+                f"receive window exceeded ({window.unconsumed_msgs} messages, "
+                f"{window.unconsumed_bytes} bytes unprocessed)"
+            )
+        if self._acks_in > window.msg_window * windows:
+            return f"receive window exceeded ({self._acks_in} ack requests unanswered)"
+        return None
+
     # ── receiving ───────────────────────────────────────────────────────
 
     def receive(self, frame: Frame, now: float) -> None:

@@ -160,6 +160,18 @@ class ReceiveWindow:
         """Message credit the sender may have on top of the backlog (never negative)."""
         return max(0, self.msg_window - self.unconsumed_msgs)
 
+    def overrun(self, windows: int, slack_bytes: int) -> bool:
+        """Whether the backlog exceeds ``windows`` times the window (bytes: plus ``slack_bytes``).
+
+        A sender that respects its credit cannot get there: since a window frame *sets* its
+        credit, the backlog of an awaiting sender stays within a few windows even when several
+        advertisements were in flight at once; see :mod:`telefunc.wire.credit`.
+        """
+        return (
+            self.unconsumed_msgs > self.msg_window * windows
+            or self.unconsumed_bytes > self.byte_window * windows + slack_bytes
+        )
+
     def on_consumed(self, nbytes: int) -> tuple[int | None, int | None]:
         """Account a frame fully handled by the listeners; returns credits to advertise."""
         # Clamped: a frame consumed twice (or never counted) must not inflate the room.

@@ -33,6 +33,22 @@ channels, as the reference server does; other connections are unaffected.
 On ``connection_lost``: a *permanent* close (client close code 1000/1001) shuts the session's
 channels down at once; a *transient* one detaches them, each waiting ``reconnect_timeout``.
 
+**Bounds** (``config.limits``, passed in as :class:`~telefunc.config.LimitsSettings`): at most
+``max_pending_frames`` / ``max_pending_bytes`` queued while a RECONCILE waits, at most
+``max_reconcile_entries`` entries in one RECONCILE and ``max_channels_per_session`` channels in a
+session, PINGs at ``max_pings_per_second`` (burst twice that), and per channel no more than
+``max_window_overrun`` receive windows of unprocessed messages and unanswered ack requests.
+Past any of them the connection is closed as a protocol violation (1002) and reported through
+:attr:`ServerMux.on_client_error` for a rate-limited log line.
+
+**Ownership.** Each session belongs to a *lineage*, the identity a client keeps across session-id
+rotations and the SSE-to-WebSocket upgrade: presenting a live session id continues its lineage
+(an id whose RECONCILED was lost with the wire stands for its successor), anything else starts a
+new one. A channel belongs to the lineage that attached it first; a RECONCILE from another lineage
+gets no entry for it in RECONCILED's ``open`` (the official client fails that channel), so a
+channel id alone neither takes a channel over nor ends it. Session and channel ids are 122-bit
+random (:mod:`telefunc.wire.ids`).
+
 **SSE duplex wires** have a stable client ``connId``: :meth:`ServerMux.open_connection` with a
 ``conn_id`` already in use replaces (transiently closes) the older wire, and the data POSTs of
 that client find their wire with :meth:`ServerMux.connection_for` (or wait for it with
@@ -48,14 +64,14 @@ old wire keeps delivering whatever was queued on it before FIN; the client dedup
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from telefunc.config import ChannelSettings
+from telefunc.config import ChannelSettings, LimitsSettings
 from telefunc.errors import ProtocolError
 from telefunc.wire.channel_state import ChannelCore
-from telefunc.wire.frames import Frame, Tag, decode_frame, encode_frame, encode_json
+from telefunc.wire.frames import HEADER, Frame, Tag, decode_frame, encode_frame, encode_json
+from telefunc.wire.ids import random_id
 from telefunc.wire.timers import Timers
 
 __all__ = [
@@ -95,20 +111,45 @@ class ServerMux:
     """Registry of channels and sessions shared by every connection of one server."""
 
     __slots__ = (
+        "_alias_of",
         "_conn_waiters",
+        "_limits",
         "_settings",
         "_waiters",
+        "channel_owners",
         "channels",
         "connections_by_conn_id",
+        "on_client_error",
         "opened",
+        "refused_attaches",
+        "session_aliases",
+        "session_lineages",
         "session_owners",
         "sessions",
         "timers",
         "upgrades",
     )
 
-    def __init__(self, settings: Callable[[], ChannelSettings] | ChannelSettings) -> None:
+    def __init__(
+        self,
+        settings: Callable[[], ChannelSettings] | ChannelSettings,
+        limits: Callable[[], LimitsSettings] | LimitsSettings | None = None,
+    ) -> None:
         self._settings = settings
+        self._limits = limits if limits is not None else LimitsSettings()
+        #: channel id -> ``(lineage, firm)`` of the session that attached it first (its owner);
+        #: ``firm`` once that client proved it received the RECONCILED (see ``_attach``).
+        self.channel_owners: dict[str, tuple[str, bool]] = {}
+        #: session id -> its lineage, for every session in :attr:`sessions`.
+        self.session_lineages: dict[str, str] = {}
+        #: The id a client last knew -> the session it rotated into, while the client has not
+        #: confirmed the new id (its RECONCILED may have been lost with the wire); one per session.
+        self.session_aliases: dict[str, str] = {}
+        self._alias_of: dict[str, str] = {}
+        #: RECONCILE entries refused because the channel belongs to another client.
+        self.refused_attaches = 0
+        #: ``(kind, message)`` of client misbehaviour, for the I/O layer's rate-limited log.
+        self.on_client_error: Callable[[str, str], None] | None = None
         self.channels: dict[str, ChannelCore] = {}
         self.sessions: dict[str, dict[int, ChannelCore]] = {}
         self.timers = Timers()
@@ -129,6 +170,12 @@ class ServerMux:
         s = self._settings
         return s if isinstance(s, ChannelSettings) else s()
 
+    @property
+    def limits(self) -> LimitsSettings:
+        """The current bounds on client input (``config.limits``)."""
+        limits = self._limits
+        return limits if isinstance(limits, LimitsSettings) else limits()
+
     def register(self, core: ChannelCore, now: float) -> None:
         """Make a channel addressable by RECONCILE and start its ``connect_ttl``."""
         if core.is_shutdown or core.id in self.channels:
@@ -142,12 +189,49 @@ class ServerMux:
     def _unregister(self, core: ChannelCore) -> None:
         if self.channels.get(core.id) is core:
             del self.channels[core.id]
+            self.channel_owners.pop(core.id, None)
         for session_id, session in list(self.sessions.items()):
             for ix, c in list(session.items()):
                 if c is core:
                     del session[ix]
             if not session:
-                del self.sessions[session_id]
+                self.drop_session(session_id)
+
+    def drop_session(self, session_id: str) -> dict[int, ChannelCore]:
+        """Forget a session (its lineage and alias); returns its channels."""
+        self.session_lineages.pop(session_id, None)
+        alias = self._alias_of.pop(session_id, None)
+        if alias is not None:
+            self.session_aliases.pop(alias, None)
+        return self.sessions.pop(session_id, None) or {}
+
+    def _add_session(
+        self, session_id: str, session: dict[int, ChannelCore], lineage: str, known_as: str | None
+    ) -> None:
+        self.sessions[session_id] = session
+        self.session_lineages[session_id] = lineage
+        if known_as is not None:
+            self.session_aliases[known_as] = session_id
+            self._alias_of[session_id] = known_as
+
+    def lineage_of(self, session_id: str) -> str | None:
+        """The lineage of a live session id (``None``: unknown, expired or rotated away).
+
+        A *lineage* is the identity a client keeps across session-id rotations and the
+        SSE-to-WebSocket upgrade: whoever presents the current session id continues it, and
+        the channels its sessions attached first belong to it.
+        """
+        lineage = self.session_lineages.get(session_id)
+        if lineage is None:
+            holder = self.session_owners.get(session_id)
+            if holder is not None and not holder.closed:
+                lineage = holder.lineage
+        return lineage
+
+    def report(self, kind: str, message: str) -> None:
+        """Hand one client misbehaviour to the I/O layer's log (rate-limited there)."""
+        if self.on_client_error is not None:
+            self.on_client_error(kind, message)
 
     def open_connection(
         self, conn_id: str | None = None, *, transport: str = "ws", now: float = 0.0
@@ -205,10 +289,32 @@ class ServerMux:
 class _PendingReconcile:
     """A RECONCILE waiting for ``initial`` channels to be registered."""
 
-    __slots__ = ("deadline", "entries", "prev_session", "upgrade", "waiting")
+    __slots__ = (
+        "confirmed",
+        "deadline",
+        "entries",
+        "lineage",
+        "presented",
+        "prev_session",
+        "upgrade",
+        "waiting",
+    )
 
-    def __init__(self, prev_session: str | None, deadline: float, upgrade: bool) -> None:
+    def __init__(
+        self,
+        presented: str | None,
+        prev_session: str | None,
+        deadline: float,
+        upgrade: bool,
+        lineage: str,
+    ) -> None:
+        #: The ``sessionId`` the client sent, and the live session it stands for.
+        self.presented = presented
         self.prev_session = prev_session
+        #: Who is reconciling: the lineage of ``prev_session``, else of the wire, else new.
+        self.lineage = lineage
+        #: The client presented a live session id of its lineage (it got that RECONCILED).
+        self.confirmed = False
         self.deadline = deadline
         #: The client moves this session over from another wire (SSE -> WebSocket).
         self.upgrade = upgrade
@@ -225,13 +331,17 @@ class ServerConnection:
         "_holds",
         "_out",
         "_pending",
+        "_ping_at",
         "_ping_deadline",
+        "_ping_tokens",
         "_queued",
+        "_queued_bytes",
         "_timer_at",
         "close_request",
         "closed",
         "conn_id",
         "io",
+        "lineage",
         "mux",
         "on_output",
         "session_id",
@@ -265,6 +375,12 @@ class ServerConnection:
         self._pending: _PendingReconcile | None = None
         #: Frames received while a RECONCILE waits (``None`` when there are none).
         self._queued: list[Frame] | None = None
+        self._queued_bytes = 0
+        #: The lineage of this wire's current session (``None`` before the first reconcile).
+        self.lineage: str | None = None
+        #: PING token bucket: tokens left, and when they were counted (``None``: full).
+        self._ping_tokens = 0.0
+        self._ping_at: float | None = None
         self._ping_deadline: float | None = None
         self._timer_at: float | None = None
 
@@ -296,17 +412,50 @@ class ServerConnection:
         try:
             frame = decode_frame(data)
             if frame.tag == Tag.PING:
+                self._take_ping_token(now)
                 self._reset_ping(now)
                 self.write(_PONG)
                 return
             if self._pending is not None:
-                if self._queued is None:
-                    self._queued = []
-                self._queued.append(frame)
+                self._queue(frame)
                 return
             self._dispatch(frame, now)
         except ProtocolError as exc:
             self.protocol_violation(str(exc), now)
+
+    def _take_ping_token(self, now: float) -> None:
+        """PINGs are answered at ``max_pings_per_second`` (burst: twice that); more violate.
+
+        A PONG is output the client may never read, and every PING is work on the event loop.
+        """
+        rate = self.mux.limits.max_pings_per_second
+        if rate <= 0:
+            return
+        burst = max(2.0, 2.0 * rate)
+        last = self._ping_at
+        tokens = burst if last is None else min(burst, self._ping_tokens + (now - last) * rate)
+        self._ping_at = now
+        if tokens < 1.0:
+            raise ProtocolError(f"more than {rate:g} PINGs per second")
+        self._ping_tokens = tokens - 1.0
+
+    def _queue(self, frame: Frame) -> None:
+        """Hold a frame while a RECONCILE waits, within ``max_pending_frames/bytes``."""
+        limits = self.mux.limits
+        queued = self._queued
+        if queued is None:
+            queued = self._queued = []
+        size = HEADER + len(frame.payload)
+        if (
+            len(queued) >= limits.max_pending_frames
+            or self._queued_bytes + size > limits.max_pending_bytes
+        ):
+            raise ProtocolError(
+                f"more than {limits.max_pending_frames} frames or "
+                f"{limits.max_pending_bytes} bytes sent while RECONCILE waits"
+            )
+        queued.append(frame)
+        self._queued_bytes += size
 
     def _dispatch(self, frame: Frame, now: float) -> None:
         tag = frame.tag
@@ -321,6 +470,13 @@ class ServerConnection:
         core = session.get(frame.ix) if session else None
         if core is not None:
             core.receive(frame, now)
+            if 0x10 <= tag < 0x30:
+                limits = self.mux.limits
+                overrun = core.inbound_overrun(
+                    max(1, limits.max_window_overrun), limits.max_message_size
+                )
+                if overrun is not None:
+                    raise ProtocolError(overrun)
 
     # ── reconcile ───────────────────────────────────────────────────────
 
@@ -330,10 +486,24 @@ class ServerConnection:
         prev = payload.get("sessionId")
         if prev is not None and not isinstance(prev, str):
             raise ProtocolError("RECONCILE: malformed sessionId")
+        entries = payload.get("open", [])
+        limits = self.mux.limits
+        if len(entries) > limits.max_reconcile_entries:
+            raise ProtocolError(
+                f"RECONCILE: {len(entries)} entries, more than {limits.max_reconcile_entries}"
+            )
         self._reset_ping(now)
         upgrade = payload.get("upgrade") is True and prev is not None
-        pending = _PendingReconcile(prev, now + self.mux.settings.connect_ttl, upgrade)
-        for entry in payload.get("open", []):
+        # An id the client knew before a RECONCILED it never got stands for its successor.
+        resolved = self.mux.session_aliases.get(prev, prev) if prev is not None else None
+        known = self.mux.lineage_of(resolved) if resolved is not None else None
+        lineage = known or self.lineage or random_id()
+        deadline = now + self.mux.settings.connect_ttl
+        pending = _PendingReconcile(prev, resolved, deadline, upgrade, lineage)
+        pending.confirmed = known is not None
+        # Set first: a violation below must still detach what this RECONCILE attached.
+        self._pending = pending
+        for entry in entries:
             if not isinstance(entry, dict):
                 raise ProtocolError("RECONCILE: malformed entry")
             cid, ix, last_seq = entry.get("id"), entry.get("ix"), entry.get("lastSeq", 0)
@@ -343,12 +513,14 @@ class ServerConnection:
                 raise ProtocolError("RECONCILE: entry out of range")
             core = self.mux.channels.get(cid)
             if core is not None:
-                if core.attach(self, ix, last_seq, now):
-                    pending.entries.append((ix, core))
-            elif entry.get("initial"):
+                self._attach(pending, core, ix, last_seq, now, initial=entry.get("initial") is True)
+            elif entry.get("initial") and cid not in pending.waiting:
                 pending.waiting[cid] = (ix, last_seq)
                 self.mux._waiters.setdefault(cid, []).append(self)
-        self._pending = pending
+            if len(pending.entries) + len(pending.waiting) > limits.max_channels_per_session:
+                raise ProtocolError(
+                    f"RECONCILE: more than {limits.max_channels_per_session} channels"
+                )
         if pending.waiting:
             self.mux.timers.schedule(self, self._next_deadline())
             return
@@ -359,10 +531,43 @@ class ServerConnection:
         if pending is None or self.closed or core.id not in pending.waiting:
             return
         ix, last_seq = pending.waiting.pop(core.id)
-        if core.attach(self, ix, last_seq, now):
-            pending.entries.append((ix, core))
+        self._attach(pending, core, ix, last_seq, now, initial=True)
         if not pending.waiting:
             self._finish_reconcile(now)
+
+    def _attach(
+        self,
+        pending: _PendingReconcile,
+        core: ChannelCore,
+        ix: int,
+        last_seq: int,
+        now: float,
+        *,
+        initial: bool,
+    ) -> None:
+        """Attach ``core`` for this RECONCILE unless it belongs to another lineage.
+
+        The session that attaches a channel first owns it (the client the telefunction's HTTP
+        response went to attaches it with ``initial`` at once); a refused entry is left out of
+        RECONCILED's ``open``, which the official client answers by failing that channel.
+
+        One exception keeps a lost first RECONCILED recoverable: a client whose first wire died
+        before RECONCILED arrived comes back without a session id, as a new lineage, and lists
+        its channels as ``initial`` again. So a claim stays *tentative* until its lineage
+        presents a session id it received; while tentative, an ``initial`` entry may take over a
+        channel no wire carries.
+        """
+        mux = self.mux
+        lineage = pending.lineage
+        owner = mux.channel_owners.get(core.id)
+        if owner is not None and owner[0] != lineage and (owner[1] or not initial or core.attached):
+            mux.refused_attaches += 1
+            mux.report("channel-refused", "RECONCILE named a channel of another session")
+            return
+        if core.attach(self, ix, last_seq, now):
+            if owner is None or owner[0] != lineage or (pending.confirmed and not owner[1]):
+                mux.channel_owners[core.id] = (lineage, pending.confirmed)
+            pending.entries.append((ix, core))
 
     def _drop_waiters(self, pending: _PendingReconcile) -> None:
         for cid in pending.waiting:
@@ -378,19 +583,24 @@ class ServerConnection:
         assert pending is not None
         self._drop_waiters(pending)
         mux = self.mux
-        kept = {ix for ix, _ in pending.entries}
+        kept = {id(core) for _, core in pending.entries}
         if pending.prev_session is not None:
-            prev = mux.sessions.pop(pending.prev_session, None)
-            if prev:
-                for ix, core in prev.items():
-                    if ix not in kept:
-                        core.recovery_failed()
+            for core in mux.drop_session(pending.prev_session).values():
+                if id(core) not in kept:
+                    core.recovery_failed()
         if self.session_id is not None and self.session_id != pending.prev_session:
-            mux.sessions.pop(self.session_id, None)
-        new_id = str(uuid.uuid4())
+            # A RECONCILE without (or with another) sessionId on a live wire starts over: the
+            # channels of the wire's old session the client did not list again are gone.
+            for core in mux.drop_session(self.session_id).values():
+                if id(core) not in kept and core.peer is self:
+                    core.recovery_failed()
+        new_id = random_id()
         session = {ix: core for ix, core in pending.entries if not core.is_shutdown}
         if session:
-            mux.sessions[new_id] = session
+            # Only a session id we issued may stand for the new one (never a client's string).
+            known_as = pending.presented if pending.confirmed else None
+            mux._add_session(new_id, session, pending.lineage, known_as)
+        self.lineage = pending.lineage
         # The wire that owned the previous session gets FIN after our RECONCILED (upgrade only).
         old_wire: ServerConnection | None = None
         if pending.prev_session is not None:
@@ -413,11 +623,13 @@ class ServerConnection:
             self._emit_reconciled(new_id, session, old_wire)
         self._reset_ping(now)
         queued, self._queued = self._queued or [], None
+        self._queued_bytes = 0
         for i, frame in enumerate(queued):
             if self.closed:
                 return
             if self._pending is not None:  # a queued RECONCILE is waiting again
                 self._queued = queued[i:] + (self._queued or [])
+                self._queued_bytes = sum(HEADER + len(f.payload) for f in self._queued)
                 return
             try:
                 self._dispatch(frame, now)
@@ -514,6 +726,8 @@ class ServerConnection:
         For transports that find a violation themselves (a text message on the binary
         WebSocket, a frame the core failed on); other connections are unaffected.
         """
+        if self.close_request is None and not self.closed:
+            self.mux.report("protocol-violation", reason[:200])
         self._request_close(CLOSE_PROTOCOL_ERROR, f"protocol violation: {reason}"[:120])
         self.connection_lost(now, permanent=True)
 
@@ -532,14 +746,16 @@ class ServerConnection:
             del mux.session_owners[self.session_id]
         pending, self._pending = self._pending, None
         self._queued = None
+        self._queued_bytes = 0
         if pending is not None:
             self._drop_waiters(pending)
             for _, core in pending.entries:
                 core.detach(self, now, permanent=permanent)
         if self.session_id is None:
             return
+        session: dict[int, ChannelCore] | None
         if permanent:
-            session = self.mux.sessions.pop(self.session_id, None)
+            session = self.mux.drop_session(self.session_id)
         else:
             # Kept so the next RECONCILE naming it can fail channels the client dropped.
             session = self.mux.sessions.get(self.session_id)

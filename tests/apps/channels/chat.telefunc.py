@@ -131,3 +131,16 @@ async def server_report(channel_id: str | None = None) -> dict[str, Any]:
     if channel_id is None:
         return dict(REPORT)
     return dict(REPORT_BY_CHANNEL.get(channel_id, {}))
+
+
+#: Channels handed to every caller of `shared_channel(name)` (for the ownership tests).
+SHARED: dict[str, Channel[Any, Any]] = {}
+
+
+async def shared_channel(name: str) -> Channel[Any, Any]:
+    """The same echo channel for every caller: only the first client to attach it owns it."""
+    if name not in SHARED:
+        ch: Channel[Any, Any] = Channel()
+        ch.listen(lambda msg: ch.send(msg))
+        SHARED[name] = ch
+    return SHARED[name]
