@@ -385,3 +385,29 @@ async def test_malformed_lines_are_rate_limited(
             assert r.status_code == 400
     assert len(caplog.records) == 1
     assert "[malformed-body]" in caplog.records[0].getMessage()
+
+
+async def test_an_upload_cut_short_while_it_streams_back_logs_no_traceback(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The response has started when the file's bytes run out: the body ends with the
+    protocol's error frame, and the log has one line, no traceback."""
+    from telefunc.server import streaming
+
+    monkeypatch.setattr(streaming, "log_client_error", ClientErrorLog())
+    app = TelefuncApp(APPS_DIR / "streaming")
+    meta = json.dumps(
+        {
+            "file": "/stream.telefunc.py",
+            "name": "echo_file",
+            "args": ["x", file_placeholder(0, 10**6)],
+        }
+    ).encode()
+    body = len(meta).to_bytes(4, "big") + meta + b"only a few bytes"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        with caplog.at_level(logging.WARNING):
+            r = await c.post(BIN, content=body, headers=BIN_HEADERS)
+    assert r.status_code == 200
+    assert r.content.endswith(b'{"type":"bug"}')  # the in-band error frame ends the body
+    no_tracebacks(caplog)
+    assert any("malformed-body" in rec.getMessage() for rec in caplog.records)

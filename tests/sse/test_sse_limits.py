@@ -126,3 +126,50 @@ async def test_a_batch_post_with_an_oversized_frame_is_400(live_server: Any, lim
         )
         assert ok.status_code == 200
         await next_tag(Tag.PONG)
+
+
+async def test_oversized_records_on_a_stream_request_and_a_stream_response(
+    live_server: Any, limits: Any
+) -> None:
+    """The stream-request's answer is 400; the stream-response (already 200) ends its wire as a
+    protocol violation."""
+    limits.max_message_size = 64 * 1024
+    app = channels_app()
+    server = live_server(app)
+    url = f"{server.origin}/_telefunc?_telefunc=sse"
+    conn_id = str(uuid.uuid4())
+    upload: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while (chunk := await upload.get()) is not None:
+            yield chunk
+
+    initial = length_prefixed(
+        [
+            json.dumps({"connId": conn_id, "streamResponse": True}).encode(),
+            encode_json(Tag.RECONCILE, {"open": []}),
+        ]
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        async with client.stream("POST", url, content=initial, headers=HEADERS) as stream:
+            lines = stream.aiter_lines()
+            async with asyncio.timeout(10):
+                async for line in lines:
+                    if line.startswith("data: ") and b64url_decode(line[6:])[0] == Tag.RECONCILED:
+                        break
+            meta = json.dumps({"connId": conn_id, "streamRequest": True}).encode()
+            await upload.put(length_prefixed([meta]))
+            posting = asyncio.ensure_future(client.post(url, content=chunks(), headers=HEADERS))
+            await upload.put(HUGE)
+            await upload.put(None)  # httpx reads the answer once its upload ended
+            answer = await asyncio.wait_for(posting, 10)
+            assert (answer.status_code, answer.content) == (400, b"")
+
+        violating = initial + (100 * 1024 * 1024).to_bytes(4, "big") + b"\0" * 1024
+        async with client.stream("POST", url, content=violating, headers=HEADERS) as stream:
+            assert stream.status_code == 200
+            async with asyncio.timeout(10):
+                rest = [line async for line in stream.aiter_lines()]
+            # The stream ended (the wire was closed as a violation), with no RECONCILED sent.
+            tags = [b64url_decode(line[6:])[0] for line in rest if line.startswith("data: ")]
+            assert Tag.RECONCILED not in tags

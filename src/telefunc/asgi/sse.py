@@ -126,7 +126,10 @@ class _Records:
         return out
 
     async def fill(self) -> None:
-        """Read one more chunk; sets :attr:`ended` at the end. Raises on a truncated record."""
+        """Read one more chunk; sets :attr:`ended` at the end. Raises on a truncated record,
+        and on an oversized one once the records before it were taken."""
+        if self._reader.error is not None:
+            raise self._reader.error
         chunk = await self._body.read(_READ_CHUNK)
         if not chunk:
             self.ended = True
