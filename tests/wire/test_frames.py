@@ -20,6 +20,7 @@ from telefunc.wire.frames import (
 )
 from telefunc.wire.framing import (
     LengthPrefixedReader,
+    RecordTooLarge,
     b64url_decode,
     b64url_encode,
     length_prefixed,
@@ -104,6 +105,18 @@ def test_length_prefixed_reader_any_chunking(bodies: list[bytes], data: st.DataO
 def test_length_prefixed_reader_rejects_huge_records() -> None:
     with pytest.raises(ProtocolError):
         LengthPrefixedReader(max_body=10).feed(b"\x00\x00\x00\x0b")
+
+
+def test_an_oversized_record_is_refused_from_its_prefix_after_the_records_before_it() -> None:
+    reader = LengthPrefixedReader(max_body=10, max_first_body=3)
+    with pytest.raises(RecordTooLarge):
+        reader.feed(length_prefixed([b"four"]))  # the first record has its own bound
+    reader = LengthPrefixedReader(max_body=10, max_first_body=3)
+    stream = length_prefixed([b"abc", b"0123456789"]) + (2**32 - 1).to_bytes(4, "big")
+    assert reader.feed(stream) == [b"abc", b"0123456789"]
+    assert isinstance(reader.error, RecordTooLarge) and reader.pending == 0  # nothing kept
+    with pytest.raises(RecordTooLarge):
+        reader.feed(b"more")
 
 
 @given(st.binary(max_size=100))

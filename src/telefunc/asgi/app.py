@@ -133,6 +133,7 @@ class TelefuncApp:
                     body=body,
                     hub=self.hub,
                     context=values,
+                    content_length=request.headers.get("content-length"),
                 )
         if response.stream is not None:
             await _send_streaming(send, body, response)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from http.cookies import SimpleCookie
 from typing import Any
@@ -108,13 +109,20 @@ class HttpRequest:
 
 class AsgiBody:
     """Reads an ASGI HTTP request body incrementally (a :class:`BodyReader`), and tells when
-    the client disconnects."""
+    the client disconnects.
 
-    __slots__ = ("_buffer", "_disconnected", "_done", "_over", "_receive")
+    Received messages are kept as a queue of chunks and handed out without re-copying what
+    remains, so reading a body costs time linear in its size whatever the read sizes. It holds
+    only what the caller asked for plus one ASGI message: limits are the caller's
+    (:class:`~telefunc.server.request_body.BoundedBody`).
+    """
+
+    __slots__ = ("_chunks", "_disconnected", "_done", "_offset", "_over", "_receive")
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
-        self._buffer = b""
+        self._chunks: deque[bytes] = deque()
+        self._offset = 0  # bytes of _chunks[0] already handed out
         self._done = False
         self._disconnected = False
         # Set once the body has ended: from then on `receive` can only report the disconnect.
@@ -125,7 +133,9 @@ class AsgiBody:
             self._disconnected = True
             self._end()
             return
-        self._buffer += message.get("body", b"")
+        chunk = message.get("body", b"")
+        if chunk:
+            self._chunks.append(bytes(chunk))
         if not message.get("more_body", False):
             self._end()
 
@@ -138,12 +148,29 @@ class AsgiBody:
         if max_bytes < 0:
             while not self._done:
                 self._note(await self._receive())
-            data, self._buffer = self._buffer, b""
-            return data
-        while not self._buffer and not self._done:
+            return self._take(-1)
+        while not self._chunks and not self._done:
             self._note(await self._receive())
-        data, self._buffer = self._buffer[:max_bytes], self._buffer[max_bytes:]
-        return data
+        return self._take(max_bytes)
+
+    def _take(self, max_bytes: int) -> bytes:
+        """Hand out up to ``max_bytes`` buffered bytes (all when negative)."""
+        chunks = self._chunks
+        parts: list[bytes] = []
+        wanted = max_bytes
+        while chunks and wanted != 0:
+            head = chunks[0]
+            available = len(head) - self._offset
+            if 0 <= wanted < available:
+                parts.append(head[self._offset : self._offset + wanted])
+                self._offset += wanted
+                break
+            parts.append(head[self._offset :] if self._offset else head)
+            chunks.popleft()
+            self._offset = 0
+            if wanted > 0:
+                wanted -= available
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def wait_disconnect(self) -> None:
         """Return once the client has disconnected.

@@ -33,10 +33,12 @@ from collections import deque
 from typing import NamedTuple
 
 from telefunc.asgi.http import AsgiBody, HttpRequest, Send, send_response
+from telefunc.config import config
 from telefunc.errors import ProtocolError
+from telefunc.server.client_errors import log_client_error
 from telefunc.server.hub import ChannelHub
 from telefunc.wire.frames import Tag, encode_frame
-from telefunc.wire.framing import LengthPrefixedReader, b64url_encode
+from telefunc.wire.framing import LengthPrefixedReader, RecordTooLarge, b64url_encode
 from telefunc.wire.mux import ServerConnection
 
 __all__ = [
@@ -98,13 +100,21 @@ def sse_event(frame: bytes) -> bytes:
 
 
 class _Records:
-    """Length-prefixed records of a request body, read incrementally."""
+    """Length-prefixed records of a request body, read incrementally.
+
+    A record's length is checked when its prefix arrives, before any of it is buffered: the
+    metadata record may have ``_MAX_METADATA`` bytes, every frame ``config.limits``'
+    ``max_message_size``. A longer one raises :class:`RecordTooLarge` (the POST's 400, or a
+    protocol violation once the event stream has started).
+    """
 
     __slots__ = ("_body", "_reader", "_ready", "ended")
 
     def __init__(self, body: AsgiBody) -> None:
         self._body = body
-        self._reader = LengthPrefixedReader()
+        self._reader = LengthPrefixedReader(
+            config.limits.max_message_size, max_first_body=_MAX_METADATA
+        )
         self._ready: deque[bytes] = deque()
         #: The body ended (completely, or cut short).
         self.ended = False
@@ -116,7 +126,10 @@ class _Records:
         return out
 
     async def fill(self) -> None:
-        """Read one more chunk; sets :attr:`ended` at the end. Raises on a truncated record."""
+        """Read one more chunk; sets :attr:`ended` at the end. Raises on a truncated record,
+        and on an oversized one once the records before it were taken."""
+        if self._reader.error is not None:
+            raise self._reader.error
         chunk = await self._body.read(_READ_CHUNK)
         if not chunk:
             self.ended = True
@@ -204,6 +217,10 @@ async def _stream_response(
             while (frame := await records.next()) is not None:
                 if not conn.closed:
                     _receive(hub, conn, frame)
+        except RecordTooLarge as exc:  # the 200 is sent: end the wire as a violation
+            _oversized(exc)
+            conn.protocol_violation("record too large", hub.now())
+            wire.notify()
         except ProtocolError:  # cut inside a record: transient, the client will retry
             conn.connection_lost(hub.now(), permanent=False)
             wire.notify()
@@ -294,6 +311,7 @@ async def _stream_request(hub: ChannelHub, conn_id: str, records: _Records, send
         return
     wire: _SseWire = conn.io
     gone = asyncio.ensure_future(wire.gone.wait())
+    status = 200
     try:
         while True:
             for frame in records.take_ready():
@@ -309,11 +327,16 @@ async def _stream_request(hub: ChannelHub, conn_id: str, records: _Records, send
                 with contextlib.suppress(asyncio.CancelledError, ProtocolError):
                     await filling
                 break
-            if filling.exception() is not None:
+            error = filling.exception()
+            if isinstance(error, RecordTooLarge):
+                _oversized(error)
+                status = 400
+                break
+            if error is not None:
                 break  # cut inside a record: the client's upload died
     finally:
         gone.cancel()
-    await _reply(send, 200)
+    await _reply(send, status)
 
 
 async def _batch(hub: ChannelHub, conn_id: str, records: _Records, send: Send) -> None:
@@ -322,15 +345,23 @@ async def _batch(hub: ChannelHub, conn_id: str, records: _Records, send: Send) -
         await _reply(send, 400)
         return
     conn.hold_reconciled()
+    status = 200
     try:
         while (frame := await records.next()) is not None:
             if not conn.closed:  # keep reading: the body is drained either way
                 _receive(hub, conn, frame)
+    except RecordTooLarge as exc:
+        _oversized(exc)
+        status = 400
     except ProtocolError:
         pass
     finally:
         conn.release_reconciled(hub.now())
-    await _reply(send, 200)
+    await _reply(send, status)
+
+
+def _oversized(error: RecordTooLarge) -> None:
+    log_client_error("sse-record-too-large", "telefunc: SSE POST refused: %s", error)
 
 
 async def _reply(send: Send, status: int) -> None:

@@ -23,14 +23,18 @@ class StaticFiles:
         self.directory = directory.resolve()
 
     def resolve(self, url_path: str) -> Path | None:
-        """The file a URL path names, or ``None`` (missing, or escaping the folder)."""
+        """The file a URL path names, or ``None`` (missing, escaping the folder, or a name the
+        file system cannot hold: a NUL byte, one too long, ...)."""
         relative = unquote(url_path).lstrip("/")
-        candidate = (self.directory / relative).resolve()
-        if candidate != self.directory and self.directory not in candidate.parents:
+        try:
+            candidate = (self.directory / relative).resolve()
+            if candidate != self.directory and self.directory not in candidate.parents:
+                return None
+            if candidate.is_dir():
+                candidate = candidate / "index.html"
+            return candidate if candidate.is_file() else None
+        except (OSError, ValueError):  # ValueError: embedded NUL, unencodable characters
             return None
-        if candidate.is_dir():
-            candidate = candidate / "index.html"
-        return candidate if candidate.is_file() else None
 
     async def serve(self, method: str, url_path: str, send: Send) -> bool:
         """Answer the request if it names a file; returns whether it did."""

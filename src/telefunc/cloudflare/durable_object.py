@@ -181,19 +181,35 @@ class NoChannelHub:
         raise self.error
 
 
-class _Body:
-    """A request body already in memory, as a :class:`~telefunc.server.files.BodyReader`."""
+class _StreamedBody:
+    """A request body read as it streams in (a :class:`~telefunc.server.files.BodyReader`).
 
-    __slots__ = ("_data",)
+    It holds at most one chunk of the platform's stream, so the call endpoint's byte limit
+    (``config.limits``) stops a large body before it is all in memory.
+    """
 
-    def __init__(self, data: bytes) -> None:
-        self._data = data
+    __slots__ = ("_chunks", "_done", "_offset", "_pending")
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+        self._offset = 0  # bytes of _pending already handed out
+        self._done = False
 
     async def read(self, max_bytes: int = -1) -> bytes:
         if max_bytes < 0:
-            data, self._data = self._data, b""
-        else:
-            data, self._data = self._data[:max_bytes], self._data[max_bytes:]
+            parts = [self._pending[self._offset :]]
+            self._pending, self._offset = b"", 0
+            parts += [chunk async for chunk in self._chunks]
+            self._done = True
+            return b"".join(parts)
+        while self._offset >= len(self._pending) and not self._done:
+            try:
+                self._pending, self._offset = await anext(self._chunks), 0
+            except StopAsyncIteration:
+                self._done = True
+        data = self._pending[self._offset : self._offset + max_bytes]
+        self._offset += len(data)
         return data
 
 
@@ -264,14 +280,14 @@ async def serve_call(
     except Exception:
         logger.exception("telefunc: the context factory raised")
         return _ffi.new_response(INTERNAL_ERROR, status=500, headers={"content-type": "text/plain"})
-    body = _Body(await _ffi.read_body(request))
     response = await handle_call(
         registry,
         method=_ffi.request_method(request),
         kind=kind,
-        body=body,
+        body=_StreamedBody(_ffi.body_chunks(request)),
         hub=hub,
         context=values,
+        content_length=_ffi.request_header(request, "content-length"),
     )
     return to_response(response)
 

@@ -5,15 +5,21 @@ metadata's arguments hold ``!TelefuncFile:{…}`` / ``!TelefuncBlob:{…}`` plac
 into :class:`UploadedFile` objects. Their bytes follow the metadata in index order, so reading
 file *n* first skips whatever of files *0…n-1* was not read: nothing is buffered beyond one
 chunk, which keeps a large upload's memory bounded.
+
+Everything the client announces is checked before it is read: the metadata length against
+``max_metadata`` and the files' sizes against ``max_upload`` (:class:`BodyTooLarge`, 413), and
+file placeholders must carry a whole ``index`` below ``max_files`` and a whole ``size``
+(:class:`MalformedBody`, 400).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any
 
 from telefunc.errors import ProtocolError
+from telefunc.server.request_body import BodyReader, BodyTooLarge, MalformedBody
 
 __all__ = ["BodyReader", "FileBody", "UploadedFile"]
 
@@ -22,23 +28,30 @@ BLOB_PREFIX = "!TelefuncBlob:"
 CHUNK = 64 * 1024
 
 
-class BodyReader(Protocol):
-    """An HTTP request body read incrementally."""
-
-    async def read(self, max_bytes: int = -1) -> bytes:
-        """Up to ``max_bytes`` bytes (everything left when negative); ``b""`` at the end."""
-        ...
-
-
 class FileBody:
-    """Cuts a ``bin`` request body into its metadata and its files, in order."""
+    """Cuts a ``bin`` request body into its metadata and its files, in order.
 
-    def __init__(self, reader: BodyReader) -> None:
+    ``max_metadata`` bounds the metadata JSON, ``max_upload`` the whole body (header, metadata
+    and every announced file), ``max_files`` the file indices.
+    """
+
+    def __init__(
+        self,
+        reader: BodyReader,
+        *,
+        max_metadata: int = 1024 * 1024,
+        max_upload: int = 256 * 1024 * 1024,
+        max_files: int = 1000,
+    ) -> None:
         self._reader = reader
         self._pending = b""
         self._next_index = 0  # index of the file whose bytes come next in the stream
         self._remaining = 0  # bytes of the current file not yet consumed
         self._sizes: dict[int, int] = {}
+        self._max_metadata = max_metadata
+        self._max_upload = max_upload
+        self._max_files = max_files
+        self._announced = 0  # header + metadata + the sizes of the distinct files so far
 
     async def _read_exact(self, n: int) -> bytes:
         parts = [self._pending[:n]]
@@ -47,7 +60,7 @@ class FileBody:
         while got < n:
             chunk = await self._reader.read(max(n - got, CHUNK))
             if not chunk:
-                raise ProtocolError("request body ended before the announced length")
+                raise MalformedBody("request body ended before the announced length")
             take = chunk[: n - got]
             parts.append(take)
             got += len(take)
@@ -57,21 +70,39 @@ class FileBody:
     async def read_metadata(self) -> str:
         """The metadata JSON text that precedes the files."""
         header = await self._read_exact(4)
-        return (await self._read_exact(int.from_bytes(header, "big"))).decode("utf-8")
+        length = int.from_bytes(header, "big")
+        if length > self._max_metadata:
+            raise BodyTooLarge(f"upload metadata of {length} bytes")
+        self._announce(4 + length)
+        return (await self._read_exact(length)).decode("utf-8")
+
+    def _announce(self, size: int) -> None:
+        self._announced += size
+        if self._announced > self._max_upload:
+            raise BodyTooLarge(f"upload of more than {self._max_upload} bytes")
 
     def revive(self, text: str) -> tuple[bool, Any]:
         """A serializer reviver turning file/blob placeholders into :class:`UploadedFile`."""
         for prefix, is_blob in ((FILE_PREFIX, False), (BLOB_PREFIX, True)):
             if text.startswith(prefix):
-                meta = json.loads(text[len(prefix) :])
-                index, size = int(meta["index"]), int(meta["size"])
-                self._sizes[index] = size
+                meta = _file_metadata(text[len(prefix) :])
+                index, size = meta["index"], meta["size"]
+                if not 0 <= index < self._max_files:
+                    raise MalformedBody(f"file index {index} out of range")
+                known = self._sizes.get(index)
+                if known is None:
+                    self._announce(size)
+                    self._sizes[index] = size
+                elif known != size:
+                    raise MalformedBody(f"file {index} announced with two sizes")
+                name = meta.get("name", "")
+                kind = meta.get("type", "")
                 return True, UploadedFile(
                     self,
                     index=index,
                     size=size,
-                    name=None if is_blob else str(meta.get("name", "")),
-                    type=str(meta.get("type", "")),
+                    name=None if is_blob else (name if isinstance(name, str) else str(name)),
+                    type=kind if isinstance(kind, str) else str(kind),
                     last_modified=meta.get("lastModified"),
                 )
         return False, None
@@ -92,7 +123,7 @@ class FileBody:
         if not self._pending:
             self._pending = await self._reader.read(CHUNK)
             if not self._pending:
-                raise ProtocolError("request body ended in the middle of a file")
+                raise MalformedBody("request body ended in the middle of a file")
         chunk, self._pending = self._pending[:n], self._pending[n:]
         return chunk
 
@@ -101,6 +132,21 @@ class FileBody:
         self._next_index += 1
         while size > 0:
             size -= len(await self._take(min(size, CHUNK)))
+
+
+def _file_metadata(text: str) -> dict[str, Any]:
+    """The JSON after ``!TelefuncFile:``: an object with whole, non-negative index and size."""
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedBody("file placeholder metadata is not JSON") from exc
+    if not isinstance(meta, dict):
+        raise MalformedBody("file placeholder metadata is not an object")
+    for key in ("index", "size"):
+        value = meta.get(key)
+        if type(value) is not int or value < 0:
+            raise MalformedBody(f"file placeholder {key} is not a whole number")
+    return meta
 
 
 class UploadedFile:

@@ -11,9 +11,15 @@ status      body                                        when
 200         streaming body (``stream`` is set)          the result holds streaming values
 403         ``{"ret": <abort value>, "abort": true}``   it raised :class:`Abort`
 400         ``Malformed Telefunc Request``              bad JSON / method / kind, unknown
+                                                            telefunction, too deep, too many
+                                                            placeholders, bad file metadata
+413         ``Content Too Large``                       body over ``config.limits``
 422         ``Shield Validation Error``                 arguments don't match the hints
 500         ``Internal Server Error``                   any other exception (logged)
 ==========  =========================================  ==================================
+
+Client mistakes (400, 413, 422) log one rate-limited line (``log_client_error``), never a
+traceback. The limits come from a ``config.limits`` snapshot taken per request.
 """
 
 from __future__ import annotations
@@ -27,13 +33,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from telefunc.config import config
+from telefunc.config import LimitsSettings, config
 from telefunc.errors import Abort, ProtocolError, ShieldValidationError, UsageError
 from telefunc.server.channel import Channel
+from telefunc.server.client_errors import log_client_error
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.files import BodyReader, FileBody, UploadedFile
 from telefunc.server.functions import FUNCTION_PREFIX, RemoteFunction, expose_function, is_function
 from telefunc.server.registry import Registry, Telefunction
+from telefunc.server.request_body import (
+    BodyTooLarge,
+    BoundedBody,
+    MalformedBody,
+    parse_content_length,
+)
 from telefunc.server.shield import validate_call
 from telefunc.server.stream_channel import ChannelByteStream, ResponseAbort, pump_to_channel
 from telefunc.server.streaming import (
@@ -51,6 +64,7 @@ from telefunc.wire.serializer import parse, stringify
 
 __all__ = [
     "MALFORMED",
+    "TOO_LARGE",
     "RpcResponse",
     "handle_call",
     "placeholder_replacer",
@@ -67,6 +81,7 @@ MISMATCH = "mismatch"
 TEXT_PLAIN = "text/plain"
 MALFORMED = "Malformed Telefunc Request"
 SHIELD_ERROR = "Shield Validation Error"
+TOO_LARGE = "Content Too Large"
 INTERNAL_ERROR = "Internal Server Error"
 
 
@@ -164,14 +179,21 @@ class _RequestValues:
     client's id. Every channel holds the call's scope until it closes.
     """
 
-    __slots__ = ("channels", "files", "scope")
+    __slots__ = ("channel_ids", "channels", "files", "max_placeholders", "placeholders", "scope")
 
-    def __init__(self, scope: CallScope, files: FileBody | None) -> None:
+    def __init__(self, scope: CallScope, files: FileBody | None, max_placeholders: int) -> None:
         self.scope = scope
         self.files = files
         self.channels: list[Channel[Any, Any]] = []
+        self.channel_ids: set[str] = set()
+        self.max_placeholders = max_placeholders
+        self.placeholders = 0
 
     def revive(self, text: str) -> tuple[bool, Any]:
+        if text.startswith(_PLACEHOLDER_PREFIX):
+            self.placeholders += 1
+            if self.placeholders > self.max_placeholders:
+                raise ProtocolError(f"more than {self.max_placeholders} placeholders in a call")
         if self.files is not None:
             hit, value = self.files.revive(text)
             if hit:
@@ -183,15 +205,19 @@ class _RequestValues:
         return False, None
 
     def _channel(self, meta_text: str, *, ack: bool) -> Channel[Any, Any]:
-        meta = json.loads(meta_text)
+        try:
+            meta = json.loads(meta_text)
+        except RecursionError as exc:
+            raise ProtocolError("a request channel placeholder nested too deeply") from exc
         channel_id = meta.get("channelId") if isinstance(meta, dict) else None
         if not isinstance(channel_id, str) or not channel_id:
             raise ProtocolError("a request channel placeholder without a channelId")
         hub = self.scope.hub
         if hub is None:
             raise ProtocolError("a request channel, but this server serves no channels")
-        if channel_id in hub.mux.channels or any(c.id == channel_id for c in self.channels):
-            raise ProtocolError(f"the request channel id {channel_id!r} is already in use")
+        if channel_id in hub.mux.channels or channel_id in self.channel_ids:
+            raise ProtocolError(f"the request channel id {channel_id[:64]!r} is already in use")
+        self.channel_ids.add(channel_id)
         channel: Channel[Any, Any] = Channel(ack, id=channel_id)
         hub.register(channel)
         release = self.scope.hold()
@@ -213,10 +239,27 @@ class _RequestValues:
                 channel.close()
 
 
+#: Every placeholder a client may send in a call's arguments starts with this.
+_PLACEHOLDER_PREFIX = "!Telefunc"
+#: How much of a client-supplied reason a log line quotes.
+_REASON_CHARS = 200
+
+
 def malformed(reason: str) -> RpcResponse:
-    """Log why a request is malformed and build the fixed 400 answer."""
-    logger.warning("telefunc: malformed request: %s", reason)
+    """Log (rate-limited) why a request is malformed and build the fixed 400 answer."""
+    log_client_error("malformed-body", "telefunc: malformed request: %s", reason[:_REASON_CHARS])
     return RpcResponse.text(400, MALFORMED)
+
+
+def too_large(reason: str) -> RpcResponse:
+    """Log (rate-limited) an over-large body and build the 413 answer."""
+    log_client_error("body-too-large", "telefunc: request refused: %s", reason[:_REASON_CHARS])
+    return RpcResponse.text(413, TOO_LARGE)
+
+
+def body_limit(kind: str | None, limits: LimitsSettings) -> int:
+    """The most bytes a call body of ``kind`` may have: uploads (``bin``) have their own."""
+    return limits.max_upload_size if kind == "bin" else limits.max_body_size
 
 
 async def handle_call(
@@ -227,36 +270,60 @@ async def handle_call(
     body: BodyReader,
     hub: Any = None,
     context: Mapping[str, Any] | None = None,
+    content_length: str | None = None,
 ) -> RpcResponse:
     """Run one telefunction call (kinds ``txt``/``bin``) and build its response.
 
     ``context`` is what the app's context factory built for this request; ``hub`` is the app's
-    channel hub, handed to objects that serialize themselves into placeholders.
+    channel hub, handed to objects that serialize themselves into placeholders;
+    ``content_length`` is the request's ``Content-Length`` header when it has one (a body that
+    announces more than the limit is refused before any of it is read).
     """
     if method not in ("POST", "post"):
-        return malformed(f"method {method} instead of POST")
+        return malformed(f"method {method[:16]} instead of POST")
     if kind not in (None, "txt", "bin"):
         return malformed(f"request kind {kind!r} on the call endpoint")
+    limits = config.limits.snapshot()
+    limit = body_limit(kind, limits)
+    try:
+        announced = parse_content_length(content_length)
+    except MalformedBody as exc:
+        return malformed(str(exc))
+    if announced is not None and announced > limit:
+        return too_large(f"a body of {announced} bytes (the limit is {limit})")
     scope = CallScope(hub, context)
     try:
-        return await _parse_and_run(registry, kind, body, scope)
+        return await _parse_and_run(registry, kind, BoundedBody(body, limit), scope, limits)
     finally:
         scope.finish_request()
 
 
 async def _parse_and_run(
-    registry: Registry, kind: str | None, body: BodyReader, scope: CallScope
+    registry: Registry,
+    kind: str | None,
+    body: BodyReader,
+    scope: CallScope,
+    limits: LimitsSettings,
 ) -> RpcResponse:
     files: FileBody | None = None
     request_values: _RequestValues | None = None
     try:
         if kind == "bin":
-            files = FileBody(body)
+            files = FileBody(
+                body,
+                max_metadata=limits.max_body_size,
+                max_upload=limits.max_upload_size,
+                max_files=limits.max_placeholders,
+            )
             text = await files.read_metadata()
         else:
             text = (await body.read()).decode("utf-8")
-        request_values = _RequestValues(scope, files)
-        envelope = parse(text, reviver=request_values.revive)
+        request_values = _RequestValues(scope, files, limits.max_placeholders)
+        envelope = parse(text, reviver=request_values.revive, max_depth=limits.max_depth)
+    except BodyTooLarge as exc:
+        if request_values is not None:
+            request_values.close()
+        return too_large(str(exc))
     except (ValueError, TypeError, ProtocolError) as exc:
         if request_values is not None:
             request_values.close()
@@ -299,8 +366,15 @@ async def _run(
     try:
         positional, keyword = validate_call(telefunction.func, args)
     except ShieldValidationError as exc:
-        logger.warning("telefunc: shield rejected a call of %s: %s", telefunction.key, exc)
+        log_client_error(
+            "shield-rejected",
+            "telefunc: shield rejected a call of %s: %s",
+            telefunction.key,
+            str(exc)[:_REASON_CHARS],
+        )
         return RpcResponse.text(422, SHIELD_ERROR)
+    except RecursionError:  # arguments nested deeper than the shield's recursion can follow
+        return malformed(f"arguments of {telefunction.key} nested too deeply to validate")
     except UsageError:  # the telefunction's own signature is unusable: a server bug
         logger.exception("telefunc: cannot validate the arguments of %s", telefunction.key)
         return RpcResponse.text(500, INTERNAL_ERROR)
@@ -333,6 +407,13 @@ async def _run(
             )
             return RpcResponse.text(500, INTERNAL_ERROR)
         return RpcResponse.text(403, payload)
+    except (BodyTooLarge, MalformedBody) as exc:  # an uploaded file's bytes broke the limits
+        streams.discard()
+        for channel in spawned:
+            channel.abort(None)
+        if isinstance(exc, BodyTooLarge):
+            return too_large(f"{telefunction.key}(): {exc}")
+        return malformed(f"{telefunction.key}(): {exc}")
     except Exception:
         streams.discard()
         for channel in spawned:

@@ -56,8 +56,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any, Final, Protocol, runtime_checkable
 
 from telefunc.errors import Abort, UsageError
+from telefunc.server.client_errors import log_client_error
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.files import UploadedFile
+from telefunc.server.request_body import BodyTooLarge, MalformedBody
 from telefunc.wire.ids import random_id
 from telefunc.wire.serializer import stringify
 
@@ -143,12 +145,19 @@ def frame_error(payload: bytes) -> bytes:
 
 
 def error_payload(exc: BaseException, where: str = "a streaming value") -> bytes:
-    """The error frame's payload for ``exc``: an abort with its value, else a (logged) bug."""
+    """The error frame's payload for ``exc``: an abort with its value, else a (logged) bug.
+
+    An uploaded file whose request body broke its bounds or framing is the client's fault: one
+    rate-limited line, no traceback.
+    """
     if isinstance(exc, Abort):
         try:
             return stringify({"type": "abort", "abortValue": exc.value}).encode("utf-8")
         except Exception:
             logger.exception("telefunc: the Abort value raised by %s cannot be serialized", where)
+    elif isinstance(exc, BodyTooLarge | MalformedBody):
+        kind = "body-too-large" if isinstance(exc, BodyTooLarge) else "malformed-body"
+        log_client_error(kind, "telefunc: %s failed on the request body: %s", where, exc)
     else:
         logger.error("telefunc: %s raised", where, exc_info=exc)
     return stringify({"type": "bug"}).encode("utf-8")

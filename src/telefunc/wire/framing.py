@@ -16,6 +16,7 @@ from telefunc.errors import ProtocolError
 
 __all__ = [
     "LengthPrefixedReader",
+    "RecordTooLarge",
     "b64url_decode",
     "b64url_encode",
     "decode_u32_be",
@@ -46,32 +47,53 @@ def length_prefixed(bodies: Iterable[bytes]) -> bytes:
     return bytes(out)
 
 
+class RecordTooLarge(ProtocolError):
+    """A length prefix announces a record over the reader's bound (checked before buffering)."""
+
+
 class LengthPrefixedReader:
     """Incrementally split a byte stream of ``[u32 BE len][body]`` records.
 
     Feed chunks as they arrive with :meth:`feed`; it returns every body completed by that chunk.
-    ``max_body`` bounds a single record so a hostile length cannot make us buffer gigabytes.
+    ``max_body`` bounds a single record, checked as soon as its length prefix arrives, so a
+    hostile length cannot make us buffer gigabytes (:class:`RecordTooLarge`; the records complete
+    before it are still returned, and the error is raised by the next :meth:`feed` and kept in
+    :attr:`error`). ``max_first_body`` gives the first record its own bound (a metadata record
+    that leads the stream).
     """
 
-    __slots__ = ("_buf", "_max_body")
+    __slots__ = ("_buf", "_first", "_max_body", "_max_first_body", "error")
 
-    def __init__(self, max_body: int = 256 * 1024 * 1024) -> None:
+    def __init__(
+        self, max_body: int = 256 * 1024 * 1024, *, max_first_body: int | None = None
+    ) -> None:
         self._buf = bytearray()
         self._max_body = max_body
+        self._max_first_body = max_body if max_first_body is None else max_first_body
+        self._first = True
+        #: The oversized record that stopped this reader, once one arrived.
+        self.error: RecordTooLarge | None = None
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> list[bytes]:
         """Append ``chunk`` and return the complete bodies now available, in order."""
+        if self.error is not None:
+            raise self.error
         buf = self._buf
         buf += chunk
         out: list[bytes] = []
         pos = 0
         while len(buf) - pos >= 4:
             size = _U32_BE.unpack_from(buf, pos)[0]
-            if size > self._max_body:
-                raise ProtocolError(f"length-prefixed record too large ({size} bytes)")
+            if size > (self._max_first_body if self._first else self._max_body):
+                self.error = RecordTooLarge(f"length-prefixed record too large ({size} bytes)")
+                self._buf = bytearray()
+                if out:
+                    return out
+                raise self.error
             if len(buf) - pos - 4 < size:
                 break
             out.append(bytes(buf[pos + 4 : pos + 4 + size]))
+            self._first = False
             pos += 4 + size
         if pos:
             del buf[:pos]

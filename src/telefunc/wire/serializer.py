@@ -756,24 +756,37 @@ except ImportError:  # the pure-Python path (and the only one under Pyodide)
     _fast_loads = None
 
 
-def _make_reviver(reviver: Reviver | None) -> Callable[[Any], Any]:
-    """Build the recursive post-``json.loads`` walk that revives ``!`` strings in place."""
+class _TooDeep(ValueError):
+    """Internal: the input nests deeper than the caller's ``max_depth``."""
 
-    def load(text: str) -> Any:
-        return walk(_loads(text))
 
-    def walk(v: Any) -> Any:
+def _make_reviver(reviver: Reviver | None, max_depth: int) -> Callable[[Any, int], Any]:
+    """Build the post-``json.loads`` walk that revives ``!`` strings in place.
+
+    The walk recurses once per level of arrays and objects (a Map's or Set's payload is one),
+    and gives up past ``max_depth`` levels: the recursion of this
+    walk, and of anything that later walks the result (the shield), stays bounded.
+    """
+
+    def load(text: str, depth: int) -> Any:
+        return walk(_loads(text), depth)
+
+    def walk(v: Any, depth: int) -> Any:
         t = type(v)
         if t is str:
-            return revive(v) if v.startswith("!") else v
+            return revive(v, depth) if v.startswith("!") else v
+        if t is dict or t is list:
+            if depth >= max_depth:
+                raise _TooDeep(f"nested deeper than {max_depth} levels")
+            inner = depth + 1
         if t is dict:
             for k, x in v.items():
                 tx = type(x)
                 if tx is str:
                     if x.startswith("!"):
-                        v[k] = revive(x)
+                        v[k] = revive(x, inner)
                 elif tx is dict or tx is list:
-                    walk(x)
+                    walk(x, inner)
                 elif tx is int and not -MAX_SAFE_INTEGER <= x <= MAX_SAFE_INTEGER:
                     v[k] = _unsafe_int(x)
             return v
@@ -782,9 +795,9 @@ def _make_reviver(reviver: Reviver | None) -> Callable[[Any], Any]:
                 tx = type(x)
                 if tx is str:
                     if x.startswith("!"):
-                        v[i] = revive(x)
+                        v[i] = revive(x, inner)
                 elif tx is dict or tx is list:
-                    walk(x)
+                    walk(x, inner)
                 elif tx is int and not -MAX_SAFE_INTEGER <= x <= MAX_SAFE_INTEGER:
                     v[i] = _unsafe_int(x)
             return v
@@ -792,7 +805,7 @@ def _make_reviver(reviver: Reviver | None) -> Callable[[Any], Any]:
             return _unsafe_int(v)
         return v
 
-    def revive(s: str) -> Any:
+    def revive(s: str, depth: int) -> Any:
         if reviver is not None:
             hit, replacement = reviver(s)
             if hit:
@@ -812,9 +825,9 @@ def _make_reviver(reviver: Reviver | None) -> Callable[[Any], Any]:
         if s.startswith("!RegExp:"):
             return _parse_regexp(s[8:])
         if s.startswith("!Map:"):
-            return make_map(load(s[5:]))
+            return make_map(load(s[5:], depth))
         if s.startswith("!Set:"):
-            return make_set(load(s[5:]))
+            return make_set(load(s[5:], depth))
         if s.startswith("!Uint8Array:"):
             return _parse_bytes(s[12:])
         return s[1:]
@@ -850,13 +863,27 @@ def _make_reviver(reviver: Reviver | None) -> Callable[[Any], Any]:
     return walk
 
 
-def parse(text: str, *, reviver: Reviver | None = None) -> Any:
+#: Nesting :func:`parse` accepts when no ``max_depth`` is given: as deep as Python's own
+#: recursion allows (``RecursionError`` becomes ``ValueError``).
+UNBOUNDED_DEPTH: Final = 1 << 30
+
+
+def parse(text: str, *, reviver: Reviver | None = None, max_depth: int | None = None) -> Any:
     """Parse text produced by ``@brillout/json-serializer`` (or :func:`stringify`).
 
     ``reviver(s)`` is called for every string that starts with ``!`` (also inside Maps and
     Sets) before the built-in revival; returning ``(True, v)`` replaces the string with ``v``,
     ``(False, anything)`` falls through to the built-in rules.
 
-    Raises ``ValueError`` for malformed input.
+    ``max_depth`` bounds the nesting of arrays and objects (a Map or Set counts as the array
+    it is encoded as); deeper input is malformed. Servers pass
+    ``config.limits.max_depth``. The check rides on the walk that revives ``!`` strings, so
+    it costs nothing extra, on the orjson path as on the pure one.
+
+    Raises ``ValueError`` for malformed input, including input nested too deeply.
     """
-    return _make_reviver(reviver)(_loads(text))
+    walk = _make_reviver(reviver, UNBOUNDED_DEPTH if max_depth is None else max_depth)
+    try:
+        return walk(_loads(text), 0)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None

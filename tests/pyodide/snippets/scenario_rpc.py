@@ -14,6 +14,8 @@ import threading
 from typing import Any
 
 from telefunc.errors import Abort
+from telefunc.server import rpc
+from telefunc.server.client_errors import ClientErrorLog
 from telefunc.server.context import get_context
 from telefunc.server.registry import Registry
 from telefunc.server.rpc import handle_call
@@ -85,9 +87,12 @@ async def run() -> dict[str, Any]:
     handler = Collect()
     logger.addHandler(handler)
     propagate, logger.propagate = logger.propagate, False
+    # Client mistakes log rate-limited lines: a fresh limiter, so both runs log the same ones.
+    shared_limiter, rpc.log_client_error = rpc.log_client_error, ClientErrorLog()
     try:
         out = await _calls()
     finally:
+        rpc.log_client_error = shared_limiter
         logger.removeHandler(handler)
         logger.propagate = propagate
     out["logged"] = handler.records
