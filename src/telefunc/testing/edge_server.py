@@ -42,6 +42,7 @@ from telefunc.config import config
 from . import install
 from .clock import RealClock
 from .runtime import DEFAULT_COLOS, Emulator
+from .startup import worker_startup
 from .web import Request, Response
 from .websocket import WebSocket
 
@@ -113,7 +114,12 @@ def _bindings_from_wrangler(root: Path) -> dict[str, Any] | None:
 
 
 def load_worker(root: Path) -> ModuleType | None:
-    """Import ``root/worker.py`` (stand-in modules installed first), or ``None`` if absent."""
+    """Import ``root/worker.py`` under the Python Workers startup rules, or ``None`` if absent.
+
+    The emulator's runtime modules are installed first; the import runs inside
+    :func:`~telefunc.testing.startup.worker_startup`, so top-level randomness or threads fail
+    here as they fail in workerd.
+    """
     path = root / "worker.py"
     if not path.is_file():
         return None
@@ -124,7 +130,12 @@ def load_worker(root: Path) -> ModuleType | None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["worker"] = module
-    spec.loader.exec_module(module)
+    try:
+        with worker_startup():
+            spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop("worker", None)
+        raise
     return module
 
 
