@@ -20,8 +20,9 @@ from telefunc.wire.frames import Frame, Tag, decode_frame, encode_frame, encode_
 
 install()  # `workers`, `js`, `pyodide.ffi` stand-ins: the adapter imports them lazily
 
+from workers import WorkerEntrypoint  # type: ignore[import-not-found]  # noqa: E402
+
 from telefunc.cloudflare import Telefunc  # noqa: E402
-from telefunc.testing.workers_api import WorkerEntrypoint  # noqa: E402
 
 APP = Path(__file__).resolve().parent / "app"
 

@@ -47,6 +47,7 @@ __all__ = [
     "console",
     "crypto",
     "fetch",
+    "queueMicrotask",
     "setInterval",
     "setTimeout",
     "undefined",
@@ -391,6 +392,13 @@ def setInterval(callback: Any, ms: float = 0, *args: Any) -> int:
     handle_id = first
     _intervals[handle_id] = first
     return handle_id
+
+
+def queueMicrotask(callback: Any) -> None:
+    """``queueMicrotask``: run ``callback`` soon, before other timers (the loop's next turn)."""
+    import asyncio
+
+    asyncio.get_running_loop().call_soon(callback)
 
 
 def clearInterval(interval_id: int | None) -> None:
