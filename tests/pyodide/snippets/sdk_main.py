@@ -58,6 +58,7 @@ def check_imports():
 
 async def check_responses():
     import workers
+
     from telefunc.cloudflare import _ffi
 
     text = _ffi.new_response("hi", status=201, headers={"x-a": "1"})
@@ -91,7 +92,7 @@ async def check_env_wrapper_and_kv():
     await _ffi.kv_put(kv, "session:t", '{"s":"x"}', ttl=86400)
     assert await _ffi.kv_get_text(kv, "session:t") == '{"s":"x"}'
     assert await _ffi.kv_get_text(kv, "session:absent") is None
-    put = [c for c in kv._binding.calls.to_py() if c["op"] == "put"][0]
+    put = next(c for c in kv._binding.calls.to_py() if c["op"] == "put")
     options = put["options"]  # a plain Object (not a Map) reached KV through the SDK's wrapper
     assert options["t"] == "[object Object]", put
     assert options["props"]["expirationTtl"]["value"] == 86400, put
