@@ -279,9 +279,28 @@ class EdgeApp:
         if body is None:
             await send({"type": "http.response.body", "body": b""})
             return
-        async for chunk in body:  # streamed as produced (SSE and friends)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+
+        async def stream() -> None:
+            async for chunk in body:  # streamed as produced (SSE and friends)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+
+        async def disconnected() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        # As workerd does: a client that goes away cancels the response body's stream, so the
+        # worker's source sees cancel() (a telefunc generator's `finally` runs).
+        streaming = asyncio.ensure_future(stream())
+        watching = asyncio.ensure_future(disconnected())
+        done, _ = await asyncio.wait({streaming, watching}, return_when=asyncio.FIRST_COMPLETED)
+        if streaming in done:
+            watching.cancel()
+            streaming.result()
+            return
+        streaming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await streaming
 
     async def _websocket(self, scope: Any, receive: Any, send: Any) -> None:
         msg = await receive()
