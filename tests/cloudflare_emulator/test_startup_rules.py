@@ -146,3 +146,21 @@ def test_every_example_worker_imports_under_the_startup_rules(worker: Path) -> N
 
 def test_there_is_an_example_worker() -> None:
     assert EXAMPLE_WORKERS, "examples/*/worker.py"
+
+
+def test_js_randomness_and_timers_are_refused_in_global_scope() -> None:
+    import js  # type: ignore[import-not-found]
+
+    from telefunc.testing.ffi import JsException
+    from telefunc.testing.js_api import GLOBAL_SCOPE_ERROR
+
+    with worker_startup():
+        for call in (
+            js.crypto.randomUUID,
+            lambda: js.crypto.getRandomValues(bytearray(4)),
+            lambda: js.setTimeout(lambda: None, 10),
+        ):
+            with pytest.raises(JsException) as info:
+                call()
+            assert info.value.message == GLOBAL_SCOPE_ERROR
+    assert len(js.crypto.randomUUID()) == 36

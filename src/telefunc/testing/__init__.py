@@ -17,7 +17,15 @@ cloudflare.md §2), so code written for the real runtime is tested here::
 
 ``install()`` also works as a context manager that removes the stand-ins on exit. The
 ``workers`` module is Cloudflare's own (PyPI ``workers-runtime-sdk``, pinned in the ``dev``
-extra); the emulator provides only what sits beneath it in production.
+extra); the emulator provides only what sits beneath it in production: ``js`` (the JS globals
+and Workers classes), ``pyodide.ffi``, ``pyodide.http`` (``FetchResponse``/``pyfetch``, which
+``workers.Response`` and stub ``fetch`` build on) and the runtime's private
+``_cloudflare_compat_flags`` / ``_pyodide_entrypoint_helper``. Not emulated, because they need
+the runtime's JS module loader: ``workers.import_from_javascript`` of modules other than
+``cloudflare:workers``/``cloudflare:sockets``, module-level ``workers.env``/``workers.waitUntil``
+(the ``cloudflare:workers`` module is an empty object here), ``workers.patch_env`` and
+Workflows' ``workflows.js``. Worker modules load under the startup rules
+(:mod:`telefunc.testing.startup`).
 """
 
 from __future__ import annotations
