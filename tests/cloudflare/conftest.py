@@ -177,7 +177,7 @@ def make_worker(telefunc: Telefunc, log: list[Any] | None = None) -> type[Any]:
 
     class Default(WorkerEntrypoint):
         async def fetch(self, request: Any) -> Any:
-            from telefunc.testing import Response
+            from workers import Response
 
             ctx = self.ctx if log is None else _RecordingContext(self.ctx, log)
             response = await telefunc.serve(request=request, env=self.env, ctx=ctx)
