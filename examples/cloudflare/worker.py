@@ -5,7 +5,6 @@ Object class bound in wrangler.jsonc). Telefunctions live in the ``*.telefunc.py
 this module. Locally: ``telefunc dev --edge examples/cloudflare``.
 """
 
-from pathlib import Path
 from typing import Any
 
 from workers import Response, WorkerEntrypoint
@@ -18,7 +17,9 @@ def context(request: Any, env: Any) -> dict[str, Any]:
     return {"user": request.headers.get("x-user") or "anonymous"}
 
 
-telefunc = Telefunc(root=Path(__file__).parent, context=context)
+# Finds the *.telefunc.py files next to this module. Nothing here draws randomness or starts
+# threads: Python Workers forbid that while the module loads.
+telefunc = Telefunc(context=context)
 
 # Exported under the class name the Durable Object binding names.
 TelefuncDurableObject = telefunc.TelefuncDurableObject

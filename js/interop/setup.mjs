@@ -5,10 +5,23 @@
 // Run with: node --conditions=browser --experimental-websocket <scenario>.mjs <origin> [...]
 
 export async function connect(origin, { transports, streamTransport } = {}) {
+  let fetch = globalThis.fetch.bind(globalThis)
+  // `telefunc dev --edge`: TELEFUNC_COLO places this client in a Cloudflare colo (HTTP requests
+  // carry `x-telefunc-colo`; the WebSocket follows its session token to the same object).
+  const colo = process.env.TELEFUNC_COLO
+  if (colo) {
+    const plain = fetch
+    fetch = (input, init = {}) => {
+      const headers = new Headers(init.headers ?? (input instanceof Request ? input.headers : undefined))
+      headers.set('x-telefunc-colo', colo)
+      return plain(input, { ...init, headers })
+    }
+    globalThis.fetch = fetch
+  }
   globalThis.window = {
     scrollY: 0,
     location: { href: origin + '/' },
-    fetch: globalThis.fetch.bind(globalThis),
+    fetch,
   }
   const client = await import('telefunc/client')
   client.config.telefuncUrl = origin + '/_telefunc'

@@ -224,6 +224,17 @@ export class WorkersResponse extends NodeResponse {
 
 /** Register every fake into `globalThis` (called by run_python.mjs before Python runs). */
 export function install(g) {
+  // The runtime's class names: the `workers` SDK picks its binding wrappers by constructor.name.
+  for (const [fake, name] of [
+    [FakeKVNamespace, "KvNamespace"],
+    [FakeDurableObjectNamespace, "DurableObjectNamespace"],
+    [FakeDurableObjectState, "DurableObjectState"],
+    [FakeExecutionContext, "ExecutionContext"],
+    [FakeWebSocket, "WebSocket"],
+    [WorkersResponse, "Response"],
+  ]) {
+    Object.defineProperty(fake, "name", { value: name });
+  }
   g.Response = WorkersResponse;
   g.WebSocketPair = WebSocketPair;
   g.cfFakes = {

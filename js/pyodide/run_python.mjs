@@ -1,12 +1,15 @@
 // Runs one Python script under real Pyodide 0.28.2 (CPython 3.13, wasm) in Node, offline.
 //
-//   node js/pyodide/run_python.mjs [--src DIR] [--preload MODULE.mjs]... SCRIPT.py [ARGS...]
+//   node js/pyodide/run_python.mjs [--src DIR] [--package DIR]... [--preload MODULE.mjs]...
+//                                  SCRIPT.py [ARGS...]
 //
 // * Pyodide is loaded from this folder's node_modules/pyodide (the npm package ships the whole
 //   runtime: pyodide.asm.wasm, python_stdlib.zip, so nothing is fetched from the network).
 // * Every file of the `telefunc` package under --src (default: <repo>/src) is copied into
 //   Pyodide's in-memory filesystem at /lib/telefunc_src, which goes first on sys.path. Copying
 //   (not a NODEFS mount) keeps Python 3.13 from writing __pycache__ into the real tree.
+// * Each --package DIR (a Python package folder, e.g. the `workers` package installed from the
+//   workers-runtime-sdk wheel) is copied the same way to /lib/telefunc_src/<basename>.
 // * The script's own folder is copied to /lib/telefunc_script and put on sys.path too, so a
 //   script can import helper modules next to it; sys.argv is [SCRIPT, ...ARGS].
 // * Each --preload module is imported before Python runs and its `install(globalThis, pyodide)`
@@ -26,12 +29,15 @@ const repo = path.resolve(here, "..", "..");
 
 function usage(message) {
   process.stderr.write(`run_python.mjs: ${message}\n`);
-  process.stderr.write("usage: node run_python.mjs [--src DIR] [--preload M.mjs]... SCRIPT.py [ARGS...]\n");
+  process.stderr.write(
+    "usage: node run_python.mjs [--src DIR] [--package DIR]... [--preload M.mjs]... SCRIPT.py [ARGS...]\n",
+  );
   process.exit(2);
 }
 
 let srcDir = path.join(repo, "src");
 const preloads = [];
+const packages = [];
 const argv = process.argv.slice(2);
 while (argv.length && argv[0].startsWith("--")) {
   const flag = argv.shift();
@@ -39,6 +45,7 @@ while (argv.length && argv[0].startsWith("--")) {
   if (value === undefined) usage(`${flag} needs a value`);
   if (flag === "--src") srcDir = path.resolve(value);
   else if (flag === "--preload") preloads.push(path.resolve(value));
+  else if (flag === "--package") packages.push(path.resolve(value));
   else usage(`unknown option ${flag}`);
 }
 const script = argv.shift();
@@ -83,6 +90,10 @@ pyodide.setStderr({ batched: (line) => process.stderr.write(`${line}\n`) });
 const pkgDir = path.join(srcDir, "telefunc");
 if (!fs.existsSync(path.join(pkgDir, "__init__.py"))) usage(`${pkgDir} is not the telefunc package`);
 copyTree(pyodide, pkgDir, "/lib/telefunc_src/telefunc", { recursive: true });
+for (const pkg of packages) {
+  if (!fs.existsSync(path.join(pkg, "__init__.py"))) usage(`${pkg} is not a Python package`);
+  copyTree(pyodide, pkg, `/lib/telefunc_src/${path.basename(pkg)}`, { recursive: true });
+}
 copyTree(pyodide, path.dirname(scriptPath), "/lib/telefunc_script", { recursive: false });
 
 for (const preload of preloads) {

@@ -108,7 +108,22 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+SERVER_INSTALL = "pip install 'telefunc[server]'"
+"""The command that adds the server packages (uvicorn, websockets) to a bare ``telefunc``."""
+
+
+def _missing_server_packages() -> str | None:
+    """A one-line error when uvicorn or websockets is not installed (the core needs neither)."""
+    missing = [name for name in ("uvicorn", "websockets") if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return f"{' and '.join(missing)} not installed; the server needs them: {SERVER_INSTALL}"
+
+
 def _serve(args: argparse.Namespace) -> int:
+    missing = _missing_server_packages()
+    if missing:
+        return _fail(missing)
     import uvicorn
 
     from telefunc.asgi.uvicorn_settings import uvicorn_settings
@@ -161,6 +176,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _dev(args: argparse.Namespace) -> int:
     if not args.edge:
         return _fail("`telefunc dev` needs --edge (the local Cloudflare emulator)")
+    missing = _missing_server_packages()
+    if missing:
+        return _fail(missing)
     try:
         from telefunc.testing.edge_server import (  # type: ignore[import-not-found,unused-ignore]
             main_edge,

@@ -14,6 +14,7 @@ bytes. Every setter validates: unknown keys and negative or non-numeric values r
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
@@ -136,8 +137,15 @@ class _SettingsSection(_Section):
     def __setattr__(self, key: str, value: Any) -> None:
         known = type(self)._fields
         if key not in known:
+            snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower()
+            hint = (
+                f" (the JS name; in Python it is {snake!r}, durations in seconds, not ms)"
+                if snake in known
+                else ""
+            )
             raise UsageError(
-                f"config.{self._section} has no setting {key!r}; known: {', '.join(sorted(known))}"
+                f"config.{self._section} has no setting {key!r}{hint}; "
+                f"known: {', '.join(sorted(known))}"
             )
         value = self._check(key, value)
         settings = object.__getattribute__(self, "_settings")

@@ -89,28 +89,50 @@ def test_dev_without_edge_is_a_one_line_error() -> None:
     assert "needs --edge" in proc.stderr
 
 
-def test_dev_edge_serves_the_demo_worker_over_http(tmp_path: Path) -> None:
+def test_dev_edge_serves_root_telefunctions_without_worker_py(tmp_path: Path) -> None:
+    (tmp_path / "hello.telefunc.py").write_text(
+        "async def hello(name: str) -> str:\n    return 'hello ' + name\n"
+    )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "telefunc", "dev", "--edge", str(tmp_path), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "telefunc",
+            "dev",
+            "--edge",
+            str(tmp_path),
+            "--port",
+            str(port),
+            "--kv-delay",
+            "0",
+        ],  # the session record is visible in every colo at once
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
         env=ENV,
     )
+    body = '{"file":"/hello.telefunc.py","name":"hello","args":["edge"]}'
     try:
         transport = httpx.HTTPTransport(retries=20)
         with httpx.Client(
             base_url=f"http://127.0.0.1:{port}", timeout=20, transport=transport
         ) as c:
-            first = c.get("/counter/a", headers={"x-telefunc-colo": "LHR"})
-            second = c.get("/counter/a?colo=NRT")
-        assert first.status_code == 200 and second.status_code == 200
-        assert first.text != second.text  # one Durable Object counted both requests
+            first = c.post("/_telefunc", content=body, headers={"x-telefunc-colo": "NRT"})
+            token = first.headers["x-telefunc-session"]
+            second = c.post(
+                "/_telefunc?colo=LHR", content=body, headers={"x-telefunc-session": token}
+            )
+        assert first.json() == {"ret": "hello edge"} and second.json() == {"ret": "hello edge"}
+        assert token.startswith("telefunc-shard-apac-")  # placed in the first request's region
+        assert second.headers["x-telefunc-session"] == token  # the session stays on its object
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        out, _ = proc.communicate(timeout=10)
+    banner = out.splitlines()[0]
+    assert "through telefunc.cloudflare.Telefunc" in banner and "pending" not in banner
 
 
 def test_reload_picks_up_an_edited_telefunc_file(tmp_path: Path) -> None:

@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 
 from telefunc.testing import Emulator, FakeClock, WebSocketClient, install
+from telefunc.testing.startup import worker_startup
 from telefunc.wire.frames import Frame, Tag, decode_frame, encode_frame, encode_json
 
 install()  # `workers`, `js`, `pyodide.ffi` stand-ins: the adapter imports them lazily
 
+from workers import WorkerEntrypoint  # type: ignore[import-not-found]  # noqa: E402
+
 from telefunc.cloudflare import Telefunc  # noqa: E402
-from telefunc.testing.workers_api import WorkerEntrypoint  # noqa: E402
 
 APP = Path(__file__).resolve().parent / "app"
 
@@ -175,7 +177,7 @@ def make_worker(telefunc: Telefunc, log: list[Any] | None = None) -> type[Any]:
 
     class Default(WorkerEntrypoint):
         async def fetch(self, request: Any) -> Any:
-            from telefunc.testing import Response
+            from workers import Response
 
             ctx = self.ctx if log is None else _RecordingContext(self.ctx, log)
             response = await telefunc.serve(request=request, env=self.env, ctx=ctx)
@@ -192,12 +194,14 @@ async def make_edge() -> AsyncIterator[Callable[..., Edge]]:
     def make(*, bindings: bool = True, kv_delay: float = 2.0, **options: Any) -> Edge:
         options.setdefault("context", shard_context)
         options.setdefault("root", APP)
-        telefunc = Telefunc(**options)
+        with worker_startup():  # what a worker module does at its top level, under its rules
+            telefunc = Telefunc(**options)
+            object_class = telefunc.TelefuncDurableObject
         emu = Emulator(clock=FakeClock(), colos=COLOS, kv_delay=kv_delay)
         if bindings:
             emu.durable_object(
                 options.get("binding_name", "TelefuncDurableObject"),
-                telefunc.TelefuncDurableObject,
+                object_class,
             )
             emu.kv(options.get("kv_binding_name", "TelefuncKV"))
         log: list[Any] = []

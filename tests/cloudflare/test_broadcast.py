@@ -254,3 +254,40 @@ async def test_broadcast_objects_stay_in_the_jurisdiction(make_edge: Any) -> Non
     assert sub.got == [(1, 1)]
     assert {h.id.jurisdiction for h in edge.emu.hosts()} == {"eu"}
     assert any(h.id.name == f"telefunc:broadcast:authority:{key}" for h in edge.emu.hosts())
+
+
+# ── failed deliveries ──────────────────────────────────────────────────────
+
+
+async def test_publish_fails_naming_the_region_and_object_that_missed_it(make_edge: Any) -> None:
+    from telefunc.wire.frames import AckStatus, Tag
+
+    edge = make_edge(kv_delay=2.0)
+    key = "room:lossy"
+    publisher = await Subscriber.join(edge, key, colo="LHR")
+    far = await Subscriber.join(edge, key, colo="NRT")
+    await advance(edge, 3.0, [publisher, far])
+    far_host = next(h for h in edge.emu.hosts() if h.id.name == far.shard)
+
+    def refuse(request: Any) -> int:
+        raise RuntimeError("object storage offline")
+
+    far_host.instance.telefunc.broadcast_deliver = refuse
+    publisher.publish("lost in apac")
+    while True:
+        frame = await publisher.client.next_frame()
+        if frame.tag == Tag.ACK_RES:
+            break
+    publisher._pending_acks -= 1  # read here rather than by pump(), which expects OK
+    _, status, text = frame.ack_res()
+    assert status == AckStatus.ERROR
+    assert "region apac" in text and far.shard in text and "object storage offline" in text
+    assert "weur" not in text  # the region that received it is not blamed
+    # Once the object receives again, publishes succeed and reach both regions.
+    del far_host.instance.telefunc.broadcast_deliver
+    publisher.got.clear()
+    publisher.publish("after")
+    await publisher.pump(1)
+    await far.pump(1)
+    assert publisher.receipts[-1]["seq"] == 2
+    assert (2, "after") in publisher.got and far.got == [(2, "after")]

@@ -159,3 +159,41 @@ async def test_missing_bindings_plain_calls_work_channels_raise(make_edge: Any) 
             "https://app.test/_telefunc", colo="LHR", headers={"upgrade": "websocket"}
         )
     assert edge.emu.counters.kv_reads == 0 and edge.emu.counters.do_requests == 0
+
+
+async def test_a_send_on_a_socket_closed_under_the_object_is_a_transient_loss(
+    make_edge: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from telefunc.cloudflare import _ffi
+    from telefunc.testing import JsException
+    from telefunc.wire.frames import Tag, encode_frame
+
+    edge = make_edge()
+    client = await edge.open_channel(colo="LHR")
+    assert await client.echo("one") == "one"
+    (host,) = edge.emu.hosts()
+    server = host.instance.telefunc
+
+    def closed_under_us(ws: Any, data: bytes) -> None:
+        # What workerd throws when the network closed the socket before webSocketClose ran.
+        raise JsException("TypeError", "Can't call WebSocket send() after close().")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_ffi, "websocket_send", closed_under_us)
+        client.seq += 1
+        client.ws.send(encode_frame(Tag.TEXT, 0, client.seq, json.dumps("two").encode()))
+        await edge.emu.drain()
+        assert server.wires != {}  # detached on the next turn, not inside the failed write
+        await edge.clock.advance(0)  # (a 0 ms setTimeout of the object)
+        await edge.emu.drain()
+    assert edge.emu.errors == []
+    assert server.wires == {} and server.channel_count == 1  # detached, waiting for a reconnect
+    reconnected = await type(client).connect(edge, colo="LHR", token=client.token)
+    reconnected.session_id = client.session_id
+    reconciled = await reconnected.reconcile([{"id": client.channel_id, "ix": 0, "lastSeq": 1}])
+    assert reconciled["open"] == [{"ix": 0, "lastSeq": 2}]  # the object did receive "two"
+    # The replay (sent with RECONCILED) carries the echo the failed send dropped.
+    texts = [json.loads(f.payload) for f in reconnected.received if f.tag == Tag.TEXT]
+    assert texts[-1] == "two"

@@ -25,7 +25,7 @@ EXAMPLE = REPO / "examples" / "cloudflare"
 
 
 def _worker_module(telefunc: Telefunc) -> types.ModuleType:
-    from telefunc.testing.workers_api import Response, WorkerEntrypoint
+    from workers import Response, WorkerEntrypoint  # type: ignore[import-not-found]
 
     class Default(WorkerEntrypoint):
         async def fetch(self, request: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,8 +42,8 @@ def test_colo_table_continent_fallback_and_scale() -> None:
         Telefunc(root=".", location_fallback="mars")
     with pytest.raises(UsageError, match="jurisdiction"):
         Telefunc(root=".", jurisdiction="moon")
-    with pytest.raises(UsageError, match="root"):
-        Telefunc()
+    # Zero-config: the folder of the module constructing it (tests/cloudflare/test_zero_config.py)
+    assert Telefunc().root == Path(__file__).resolve().parent
 
 
 def test_router_tokens_and_records() -> None:

@@ -18,11 +18,13 @@ from telefunc.testing.edge_server import (
     parse_duration,
 )
 
+EDGE_WORKER = Path(__file__).resolve().parent / "edge_worker"
+
 
 @pytest.fixture
-async def demo(tmp_path: Path) -> AsyncIterator[tuple[str, object]]:
-    emu, what = build_emulator(tmp_path, ["weur", "apac"], kv_delay=30.0)
-    assert "demo" in what
+async def demo() -> AsyncIterator[tuple[str, object]]:
+    emu, what = build_emulator(EDGE_WORKER, ["weur", "apac"], kv_delay=30.0)
+    assert what == str(EDGE_WORKER / "worker.py")
     server = EdgeServer(emu, "127.0.0.1", 0)
     port = await server.start()
     yield f"127.0.0.1:{port}", emu
@@ -34,7 +36,7 @@ async def test_http_colos_kv_and_counter(demo: tuple[str, object]) -> None:
     addr, _emu = demo
     async with httpx.AsyncClient(base_url=f"http://{addr}", timeout=10) as http:
         r = await http.get("/")
-        assert r.status_code == 200 and "demo worker" in r.text
+        assert r.status_code == 200 and "test worker" in r.text
         r = await http.get("/cf", headers={"x-telefunc-colo": "NRT"})
         assert r.json() == {"colo": "NRT", "country": "JP", "continent": "AS"}
         assert (await http.get("/cf?colo=CDG")).json()["colo"] == "CDG"

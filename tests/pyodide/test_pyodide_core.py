@@ -44,10 +44,17 @@ def require_pyodide() -> None:
         pytest.skip(message)
 
 
-def run_pyodide(script: Path, *args: str, preload: Path | None = None) -> list[dict[str, Any]]:
-    """Run ``script`` under Pyodide; its JSON stdout lines (exit code and stderr checked)."""
+def run_pyodide(
+    script: Path, *args: str, preload: Path | None = None, packages: tuple[Path, ...] = ()
+) -> list[dict[str, Any]]:
+    """Run ``script`` under Pyodide; its JSON stdout lines (exit code and stderr checked).
+
+    ``packages``: extra Python package folders copied next to ``telefunc`` (``--package``).
+    """
     require_pyodide()
     command = ["node", str(RUNNER)]
+    for package in packages:
+        command += ["--package", str(package)]
     if preload is not None:
         command += ["--preload", str(preload)]
     command += [str(script), *args]

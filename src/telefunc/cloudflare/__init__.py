@@ -3,11 +3,10 @@
 ::
 
     # worker.py (the entry module of a Python Worker)
-    from pathlib import Path
     from workers import Response, WorkerEntrypoint
     from telefunc.cloudflare import Telefunc
 
-    telefunc = Telefunc(root=Path(__file__).parent)       # where the *.telefunc.py files are
+    telefunc = Telefunc()      # the *.telefunc.py files next to this module (or root=...)
     TelefuncDurableObject = telefunc.TelefuncDurableObject
 
     class Default(WorkerEntrypoint):
@@ -24,6 +23,7 @@ holds the client's connection; KV stores the session token that pins every reque
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -73,6 +73,24 @@ JURISDICTIONS = ("eu", "fedramp", "fedramp-high", "us")
 """Durable Object jurisdictions accepted by ``jurisdiction=``."""
 
 
+def _caller_folder() -> Path:
+    """The folder of the module constructing :class:`Telefunc` (the first frame outside it).
+
+    Reads ``__file__`` from the caller's globals: no I/O, no entropy, fine at a worker's top level.
+    """
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back  # type: ignore[assignment]
+    filename = frame.f_globals.get("__file__") if frame is not None else None
+    if not filename:
+        raise UsageError(
+            "Telefunc() finds the *.telefunc.py files next to the module that constructs it, "
+            "but the caller has no __file__: pass root= (the folder of the telefunc files) "
+            "or registry="
+        )
+    return Path(filename).resolve().parent
+
+
 class Telefunc:
     """telefunc for a Cloudflare Worker; see the module docstring.
 
@@ -85,8 +103,8 @@ class Telefunc:
         listed regions get objects, the others route to ``location_fallback``, which must be listed.
     :param location_fallback: the region for requests whose colo and continent are unknown.
     :param jurisdiction: restrict the objects to a jurisdiction (``"eu"``, ``"fedramp"``, ...).
-    :param root: the folder holding the app's ``*.telefunc.py`` files (typically
-        ``Path(__file__).parent`` in ``worker.py``), discovered on first use.
+    :param root: the folder holding the app's ``*.telefunc.py`` files, discovered on first use.
+        Default: the folder of the module that constructs the ``Telefunc`` (``worker.py``).
     :param registry: an explicit :class:`~telefunc.server.registry.Registry` instead of ``root``.
     :param telefunc_url: the endpoint path prefix (default ``config.telefunc_url``).
     """
@@ -106,10 +124,7 @@ class Telefunc:
         telefunc_url: str | None = None,
     ) -> None:
         if root is None and registry is None:
-            raise UsageError(
-                "Telefunc needs root= (the folder of the *.telefunc.py files, e.g. "
-                "Path(__file__).parent) or registry="
-            )
+            root = _caller_folder()
         if jurisdiction is not None and jurisdiction not in JURISDICTIONS:
             raise UsageError(
                 f"jurisdiction must be one of {', '.join(JURISDICTIONS)}, got {jurisdiction!r}"

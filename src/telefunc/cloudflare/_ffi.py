@@ -221,8 +221,6 @@ async def body_chunks(request: Any) -> AsyncIterator[bytes]:
 
 def _body_stream(chunks: AsyncIterator[bytes]) -> Any:
     """A response body that streams ``chunks`` (an async iterator of bytes)."""
-    if not IN_PYODIDE:
-        return chunks  # the emulator's Response streams async iterables itself
     js, ffi = _js(), _pyffi()
     it = chunks.__aiter__()
 

@@ -429,15 +429,17 @@ class DurableBroadcast:
     async def _send(self, key: str, body: dict[str, Any]) -> PublishReceipt:
         _, region = self.identity()
         bucket = region or self.settings.location_fallback
-        stub = self._stub(authority_name(self.settings.instance_name, key), bucket)
+        authority = authority_name(self.settings.instance_name, key)
+        stub = self._stub(authority, bucket)
         request = {"key": key, "locationBucket": bucket, **body}
         try:
             result = await _ffi.stub_call(stub, "telefuncBroadcastPublish", request)
         except (UsageError, BroadcastTransportError):
             raise
         except Exception as exc:
+            # The authority's own error names the region or object whose delivery failed.
             raise BroadcastTransportError(
-                f"publish to {key!r} failed at its authority object: {exc}"
+                f"publish to {key!r} through {authority} failed: {exc}"
             ) from exc
         return _receipt(key, result)
 
@@ -464,9 +466,13 @@ class DurableBroadcast:
                 *(
                     self._forward(key, region, names, body, info)
                     for region, names in presence.items()
-                )
+                ),
+                return_exceptions=True,
             )
-        await fanout
+        failed = [str(r) for r in await fanout if isinstance(r, BaseException)]
+        if failed:
+            # As the JS adapter's Promise.all: publish() fails when any delivery failed.
+            raise BroadcastTransportError("; ".join(failed))
         meta = {"authorityBucket": authority_bucket, "fanoutBuckets": list(presence)}
         return {"seq": seq, "timestamp": timestamp, "meta": meta}
 
@@ -574,8 +580,9 @@ class DurableBroadcast:
             await _ffi.stub_call(stub, "telefuncBroadcastPublish", request)
         except Exception as exc:
             raise BroadcastTransportError(
-                f"broadcast seq {info['seq']} of {key!r} was sequenced but the {region} "
-                f"coordinator failed: {exc}"
+                f"region {region}: broadcast seq {info['seq']} of {key!r} failed at its "
+                f"coordinator {coordinator_name(self.settings.instance_name, key, region, scale)}"
+                f": {exc}"
             ) from exc
 
     async def _deliver_to(self, names: list[str], request: dict[str, Any]) -> None:
@@ -584,14 +591,17 @@ class DurableBroadcast:
             for name in names
         ]
         results = await asyncio.gather(*calls, return_exceptions=True)
-        for name, result in zip(names, results, strict=True):
-            if isinstance(result, BaseException):
-                logger.warning(
-                    "telefunc: broadcast delivery of %r to %s failed: %s",
-                    request["key"],
-                    name,
-                    result,
-                )
+        failed = [
+            f"{name} ({result})"
+            for name, result in zip(names, results, strict=True)
+            if isinstance(result, BaseException)
+        ]
+        if failed:
+            # Every object was tried; the publish fails naming the ones that did not receive it.
+            raise BroadcastTransportError(
+                f"broadcast seq {request['info']['seq']} of {request['key']!r} was not "
+                f"delivered to {', '.join(failed)}"
+            )
 
     # ── delivery (RPC ``telefuncBroadcastDeliver``) ─────────────────────
 

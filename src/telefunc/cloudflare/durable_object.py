@@ -295,18 +295,34 @@ async def serve_call(
 class _WsWire:
     """One accepted channel WebSocket and its connection."""
 
-    __slots__ = ("conn", "key", "server", "ws")
+    __slots__ = ("broken", "conn", "key", "server", "ws")
 
     def __init__(self, server: DurableServer, key: str, ws: Any, conn: ServerConnection) -> None:
         self.server = server
         self.key = key
         self.ws = ws
         self.conn = conn
+        #: The socket closed under us (a send failed): nothing more is sent on it.
+        self.broken = False
 
     def flush(self) -> None:
-        """Send what the connection queued; close the socket when the core asks to."""
-        for frame in self.conn.data_to_send():
-            _ffi.websocket_send(self.ws, frame)
+        """Send what the connection queued; close the socket when the core asks to.
+
+        A socket the network closed before ``webSocketClose`` arrived makes ``send()`` throw
+        (workerd: "Can't call WebSocket send() after close()"). That is a transient loss: the
+        frames are dropped (the channel's replay resends them after the client reconnects) and
+        the connection is detached on the next turn, outside the write that failed.
+        """
+        frames = self.conn.data_to_send()
+        if self.broken:
+            return
+        for frame in frames:
+            try:
+                _ffi.websocket_send(self.ws, frame)
+            except Exception:
+                self.broken = True
+                _ffi.set_timeout(lambda: self.server.wire_broken(self), 0)
+                return
         request = self.conn.close_request
         if request is not None and self.server.wires.get(self.key) is self:
             del self.server.wires[self.key]
@@ -462,6 +478,16 @@ class DurableServer:
         """``webSocketClose`` / ``webSocketError``: the client's wire is gone."""
         with self.scope():
             self._websocket_close(ws, code, permanent)
+
+    def wire_broken(self, wire: _WsWire) -> None:
+        """A channel socket that failed a send: its connection is lost (the client may resume)."""
+        if self.wires.get(wire.key) is wire:
+            del self.wires[wire.key]
+            if not wire.conn.closed:
+                with self.scope():
+                    wire.conn.connection_lost(self.hub.now(), permanent=False)
+        _ffi.websocket_close(wire.ws, 1011, "telefunc: send failed")
+        self.hub.refresh()
 
     def _websocket_close(self, ws: Any, code: int, permanent: bool | None) -> None:
         key = _ffi.websocket_attachment(ws)

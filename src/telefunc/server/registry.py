@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import re
 import sys
 import traceback
@@ -24,7 +25,8 @@ from telefunc.errors import UsageError
 __all__ = ["Registry", "TelefuncFileError", "Telefunction", "discover", "telefunc_files"]
 
 SUFFIX = ".telefunc.py"
-_SKIPPED_DIRS = {"node_modules", "__pycache__", ".git", ".venv", "venv", "site-packages"}
+# Vendored packages and tooling folders: `pywrangler sync` vendors into python_modules/.
+_SKIPPED_DIRS = {"node_modules", "python_modules", "__pycache__", "venv", "site-packages"}
 
 
 class TelefuncFileError(UsageError):
@@ -81,15 +83,19 @@ class Registry(Mapping[tuple[str, str], Telefunction]):
 
 
 def telefunc_files(root: Path) -> list[tuple[str, Path]]:
-    """Every ``(key, path)`` of a ``*.telefunc.py`` file under ``root``, sorted by key."""
+    """Every ``(key, path)`` of a ``*.telefunc.py`` file under ``root``, sorted by key.
+
+    Vendored and tooling folders (``python_modules``, ``node_modules``, ``venv``, ...) and
+    dot-folders (``.venv``, ``.git``, ``.wrangler``) are not entered.
+    """
     root = root.resolve()
     found: list[tuple[str, Path]] = []
-    for path in root.rglob(f"*{SUFFIX}"):
-        rel = path.relative_to(root)
-        if any(part in _SKIPPED_DIRS or part.startswith(".") for part in rel.parts[:-1]):
-            continue
-        if path.is_file():
-            found.append(("/" + rel.as_posix(), path))
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.startswith("."))
+        for name in files:
+            path = Path(folder) / name
+            if name.endswith(SUFFIX) and path.is_file():
+                found.append(("/" + path.relative_to(root).as_posix(), path))
     return sorted(found)
 
 

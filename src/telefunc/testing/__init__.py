@@ -5,8 +5,8 @@ cloudflare.md §2), so code written for the real runtime is tested here::
 
     from telefunc.testing import Emulator, FakeClock, install
 
-    install()                      # registers stand-in `workers`, `js`, `pyodide.ffi` modules
-    from workers import DurableObject, Response, WorkerEntrypoint
+    install()                      # js, pyodide.ffi, ...: what sits beneath the `workers` SDK
+    from workers import DurableObject, Response, WorkerEntrypoint   # workers-runtime-sdk
 
     emu = Emulator(clock=FakeClock(), kv_delay=2.0)
     emu.durable_object("COUNTER", Counter)
@@ -15,7 +15,17 @@ cloudflare.md §2), so code written for the real runtime is tested here::
     resp = await emu.fetch("https://app.test/", colo="NRT")
     await emu.clock.advance(10)    # hibernation, alarms, KV propagation happen on the way
 
-``install()`` also works as a context manager that removes the stand-ins on exit.
+``install()`` also works as a context manager that removes the stand-ins on exit. The
+``workers`` module is Cloudflare's own (PyPI ``workers-runtime-sdk``, pinned in the ``dev``
+extra); the emulator provides only what sits beneath it in production: ``js`` (the JS globals
+and Workers classes), ``pyodide.ffi``, ``pyodide.http`` (``FetchResponse``/``pyfetch``, which
+``workers.Response`` and stub ``fetch`` build on) and the runtime's private
+``_cloudflare_compat_flags`` / ``_pyodide_entrypoint_helper``. Not emulated, because they need
+the runtime's JS module loader: ``workers.import_from_javascript`` of modules other than
+``cloudflare:workers``/``cloudflare:sockets``, module-level ``workers.env``/``workers.waitUntil``
+(the ``cloudflare:workers`` module is an empty object here), ``workers.patch_env`` and
+Workflows' ``workflows.js``. Worker modules load under the startup rules
+(:mod:`telefunc.testing.startup`).
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import types
 from types import TracebackType
 from typing import Any
 
-from . import ffi, js_api, workers_api
+from . import ffi, js_api, pyodide_http, runtime_modules
 from .clock import Clock, FakeClock, RealClock, TimerHandle
 from .clone import structured_clone
 from .durable_objects import (
@@ -81,14 +91,44 @@ __all__ = [
     "uninstall",
 ]
 
-_STANDINS = ("workers", "js", "pyodide", "pyodide.ffi")
+_STANDINS = (
+    "js",
+    "pyodide",
+    "pyodide.ffi",
+    "pyodide.http",
+    "_cloudflare_compat_flags",
+    "_pyodide_entrypoint_helper",
+)
+"""What the runtime provides beneath the ``workers`` SDK; the emulator provides these."""
+
+_PYODIDE_VERSION = "0.28.2"
+_MODULES: dict[str, types.ModuleType] = {}
 
 
 def _modules() -> dict[str, types.ModuleType]:
-    pyodide = types.ModuleType("pyodide", "Stand-in for Pyodide (telefunc.testing).")
-    pyodide.ffi = ffi  # type: ignore[attr-defined]
-    pyodide.__path__ = []  # a package, so `import pyodide.ffi` resolves
-    return {"workers": workers_api, "js": js_api, "pyodide": pyodide, "pyodide.ffi": ffi}
+    if not _MODULES:
+        pyodide = types.ModuleType("pyodide", "Stand-in for Pyodide (telefunc.testing).")
+        pyodide.ffi = ffi  # type: ignore[attr-defined]
+        pyodide.http = pyodide_http  # type: ignore[attr-defined]
+        pyodide.__version__ = _PYODIDE_VERSION  # type: ignore[attr-defined]
+        pyodide.__path__ = []  # a package, so `import pyodide.ffi` resolves
+        _MODULES.update(
+            {
+                "js": js_api,
+                "pyodide": pyodide,
+                "pyodide.ffi": ffi,
+                "pyodide.http": pyodide_http,
+                "_cloudflare_compat_flags": runtime_modules.compat_flags_module(),
+                "_pyodide_entrypoint_helper": runtime_modules.entrypoint_helper_module(),
+            }
+        )
+    return _MODULES
+
+
+def _forget_sdk() -> None:
+    # The real `workers` package binds the modules beneath it at import: drop it with them.
+    for name in [n for n in sys.modules if n == "workers" or n.startswith("workers.")]:
+        del sys.modules[name]
 
 
 class Installed:
@@ -116,19 +156,27 @@ class Installed:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = old
+        _forget_sdk()
 
 
 def install() -> Installed:
-    """Register the stand-in ``workers``, ``js``, ``pyodide`` and ``pyodide.ffi`` modules."""
+    """Provide the runtime beneath the real ``workers`` SDK (``workers-runtime-sdk``).
+
+    Registers ``js``, ``pyodide`` (``.ffi``, ``.http``), ``_cloudflare_compat_flags`` and
+    ``_pyodide_entrypoint_helper``; ``import workers`` then loads Cloudflare's own package on top.
+    """
+    mods = _modules()
     previous = {name: sys.modules.get(name) for name in _STANDINS}
-    sys.modules.update(_modules())
+    if any(previous[name] is not None and previous[name] is not mods[name] for name in previous):
+        _forget_sdk()
+    sys.modules.update(mods)
     return Installed(previous)
 
 
 def uninstall() -> None:
-    """Remove the stand-in modules (if they are ours)."""
+    """Remove the stand-in modules (if they are ours) and the SDK bound to them."""
     mods = _modules()
     for name in _STANDINS:
-        current = sys.modules.get(name)
-        if current is not None and (current is mods[name] or name == "pyodide"):
+        if sys.modules.get(name) is mods[name]:
             sys.modules.pop(name, None)
+    _forget_sdk()

@@ -213,6 +213,15 @@ class DurableObjectNamespace(JsProxy):
         return list(self._hosts.values())
 
 
+def js_result(value: Any) -> Any:
+    """What a handler returned, as JS sees it: a ``workers.Response`` gives its JS ``Response``.
+
+    (The runtime's entrypoint wrapper does ``res?.js_object ?? res``.)
+    """
+    inner = getattr(value, "js_object", None)
+    return value if inner is None else inner
+
+
 def _is_by_reference(v: Any) -> bool:
     return isinstance(v, DurableObjectStub | WebSocket) or callable(v)
 
@@ -231,13 +240,16 @@ class DurableObjectStub(JsProxy):
 
     async def fetch(self, input: str | Request, init: Any = None, **kw: Any) -> Response:
         """Send an HTTP request to the object's ``fetch`` handler."""
+        if init is not None and not from_js(init) and not kw:
+            init = None  # `fetch(request, {})`, as Pyodide's pyfetch sends it
         req = input if isinstance(input, Request) and init is None and not kw else None
         if req is None:
             req = Request(input, init, **kw)
         host = self._host()
         host.emu.counters.do_requests += 1
         try:
-            return await host.deliver("fetch", lambda inst: inst.fetch(req))  # type: ignore[no-any-return]
+            result = await host.deliver("fetch", lambda inst: inst.fetch(req))
+            return js_result(result)  # type: ignore[no-any-return]
         finally:
             await reenter_gate()
 
@@ -484,6 +496,10 @@ class ObjectHost:
             if inspect.isawaitable(result):
                 result = await result
         except DurableObjectAbort as exc:
+            raise JsException("Error", f"Durable Object was aborted: {exc}") from None
+        except BaseException as exc:
+            if type(exc).__name__ != "DurableObjectAbort":  # the SDK's own (workers.entrypoints)
+                raise
             raise JsException("Error", f"Durable Object was aborted: {exc}") from None
         finally:
             self.inflight -= 1

@@ -18,8 +18,9 @@ Convention for ``ROOT/worker.py`` (the entry module of a Python Worker, cloudfla
   ``kv_namespaces``, ``vars``); else every exported ``DurableObject`` subclass under its class
   name plus one KV namespace ``KV``.
 
-Without ``worker.py`` a small built-in demo worker is served (a counter Durable Object, KV, a
-streamed response and a hibernatable WebSocket) until the telefunc Cloudflare adapter exists.
+Without ``worker.py``, ROOT's telefunctions (its ``*.telefunc.py`` files) are served through
+``telefunc.cloudflare.Telefunc`` with its default bindings (:func:`zero_config_worker`): the
+worker a ``worker.py`` of the README's five lines would be.
 """
 
 from __future__ import annotations
@@ -42,10 +43,19 @@ from telefunc.config import config
 from . import install
 from .clock import RealClock
 from .runtime import DEFAULT_COLOS, Emulator
+from .startup import worker_startup
 from .web import Request, Response
 from .websocket import WebSocket
 
-__all__ = ["EdgeApp", "EdgeServer", "load_worker", "main_edge", "parse_duration", "serve_edge"]
+__all__ = [
+    "EdgeApp",
+    "EdgeServer",
+    "load_worker",
+    "main_edge",
+    "parse_duration",
+    "serve_edge",
+    "zero_config_worker",
+]
 
 COLO_HEADER = "x-telefunc-colo"
 WS_MAX_SIZE = 64 << 20  # above the runtime's 32 MiB so the emulator's own limit (1009) applies
@@ -113,7 +123,12 @@ def _bindings_from_wrangler(root: Path) -> dict[str, Any] | None:
 
 
 def load_worker(root: Path) -> ModuleType | None:
-    """Import ``root/worker.py`` (stand-in modules installed first), or ``None`` if absent."""
+    """Import ``root/worker.py`` under the Python Workers startup rules, or ``None`` if absent.
+
+    The emulator's runtime modules are installed first; the import runs inside
+    :func:`~telefunc.testing.startup.worker_startup`, so top-level randomness or threads fail
+    here as they fail in workerd.
+    """
     path = root / "worker.py"
     if not path.is_file():
         return None
@@ -124,13 +139,50 @@ def load_worker(root: Path) -> ModuleType | None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["worker"] = module
-    spec.loader.exec_module(module)
+    try:
+        with worker_startup():
+            spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop("worker", None)
+        raise
+    return module
+
+
+def zero_config_worker(root: Path) -> ModuleType:
+    """The worker serving ROOT's telefunctions when ROOT has no ``worker.py``.
+
+    A module like the example's ``worker.py``: ``Default`` answers telefunc traffic through
+    ``telefunc.cloudflare.Telefunc(root=ROOT)`` (404 otherwise) and exports
+    ``TelefuncDurableObject``, bound with the KV namespace ``TelefuncKV``. It is built under the
+    startup rules, as workerd would import it.
+    """
+    install()
+    module = ModuleType("worker", zero_config_worker.__doc__)
+    with worker_startup():
+        from workers import Response, WorkerEntrypoint
+
+        from telefunc.cloudflare import Telefunc
+
+        telefunc = Telefunc(root=root)
+
+        class Default(WorkerEntrypoint):
+            async def fetch(self, request: Any) -> Any:
+                response = await telefunc.serve(request=request, env=self.env, ctx=self.ctx)
+                return response if response is not None else Response("Not found", status=404)
+
+        module.telefunc = telefunc  # type: ignore[attr-defined]
+        module.TelefuncDurableObject = telefunc.TelefuncDurableObject  # type: ignore[attr-defined]
+        module.Default = Default  # type: ignore[attr-defined]
+        module.BINDINGS = {  # type: ignore[attr-defined]
+            "durable_objects": {telefunc.binding_name: "TelefuncDurableObject"},
+            "kv_namespaces": [telefunc.kv_binding_name],
+        }
     return module
 
 
 def configure(emu: Emulator, worker: Any, root: Path | None = None) -> None:
     """Bind the worker's Durable Objects, KV namespaces and vars, and set it as the worker."""
-    from .workers_api import DurableObject, WorkerEntrypoint
+    from workers import DurableObject, WorkerEntrypoint
 
     bindings: Mapping[str, Any] | None = getattr(worker, "BINDINGS", None)
     if bindings is None and root is not None:
@@ -227,9 +279,28 @@ class EdgeApp:
         if body is None:
             await send({"type": "http.response.body", "body": b""})
             return
-        async for chunk in body:  # streamed as produced (SSE and friends)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+
+        async def stream() -> None:
+            async for chunk in body:  # streamed as produced (SSE and friends)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+
+        async def disconnected() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        # As workerd does: a client that goes away cancels the response body's stream, so the
+        # worker's source sees cancel() (a telefunc generator's `finally` runs).
+        streaming = asyncio.ensure_future(stream())
+        watching = asyncio.ensure_future(disconnected())
+        done, _ = await asyncio.wait({streaming, watching}, return_when=asyncio.FIRST_COMPLETED)
+        if streaming in done:
+            watching.cancel()
+            streaming.result()
+            return
+        streaming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await streaming
 
     async def _websocket(self, scope: Any, receive: Any, send: Any) -> None:
         msg = await receive()
@@ -352,7 +423,8 @@ class EdgeServer:
 def build_emulator(
     root: Path, regions: list[str], kv_delay: float, worker: object | None = None
 ) -> tuple[Emulator, str]:
-    """An emulator on the real clock with ``worker`` (or ROOT's worker.py, or the demo)."""
+    """An emulator on the real clock with ``worker`` (or ROOT's worker.py, or the zero-config
+    worker for ROOT's telefunctions)."""
     install()
     emu = Emulator(clock=RealClock(), colos=colos_for_regions(regions), kv_delay=kv_delay)
     if worker is not None:
@@ -362,10 +434,11 @@ def build_emulator(
     if module is not None:
         configure(emu, module, root)
         return emu, str(root / "worker.py")
-    from . import demo_worker
-
-    configure(emu, demo_worker)
-    return emu, "the built-in demo worker (no worker.py in ROOT; the Cloudflare adapter is pending)"
+    configure(emu, zero_config_worker(root))
+    return emu, (
+        f"the telefunctions of {root} through telefunc.cloudflare.Telefunc "
+        "(no worker.py: zero-config worker)"
+    )
 
 
 async def serve_edge(
@@ -377,7 +450,7 @@ async def serve_edge(
     worker: object | None = None,
     allowed_origins: Sequence[str] = (),
 ) -> None:
-    """Serve ROOT's worker (or ``worker``, or the demo) inside the emulator until cancelled."""
+    """Serve ROOT's worker (or ``worker``, or the zero-config one) until cancelled."""
     emu, what = build_emulator(root, regions, kv_delay, worker)
     if allowed_origins:  # after worker.py ran: it may set config.allowed_origins itself
         config.allowed_origins = (*config.allowed_origins, *allowed_origins)

@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "JsArray",
+    "JsBuffer",
     "JsException",
     "JsMap",
     "JsNull",
@@ -26,6 +27,7 @@ __all__ = [
     "JsProxy",
     "create_once_callable",
     "create_proxy",
+    "destroy_proxies",
     "from_js",
     "jsnull",
     "to_js",
@@ -45,12 +47,31 @@ class JsException(Exception):
         super().__init__(f"{name}: {message}")
 
 
+class _Constructor:
+    """``value.constructor``: the SDK tells JS classes apart by ``constructor.name``."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
 class JsProxy:
-    """Base class of every emulated JavaScript value (``pyodide.ffi.JsProxy``)."""
+    """Base class of every emulated JavaScript value (``pyodide.ffi.JsProxy``).
+
+    ``_js_name`` is the JS class name ``constructor.name`` reports (the Python class name unless
+    the runtime's differs, e.g. ``KvNamespace``).
+    """
 
     __slots__ = ()
+    _js_name: str | None = None
 
-    def to_py(self, *, depth: int = -1) -> Any:
+    @property
+    def constructor(self) -> _Constructor:
+        """The JS ``constructor`` (only its ``name`` is modelled)."""
+        return _Constructor(self._js_name or type(self).__name__)
+
+    def to_py(self, *, depth: int = -1, **_options: Any) -> Any:
         """Convert to the closest Python value (dicts, lists, ...)."""
         return self
 
@@ -82,7 +103,7 @@ class JsNull(JsProxy):
     def __repr__(self) -> str:
         return "jsnull"
 
-    def to_py(self, *, depth: int = -1) -> Any:
+    def to_py(self, *, depth: int = -1, **_options: Any) -> Any:
         """JS ``null`` converts to ``None``."""
         return None
 
@@ -95,6 +116,7 @@ class JsObject(JsProxy):
     """A plain JS object: attribute access and item access on the same properties."""
 
     __slots__ = ("_props",)
+    _js_name = "Object"
 
     def __init__(self, props: Mapping[str, Any] | None = None, /, **kw: Any) -> None:
         object.__setattr__(self, "_props", dict(props or {}, **kw))
@@ -150,7 +172,7 @@ class JsObject(JsProxy):
         """``Object.entries(obj)``."""
         return list(self._props.items())
 
-    def to_py(self, *, depth: int = -1) -> Any:
+    def to_py(self, *, depth: int = -1, **_options: Any) -> Any:
         """Convert to a ``dict`` (recursively unless ``depth`` stops it)."""
         if depth == 0:
             return self
@@ -161,6 +183,7 @@ class JsMap(JsProxy):
     """A JS ``Map`` (what ``to_js(dict)`` produces)."""
 
     __slots__ = ("_d",)
+    _js_name = "Map"
 
     def __init__(
         self, entries: Iterable[tuple[Any, Any]] | Mapping[Any, Any] | None = None
@@ -225,7 +248,7 @@ class JsMap(JsProxy):
     def __repr__(self) -> str:
         return f"Map {self._d!r}"
 
-    def to_py(self, *, depth: int = -1) -> Any:
+    def to_py(self, *, depth: int = -1, **_options: Any) -> Any:
         """Convert to a ``dict``."""
         if depth == 0:
             return self
@@ -238,7 +261,9 @@ _MISSING = object()
 class JsArray(list[Any], JsProxy):
     """A JS array: a Python ``list`` that is also a :class:`JsProxy`."""
 
-    def to_py(self, *, depth: int = -1) -> Any:
+    _js_name = "Array"
+
+    def to_py(self, *, depth: int = -1, **_options: Any) -> Any:
         """Convert to a ``list``."""
         if depth == 0:
             return self
@@ -254,6 +279,7 @@ class _JsFunction(JsProxy):
     """A Python callable exposed to JS by :func:`create_proxy`."""
 
     __slots__ = ("_destroyed", "_fn", "_once")
+    _js_name = "Function"
 
     def __init__(self, fn: Callable[..., Any], once: bool) -> None:
         self._fn: Callable[..., Any] | None = fn
@@ -277,9 +303,53 @@ class _JsFunction(JsProxy):
         return f"<JsProxy function {self._fn!r}>"
 
 
-def create_proxy(obj: Callable[..., Any], *, roundtrip: bool = True) -> Any:
-    """Wrap a Python callable so JS can keep and call it (``pyodide.ffi.create_proxy``)."""
-    return _JsFunction(obj, once=False)
+class JsBuffer(JsProxy):
+    """A JS view of Python bytes (what ``create_proxy(b).getBuffer().data`` hands to JS)."""
+
+    __slots__ = ("data",)
+    _js_name = "Uint8Array"
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def to_bytes(self) -> bytes:
+        """The bytes."""
+        return self.data
+
+    def release(self) -> None:
+        """Release the buffer view (nothing to do here)."""
+
+
+class _PyProxy(JsProxy):
+    """A non-callable Python object handed to JS (``getBuffer()`` for bytes-like ones)."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self._obj = obj
+
+    def getBuffer(self) -> JsBuffer:
+        """A buffer view of a bytes-like object (the SDK's zero-copy response bodies)."""
+        return JsBuffer(bytes(self._obj))
+
+    def destroy(self) -> None:
+        """Release the proxy."""
+        self._obj = None
+
+
+def create_proxy(obj: Any, *, roundtrip: bool = True) -> Any:
+    """Hand a Python object to JS (``pyodide.ffi.create_proxy``): callables become functions."""
+    if callable(obj):
+        return _JsFunction(obj, once=False)
+    return _PyProxy(obj)
+
+
+def destroy_proxies(proxies: Any) -> None:
+    """Destroy every proxy in a JS array of proxies (``pyodide.ffi.destroy_proxies``)."""
+    for proxy in list(proxies or []):
+        destroy = getattr(proxy, "destroy", None)
+        if callable(destroy):
+            destroy()
 
 
 def create_once_callable(obj: Callable[..., Any]) -> Any:
@@ -329,6 +399,14 @@ def to_js(
             )
             for v in obj
         )
+    if default_converter is not None and not isinstance(
+        obj, str | int | float | bool | bytes | bytearray | memoryview | type(None)
+    ):
+        # Pyodide calls it for what it cannot convert itself (the SDK's python_to_rpc uses it).
+        def convert(value: Any) -> Any:
+            return to_js(value, dict_converter=dict_converter, default_converter=default_converter)
+
+        return default_converter(obj, convert, {})
     return obj
 
 

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 from ._context import get_emulator
 from .durable_objects import WebSocketRequestResponsePair
 from .ffi import JsArray, JsException, JsMap, JsObject, JsProxy, from_js
+from .startup import in_startup
 from .web import Headers, ReadableStream, Request, Response, TransformStream, init_options
 from .websocket import WebSocket, WebSocketPair
 
@@ -47,6 +48,7 @@ __all__ = [
     "console",
     "crypto",
     "fetch",
+    "queueMicrotask",
     "setInterval",
     "setTimeout",
     "undefined",
@@ -149,13 +151,29 @@ class Date:
         return _DateValue(float(value))
 
 
+GLOBAL_SCOPE_ERROR = (
+    "Disallowed operation called within global scope. Asynchronous I/O (ex: fetch() or "
+    "connect()), setting a timeout, and generating random values are not allowed within global "
+    "scope. To fix this error, perform this operation within a handler. "
+    "https://developers.cloudflare.com/workers/runtime-apis/handlers/"
+)
+"""workerd's error for JS I/O, timers and randomness while the worker's modules load."""
+
+
+def _refuse_in_global_scope() -> None:
+    if in_startup():
+        raise JsException("Error", GLOBAL_SCOPE_ERROR)
+
+
 class _Crypto(JsProxy):
     __slots__ = ()
 
     def randomUUID(self) -> str:
+        _refuse_in_global_scope()
         return str(uuid.uuid4())
 
     def getRandomValues(self, array: Any) -> Any:
+        _refuse_in_global_scope()
         if isinstance(array, bytearray):
             array[:] = secrets.token_bytes(len(array))
             return array
@@ -360,6 +378,7 @@ async def fetch(input: str | Request, init: Any = None, **kw: Any) -> Response:
 
 def setTimeout(callback: Any, ms: float = 0, *args: Any) -> int:
     """Run ``callback`` after ``ms`` on the emulator clock; an object event inside a DO."""
+    _refuse_in_global_scope()
     emu = get_emulator()
     if emu is None:
         raise JsException("Error", "no emulator is running")
@@ -391,6 +410,13 @@ def setInterval(callback: Any, ms: float = 0, *args: Any) -> int:
     handle_id = first
     _intervals[handle_id] = first
     return handle_id
+
+
+def queueMicrotask(callback: Any) -> None:
+    """``queueMicrotask``: run ``callback`` soon, before other timers (the loop's next turn)."""
+    import asyncio
+
+    asyncio.get_running_loop().call_soon(callback)
 
 
 def clearInterval(interval_id: int | None) -> None:

@@ -58,6 +58,8 @@ class _CacheEntry:
 class KVNamespace(JsProxy):
     """A KV namespace binding (``env.KV``)."""
 
+    _js_name = "KvNamespace"  # what the runtime's class is called (the SDK wraps it by name)
+
     def __init__(self, emulator: Emulator, name: str) -> None:
         self._emu = emulator
         self.name = name

@@ -24,7 +24,13 @@ from ._context import (
     set_default_emulator,
 )
 from .clock import Clock, FakeClock, RealClock, settle
-from .durable_objects import LOCATION_HINTS, DurableObjectNamespace, DurableObjectStub, ObjectHost
+from .durable_objects import (
+    LOCATION_HINTS,
+    DurableObjectNamespace,
+    DurableObjectStub,
+    ObjectHost,
+    js_result,
+)
 from .ffi import JsException, JsObject, JsProxy, check_wait_until_argument
 from .kv import KVNamespace
 from .web import Request, Response
@@ -299,6 +305,7 @@ class Emulator:
             result = handler(*(request, self.env, ectx)[: max(1, nparams)])
         if inspect.isawaitable(result):
             result = await result
+        result = js_result(result)
         if not isinstance(result, Response):
             raise JsException(
                 "TypeError",

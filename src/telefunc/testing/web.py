@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import inspect
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -139,7 +140,7 @@ class Headers(JsProxy):
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.has(name)
 
-    def to_py(self, *, depth: int = -1) -> Any:
+    def to_py(self, *, depth: int = -1, **_options: Any) -> Any:
         """A ``dict`` of the headers."""
         return dict(self.entries())
 
@@ -176,6 +177,14 @@ class ReadableStream(JsProxy):
         async for chunk in self._iter:
             yield _to_bytes(chunk)
 
+    @classmethod
+    def new(cls, source: Any = None) -> ReadableStream:
+        """``new ReadableStream({start, pull, cancel})``: chunks come from the source's
+        ``controller.enqueue`` calls until ``controller.close()`` (async ``pull`` awaited)."""
+        if source is None:
+            return cls()
+        return cls(_pull_source(source))
+
     def getReader(self) -> _Reader:
         """A reader with ``await read()`` → ``{done, value}``."""
         return _Reader(self.__aiter__())
@@ -187,6 +196,51 @@ class ReadableStream(JsProxy):
         aclose = getattr(it, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+class _Controller(JsProxy):
+    """``ReadableStreamDefaultController``: what a source's ``pull`` enqueues into."""
+
+    __slots__ = ("closed", "queue")
+
+    def __init__(self) -> None:
+        self.queue: list[Any] = []
+        self.closed = False
+
+    def enqueue(self, chunk: Any) -> None:
+        """Add one chunk."""
+        self.queue.append(chunk)
+
+    def close(self) -> None:
+        """End the stream after the queued chunks."""
+        self.closed = True
+
+
+async def _pull_source(source: Any) -> AsyncIterator[Any]:
+    controller = _Controller()
+    pull = getattr(source, "pull", None)
+    cancel = getattr(source, "cancel", None)
+    start = getattr(source, "start", None)
+    finished = False
+    try:
+        if callable(start):
+            started = start(controller)
+            if inspect.isawaitable(started):
+                await started
+        while True:
+            while controller.queue:
+                yield controller.queue.pop(0)
+            if controller.closed or not callable(pull):
+                finished = True
+                return
+            pulled = pull(controller)
+            if inspect.isawaitable(pulled):
+                await pulled
+    finally:
+        if not finished and callable(cancel):  # the reader went away early
+            cancelled = cancel(None)
+            if inspect.isawaitable(cancelled):
+                await cancelled
 
 
 class _Reader(JsProxy):
@@ -527,6 +581,9 @@ class Response(Body, JsProxy):
         elif not 200 <= self.status <= 599:
             raise JsException("RangeError", f"Invalid HTTP status code: {self.status}")
         self.webSocket: WebSocket | None = ws
+        #: A response built by the worker has no URL (JS ``""``).
+        self.url = ""
+        self.type = "default"
         self.statusText: str = (
             statusText or status_text or opts.get("statusText") or _REASONS.get(self.status, "")
         )

@@ -1,26 +1,29 @@
-"""The built-in demo worker of ``telefunc dev --edge`` when ROOT has no ``worker.py``.
+"""A worker exercising the emulator over HTTP (``telefunc dev --edge`` tests), on the real SDK.
 
 Routes: ``/`` help; ``/counter/<name>`` increments a Durable Object counter; ``/kv/<key>``
-(GET, PUT) reads and writes KV in the request's colo; ``/stream`` streams five server-sent events;
-``/ws/<name>`` is a hibernatable WebSocket echo held by a Durable Object; ``/cf`` shows
-``request.cf``. Written against the stand-in ``workers``/``js`` APIs like production code.
+(GET, PUT) reads and writes KV in the request's colo; ``/stream`` streams five server-sent events
+(a JS ``ReadableStream`` pulled from Python); ``/ws/<name>`` is a hibernatable WebSocket echo held
+by a Durable Object; ``/cf`` shows ``request.cf``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from .js_api import WebSocketPair
-from .web import Response
-from .workers_api import DurableObject, WorkerEntrypoint
+from js import Object, ReadableStream, WebSocketPair  # type: ignore[import-not-found]
+from pyodide.ffi import create_proxy, to_js  # type: ignore[import-not-found]
+from workers import (  # type: ignore[import-not-found]
+    DurableObject,
+    Response,
+    WorkerEntrypoint,
+)
 
 BINDINGS = {"durable_objects": {"COUNTER": "DemoCounter"}, "kv_namespaces": ["KV"]}
 """Bindings of the demo (see the ``worker.py`` convention in ``edge_server``)."""
 
-HELP = """telefunc dev --edge: built-in demo worker (ROOT has no worker.py).
+HELP = """telefunc dev --edge: the emulator's test worker.
 GET  /counter/<name>   increment a Durable Object counter
 GET  /kv/<key>         read KV in this colo;  PUT /kv/<key> writes it
 GET  /stream           five server-sent events
@@ -30,7 +33,7 @@ Pick the colo with header 'x-telefunc-colo: NRT' or '?colo=NRT'.
 """
 
 
-class DemoCounter(DurableObject):
+class DemoCounter(DurableObject):  # type: ignore[misc]
     """A counter object with a hibernatable WebSocket echo."""
 
     async def increment(self) -> int:
@@ -51,7 +54,7 @@ class DemoCounter(DurableObject):
         ws.send(f"echo:{message} n={n}" if isinstance(message, str) else message)
 
 
-class Default(WorkerEntrypoint):
+class Default(WorkerEntrypoint):  # type: ignore[misc]
     """Routes of the demo."""
 
     async def fetch(self, request: Any) -> Any:
@@ -75,12 +78,18 @@ class Default(WorkerEntrypoint):
             stub = self.env.COUNTER.getByName(parts[1])
             return await stub.fetch(request)
         if parts[0] == "stream":
+            events = iter(range(5))
 
-            async def events() -> AsyncIterator[bytes]:
-                for i in range(5):
-                    yield f"data: {json.dumps({'i': i, 'colo': colo})}\n\n".encode()
+            async def pull(controller: Any) -> None:
+                i = next(events, None)
+                if i is None:
+                    controller.close()
+                else:
+                    controller.enqueue(f"data: {json.dumps({'i': i, 'colo': colo})}\n\n".encode())
 
-            return Response(events(), headers={"content-type": "text/event-stream"})
+            source = to_js({"pull": create_proxy(pull)}, dict_converter=Object.fromEntries)
+            stream = ReadableStream.new(source)
+            return Response(stream, headers={"content-type": "text/event-stream"})
         if parts[0] == "cf":
             return Response.json(cf.to_py() if cf is not None else None)
         return Response("not found", status=404)
