@@ -11,6 +11,7 @@ telefunc file that has since gone away is deleted. SIGINT and SIGTERM stop it wi
 from __future__ import annotations
 
 import importlib
+import logging
 import signal
 import sys
 import threading
@@ -26,6 +27,7 @@ from telefunc.errors import UsageError
 __all__ = ["Regenerator", "main_codegen_watch"]
 
 PREFIX = "telefunc codegen"
+_INSTALLED_DIRS = frozenset({"site-packages", "dist-packages", "node_modules", "venv"})
 #: How often (ms) the watcher wakes without a change; bounds the start-up wait.
 WATCHER_START_MS = 300
 
@@ -76,7 +78,14 @@ class Regenerator:
         """Drop the app's modules (telefunc files and their siblings) so imports read the disk."""
         for name, module in list(sys.modules.items()):
             file = getattr(module, "__file__", None)
-            if file and Path(file).resolve().is_relative_to(self.root):
+            if not file or name == "telefunc" or name.startswith("telefunc."):
+                continue
+            path = Path(file).resolve()
+            if not path.is_relative_to(self.root):
+                continue
+            folders = path.relative_to(self.root).parts[:-1]
+            # Installed packages (a venv inside ROOT) stay: only the app's own code changes.
+            if not any(part in _INSTALLED_DIRS or part.startswith(".") for part in folders):
                 del sys.modules[name]
         importlib.invalidate_caches()
 
@@ -95,6 +104,7 @@ def main_codegen_watch(root: str, out: str, stop: threading.Event | None = None)
 
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # we say what changed ourselves
     sys.dont_write_bytecode = True  # a .pyc from an earlier save must never stand in for the file
 
     def report(line: str) -> None:

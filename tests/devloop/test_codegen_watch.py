@@ -170,3 +170,27 @@ def test_the_command_keeps_watching_when_the_first_round_fails(app: Path, tmp_pa
         assert watcher.process.wait(timeout=20) == 0
     finally:
         watcher.stop()
+
+
+def test_installed_packages_inside_root_are_not_reimported(app: Path, tmp_path: Path) -> None:
+    """A venv inside ROOT is not the app's code: its modules stay imported between rounds."""
+    import importlib.util
+    import sys
+
+    site = app / ".venv" / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "devloop_installed.py").write_text("VALUE = 1\n")
+    spec = importlib.util.spec_from_file_location(
+        "devloop_installed", site / "devloop_installed.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["devloop_installed"] = module
+    try:
+        regen, errors = _regenerator(app, tmp_path / "stubs")
+        assert regen.regenerate() is not None
+        assert sys.modules.get("devloop_installed") is module
+        assert errors == []
+    finally:
+        sys.modules.pop("devloop_installed", None)

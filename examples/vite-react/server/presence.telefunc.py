@@ -8,6 +8,7 @@ the current one, so a page that subscribed after a publish still starts from the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TypedDict
 
 from telefunc import Broadcast, BroadcastChannel
@@ -32,8 +33,19 @@ async def _change(delta: int) -> None:
 async def presence() -> BroadcastChannel[Online]:
     """This page's presence: counted while it is open; subscribe to hear every change."""
     channel: BroadcastChannel[Online] = BroadcastChannel(key=KEY, read_only=True)
-    channel.on_open(lambda: _change(+1))
-    channel.on_close(lambda error: _change(-1))
+    opened = False
+
+    def on_open() -> Awaitable[None]:
+        nonlocal opened
+        opened = True
+        return _change(+1)
+
+    async def on_close(error: Exception | None) -> None:
+        if opened:  # a channel no page ever attached to was never counted
+            await _change(-1)
+
+    channel.on_open(on_open)
+    channel.on_close(on_close)
     return channel
 
 
