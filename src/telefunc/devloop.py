@@ -2,8 +2,8 @@
 
 Runs the two as child processes of this one, each in its own process group, and prints every
 line either writes prefixed with ``[serve]`` or ``[codegen]``. They start and stop together:
-SIGINT (Ctrl-C) or SIGTERM stops both (their whole process groups, so uvicorn's reload worker
-goes too), and when one exits on its own the other is stopped and its status is returned.
+SIGINT (Ctrl-C), SIGTERM or SIGHUP stops both (their whole process groups, so uvicorn's reload
+worker goes too), and when one exits on its own the other is stopped and its status is returned.
 
 Cross-site checks: a Vite dev server that proxies ``/_telefunc`` without rewriting ``Host``
 (``changeOrigin: false``) makes calls same-origin, so nothing needs allowing; see
@@ -118,7 +118,9 @@ def main_dev(argv: Sequence[str]) -> int:
         stopped_by_signal.set()
         wake.set()
 
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: the children have their own sessions, so a closed terminal reaches only us.
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, _on_signal) for s in stop_signals}
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     try:
         for child in children:

@@ -88,10 +88,13 @@ def test_dev_serves_generates_prefixes_and_stops_both_on_sigterm(app: Path, tmp_
     wait_until(lambda: not any(pid_alive(pid) for pid in pids), 10, "no process left")
 
 
-def test_ctrl_c_stops_both(app: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "hangup"])
+def test_ctrl_c_or_a_closed_terminal_stops_both(
+    app: Path, tmp_path: Path, signum: signal.Signals
+) -> None:
     dev, _ = _start(app, tmp_path)
     pids = _pids(dev)
-    dev.signal(signal.SIGINT)
+    dev.signal(signum)
     assert dev.process.wait(timeout=30) == 0, dev.output()
     dev.stop()
     wait_until(lambda: not any(pid_alive(pid) for pid in pids), 10, "no process left")
