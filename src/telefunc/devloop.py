@@ -5,6 +5,7 @@ line either writes prefixed with ``[serve]`` or ``[codegen]``. They start and st
 SIGINT (Ctrl-C), SIGTERM or SIGHUP stops both (their whole process groups, so uvicorn's reload
 worker goes too), and when one exits on its own the other is stopped and its status is returned.
 
+Options ``dev`` does not know go to ``serve`` as they are (``--allow-origin URL``, ``--redis``).
 Cross-site checks: a Vite dev server that proxies ``/_telefunc`` without rewriting ``Host``
 (``changeOrigin: false``) makes calls same-origin, so nothing needs allowing; see
 ``examples/vite-react/vite.config.ts``.
@@ -52,10 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _children(args: argparse.Namespace) -> list[_Child]:
+def _children(args: argparse.Namespace, serve_options: list[str]) -> list[_Child]:
     cli = [sys.executable, "-m", "telefunc.cli"]
     serve = [*cli, "serve", args.root, "--reload", "--host", args.host, "--port", str(args.port)]
-    serve += ["--log-level", args.log_level]
+    serve += ["--log-level", args.log_level, *serve_options]
     if args.context:
         serve += ["--context", args.context]
     codegen = [*cli, "codegen", args.root, "--out", args.stubs, "--watch"]
@@ -106,9 +107,13 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 
 def main_dev(argv: Sequence[str]) -> int:
-    """Run ``telefunc dev ROOT --stubs DIR [--host H] [--port P]``; returns the exit status."""
-    args = _parser().parse_args(list(argv))
-    children = _children(args)
+    """Run ``telefunc dev ROOT --stubs DIR [--host H] [--port P] [serve options]``.
+
+    Options ``dev`` does not know (``--allow-origin URL``, ``--redis URL`` …) go to ``serve``.
+    Returns the exit status.
+    """
+    args, serve_options = _parser().parse_known_args(list(argv))
+    children = _children(args, serve_options)
     wake = threading.Event()
     stopped_by_signal = threading.Event()
     lock = threading.Lock()

@@ -134,3 +134,16 @@ def test_dev_without_stubs_says_what_it_needs(app: Path, tmp_path: Path) -> None
     assert dev.process.wait(timeout=30) == 2
     dev.stop()
     dev.wait_for(r"the following arguments are required: --stubs")
+
+
+def test_options_dev_does_not_know_go_to_serve(app: Path, tmp_path: Path) -> None:
+    """``--allow-origin``, ``--redis`` … are serve's: dev hands them over as they are."""
+    dev = Proc(
+        [*TELEFUNC, "dev", str(app), "--stubs", str(tmp_path / "stubs"), "--no-such-option"],
+        tmp_path,
+    )
+    status = dev.process.wait(timeout=60)
+    dev.stop()
+    assert status == 2, dev.output()
+    dev.wait_for(r"^\[serve\] .*telefunc: error: unrecognized arguments: --no-such-option")
+    dev.wait_for(r"^\[dev\] serve exited with status 2; stopped the rest")
