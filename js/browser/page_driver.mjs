@@ -13,8 +13,10 @@
 //        wait until the element's innerText contains text; answers that innerText
 //   {"op": "texts", "page", "selector"}                 innerText of every match
 //   {"op": "screenshot", "page", "path"}
+//   {"op": "front", "page"}                           bring the tab to the front
 //   {"op": "close_page", "page"}
-// Console errors and page errors of every page are collected; `{"op": "logs"}` returns them.
+// Console messages (`<page> console.<type>: text`) and page errors (`<page> pageerror: ...`) of
+// every page are collected; `{"op": "logs"}` returns them.
 // Debian's Chromium (CHROMIUM, default /usr/bin/chromium), never a downloaded one.
 import { chromium } from 'playwright-core'
 import { createInterface } from 'node:readline'
@@ -40,9 +42,7 @@ const logs = []
 async function page(name) {
   if (!pages.has(name)) {
     const p = await context.newPage()
-    p.on('console', (m) => {
-      if (m.type() === 'error') logs.push(`${name} console: ${m.text()}`)
-    })
+    p.on('console', (m) => logs.push(`${name} console.${m.type()}: ${m.text()}`))
     p.on('pageerror', (e) => logs.push(`${name} pageerror: ${e.message}`))
     pages.set(name, p)
   }
@@ -64,6 +64,7 @@ const ops = {
   },
   texts: async (c) => (await page(c.page)).locator(c.selector).allInnerTexts(),
   screenshot: async (c) => void (await (await page(c.page)).screenshot({ path: c.path })),
+  front: async (c) => (await page(c.page)).bringToFront(),
   close_page: async (c) => {
     await pages.get(c.page)?.close({ runBeforeUnload: true })
     pages.delete(c.page)
