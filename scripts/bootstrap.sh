@@ -39,9 +39,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-# Every npm folder with a lock file: js/ (telefunc@0.2.23, the serializer, esbuild, typescript)
-# and js/*/ (workerd for the emulator's conformance tests, playwright-core, pyodide, ...).
-for lock in js/package-lock.json js/*/package-lock.json; do
+# Every npm folder with a lock file: js/ (telefunc@0.2.23, the serializer, esbuild, typescript),
+# js/*/ (workerd for the emulator's conformance tests, playwright-core, pyodide, ...) and
+# examples/*/ (the Vite + React example's own front-end packages).
+for lock in js/package-lock.json js/*/package-lock.json examples/*/package-lock.json; do
   [ -f "$lock" ] || continue
   dir=$(dirname "$lock")
   if [ ! -d "$dir/node_modules" ] || [ "$lock" -nt "$dir/node_modules/.package-lock.json" ]; then

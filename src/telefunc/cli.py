@@ -4,6 +4,8 @@
                         [--allow-origin URL]... [--ws-compression]
     telefunc dev --edge ROOT [--host 127.0.0.1] [--port 3000] [--regions weur,enam,apac]
                              [--kv-delay 2s] [--allow-origin URL]...
+    telefunc dev ROOT --stubs DIR [--host 127.0.0.1] [--port 3000]  (serve + codegen --watch)
+    telefunc codegen ROOT --out DIR [--watch]
 
 ``serve`` discovers every ``*.telefunc.py`` under ROOT and runs the ASGI app on uvicorn; it also
 serves ``ROOT/public/``. A call's context comes from ``--context``, or else from a
@@ -175,7 +177,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _dev(args: argparse.Namespace) -> int:
     if not args.edge:
-        return _fail("`telefunc dev` needs --edge (the local Cloudflare emulator)")
+        from telefunc.devloop import main_dev
+
+        return main_dev(args.edge_argv)
     missing = _missing_server_packages()
     if missing:
         return _fail(missing)
@@ -194,6 +198,12 @@ def _codegen(args: argparse.Namespace) -> int:
         from telefunc.codegen import main_codegen  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         return _fail(f"codegen is not available: {exc}")
+    if args.watch:
+        try:
+            from telefunc.codegen_watch import main_codegen_watch
+        except ImportError as exc:  # watchfiles is the `watch` extra
+            return _fail(f"--watch needs watchfiles (pip install 'telefunc[watch]'): {exc}")
+        return main_codegen_watch(args.root, args.out)
     result: int = main_codegen(args.root, args.out)
     return result
 
@@ -224,7 +234,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
 
-    dev = commands.add_parser("dev", help="run ROOT in the local Cloudflare emulator (--edge)")
+    dev = commands.add_parser(
+        "dev", help="serve --reload + codegen --watch (or, with --edge, the Cloudflare emulator)"
+    )
     dev.add_argument("--edge", action="store_true", help="serve through the Workers/DO/KV emulator")
     dev.add_argument("edge_argv", nargs=argparse.REMAINDER, metavar="ROOT [options]")
     dev.set_defaults(run=_dev)
@@ -232,6 +244,7 @@ def _parser() -> argparse.ArgumentParser:
     codegen = commands.add_parser("codegen", help="write TypeScript stubs for the telefunctions")
     codegen.add_argument("root", metavar="ROOT")
     codegen.add_argument("--out", required=True, metavar="DIR")
+    codegen.add_argument("--watch", action="store_true", help="regenerate when a file changes")
     codegen.set_defaults(run=_codegen)
     return parser
 

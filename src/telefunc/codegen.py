@@ -97,7 +97,14 @@ from telefunc.errors import UsageError
 from telefunc.server.hints import QUALIFIERS, TYPE_ALIAS_TYPE, class_hints, typeddict_key_required
 from telefunc.server.registry import Telefunction, discover
 
-__all__ = ["generate", "main_codegen", "python_type_to_ts", "render_module"]
+__all__ = [
+    "generate",
+    "main_codegen",
+    "python_type_to_ts",
+    "render_all",
+    "render_module",
+    "write_if_changed",
+]
 
 PY_SUFFIX = ".telefunc.py"
 TS_SUFFIX = ".telefunc.ts"
@@ -614,8 +621,10 @@ def _analyse(tf: Telefunction) -> _Signature:
         hints = typing.get_type_hints(func, include_extras=True)
         signature = inspect.signature(func)
     except Exception as exc:  # NameError for a forward reference that does not resolve, etc.
+        line = getattr(getattr(func, "__code__", None), "co_firstlineno", "?")
         raise UsageError(
             f"{tf.file}: {tf.name}(): cannot resolve its type hints ({type(exc).__name__}: {exc})"
+            f" at line {line}"
         ) from exc
     params: list[_Param] = []
     for p in signature.parameters.values():
@@ -758,6 +767,37 @@ def _stub_path(out_dir: Path, file_key: str) -> Path:
     return out_dir / (relative[: -len(PY_SUFFIX)] + TS_SUFFIX)
 
 
+def render_all(root: str | Path, out_dir: str | Path) -> dict[Path, str]:
+    """Every stub for the telefunc files under ``root``: ``{path under out_dir: text}``.
+
+    Imports the files and renders in memory; writes nothing. Raises like :func:`generate`.
+    """
+    registry = discover(root)
+    by_file: dict[str, list[Telefunction]] = {}
+    for tf in registry.values():
+        by_file.setdefault(tf.file, []).append(tf)
+    out = Path(out_dir)
+    return {_stub_path(out, key): render_module(key, by_file[key]) for key in sorted(by_file)}
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` unless it already holds exactly that; True when written.
+
+    The new text replaces the old in one rename, so a watcher (Vite's) sees one change and
+    never a half-written file.
+    """
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+    return True
+
+
 def generate(root: str | Path, out_dir: str | Path) -> list[Path]:
     """Write one ``<path>.telefunc.ts`` stub per telefunc file under ``root`` into ``out_dir``.
 
@@ -766,14 +806,9 @@ def generate(root: str | Path, out_dir: str | Path) -> list[Path]:
     ``TelefuncFileError``) when ``root`` is not a folder, a file fails to import or an
     annotation cannot be resolved; nothing is written in that case.
     """
-    registry = discover(root)
-    by_file: dict[str, list[Telefunction]] = {}
-    for tf in registry.values():
-        by_file.setdefault(tf.file, []).append(tf)
-    out = Path(out_dir)
-    rendered = [(_stub_path(out, key), render_module(key, by_file[key])) for key in sorted(by_file)]
+    rendered = render_all(root, out_dir)
     written: list[Path] = []
-    for path, text in rendered:
+    for path, text in rendered.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)

@@ -83,10 +83,11 @@ def test_serve_answers_calls_and_static_files() -> None:
         proc.wait(timeout=10)
 
 
-def test_dev_without_edge_is_a_one_line_error() -> None:
+def test_dev_without_edge_needs_stubs() -> None:
+    # Without --edge, `dev` is serve --reload + codegen --watch (tests/devloop/).
     proc = telefunc("dev", str(APPS / "basic"))
     assert proc.returncode == 2
-    assert "needs --edge" in proc.stderr
+    assert "the following arguments are required: --stubs" in proc.stderr
 
 
 def test_dev_edge_serves_root_telefunctions_without_worker_py(tmp_path: Path) -> None:
