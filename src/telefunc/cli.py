@@ -133,6 +133,10 @@ def _serve(args: argparse.Namespace) -> int:
 def _dev(args: argparse.Namespace) -> int:
     if not args.edge:
         return _fail("`telefunc dev` needs --edge (the local Cloudflare emulator)")
+    if args.workerd:
+        from telefunc.testing.workerd import main_workerd
+
+        return main_workerd(args.edge_argv)
     try:
         from telefunc.testing.edge_server import (  # type: ignore[import-not-found,unused-ignore]
             main_edge,
@@ -168,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser("dev", help="run ROOT in the local Cloudflare emulator (--edge)")
     dev.add_argument("--edge", action="store_true", help="serve through the Workers/DO/KV emulator")
+    dev.add_argument("--workerd", action="store_true", help="in real workerd, not the emulator")
     dev.add_argument("edge_argv", nargs=argparse.REMAINDER, metavar="ROOT [options]")
     dev.set_defaults(run=_dev)
 
