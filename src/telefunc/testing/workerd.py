@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -105,7 +104,8 @@ def _node(folder: Path) -> Path:
 def _read_jsonc(path: Path) -> dict[str, Any]:
     """wrangler.jsonc: JSON with // and /* */ comments and trailing commas."""
     text = path.read_text()
-    text = re.sub(r'("(?:\\.|[^"\\])*")|//[^\n]*|/\*.*?\*/', lambda m: m.group(1) or "", text, flags=re.S)
+    strings_or_comments = r'("(?:\\.|[^"\\])*")|//[^\n]*|/\*.*?\*/'
+    text = re.sub(strings_or_comments, lambda m: m.group(1) or "", text, flags=re.S)
     text = re.sub(r",(\s*[}\]])", r"\1", text)
     loaded: dict[str, Any] = json.loads(text)
     return loaded
