@@ -23,7 +23,9 @@ APPS = ("basic", "channels", "broadcast", "streaming")
 APP = Path(__file__).resolve().parent / "app"
 
 
-def _require_workerd() -> None:
+@pytest.fixture(scope="session")
+def workerd_required() -> None:
+    """Skips (fails under CI) when real workerd is not set up."""
     try:
         workerd_dir()
     except WorkerdNotInstalled as exc:
@@ -45,9 +47,10 @@ def merged_apps(target: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def workerd_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerdWorker]:
+def workerd_worker(
+    workerd_required: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerdWorker]:
     """The merged apps running in real workerd; ``.url`` is its origin."""
-    _require_workerd()
     base = tmp_path_factory.mktemp("workerd")
     root = merged_apps(base / "root")
     with (base / "workerd.log").open("w") as log:
