@@ -1,0 +1,71 @@
+"""A probe of runtime semantics the adapter relies on, run unchanged on real workerd and on the
+emulator (tests/workerd/test_differences.py): each answer is a JSON report of what Python saw."""
+
+import json
+
+from js import WebSocketPair
+from workers import DurableObject, Response, WorkerEntrypoint
+
+
+def kind(value):
+    """A portable name for what the FFI handed to Python."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return "JsNull" if "null" in repr(value).lower() and name.startswith("Js") else name
+
+
+def attempt(read):
+    """What ``read()`` returns, or the name of what it raised."""
+    try:
+        return read()
+    except Exception as exc:
+        return "raised " + type(exc).__name__
+
+
+class Probe(DurableObject):
+    async def report(self):
+        storage = self.ctx.storage
+        out = {"id_name": self.ctx.id.name}
+        out["storage_missing"] = kind(await storage.get("missing"))
+        await storage.put("n", 41)
+        out["storage_int"] = await storage.get("n")
+        await storage.put("s", "text")
+        out["storage_str"] = await storage.get("s")
+        row = storage.sql.exec("SELECT 1 + 1 AS two").one()
+        out["sql_row_attribute"] = attempt(lambda: row.two)
+        out["sql_row_item"] = attempt(lambda: row["two"])
+        return json.dumps(out)
+
+    async def fetch(self, request):
+        if request.headers.get("upgrade") != "websocket":
+            return Response(await self.report())
+        client, server = WebSocketPair.new().object_values()
+        self.ctx.acceptWebSocket(server)
+        return Response(None, status=101, web_socket=client)
+
+    async def webSocketMessage(self, ws, message):
+        # "close": the object closes with an application code; anything else: its type, echoed.
+        if message == "close":
+            ws.close(4001, "probe done")
+        else:
+            ws.send(type(message).__name__)
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        env = self.env
+        if request.headers.get("upgrade") == "websocket":
+            return await env.PROBE.getByName("probe-ws").fetch(request)
+        out = {}
+        out["kv_missing"] = kind(await env.STORE.get("missing"))
+        await env.STORE.put("k", "v")
+        out["kv_roundtrip"] = await env.STORE.get("k")
+        try:
+            await env.STORE.put("short", "v", {"expirationTtl": 30})
+            out["kv_short_ttl"] = "accepted"
+        except Exception as exc:  # the runtime's error, as Python sees it
+            out["kv_short_ttl"] = type(exc).__name__
+        out["header_missing"] = kind(request.headers.get("x-missing"))
+        out["object"] = json.loads(await env.PROBE.getByName("probe-a").report())
+        return Response(json.dumps(out), headers={"content-type": "application/json"})
