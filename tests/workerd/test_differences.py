@@ -75,6 +75,7 @@ def on_emulator() -> dict[str, Any]:
 
 
 SAME = {
+    "var": "hi",  # wrangler.jsonc "vars"
     "kv_roundtrip": "v",
     "kv_short_ttl": "JsException",  # expirationTtl < 60 s is refused by the runtime
     "header_missing": "None",  # Headers.get -> None through the workers SDK
@@ -106,6 +107,15 @@ def _report(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.mark.parametrize("key", sorted(SAME))
 def test_same_on_both(backend: str, key: str, request: pytest.FixtureRequest) -> None:
     assert _report(backend, request)[key] == SAME[key]
+
+
+def test_kv_same_key_write_rate_deliberately_differs(
+    on_workerd: dict[str, Any], on_emulator: dict[str, Any]
+) -> None:
+    """Production allows one write per second per key; the emulator enforces it (429), local
+    workerd's KV does not. The emulator keeps production's limit on purpose."""
+    assert on_workerd["kv_rewrite"] == "accepted"
+    assert "429" in on_emulator["kv_rewrite"]
 
 
 @pytest.mark.parametrize("key", sorted(DIFFERENT))

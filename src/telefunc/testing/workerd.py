@@ -126,6 +126,8 @@ class WorkerSpec:
         default_factory=lambda: {"TelefuncDurableObject": "TelefuncDurableObject"}
     )
     kv_namespaces: list[str] = field(default_factory=lambda: ["TelefuncKV"])
+    #: wrangler's ``vars``: plain bindings (``env.NAME``).
+    variables: dict[str, Any] = field(default_factory=dict)
 
 
 def _package_files() -> list[tuple[Path, str]]:
@@ -170,6 +172,7 @@ def stage_worker(root: Path, staging: Path) -> WorkerSpec:
         bindings = config.get("durable_objects", {}).get("bindings", [])
         spec.durable_objects = {b["name"]: b["class_name"] for b in bindings}
         spec.kv_namespaces = [kv["binding"] for kv in config.get("kv_namespaces", [])]
+        spec.variables = dict(config.get("vars", {}))
     return spec
 
 
@@ -216,6 +219,7 @@ class WorkerdWorker:
                     "compatibilityFlags": spec.compatibility_flags,
                     "durableObjects": spec.durable_objects,
                     "kvNamespaces": spec.kv_namespaces,
+                    "bindings": spec.variables,
                     "persistDir": str(persist),
                     "bundleDir": str(folder / "build"),
                 }

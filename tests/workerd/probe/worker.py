@@ -57,10 +57,15 @@ class Default(WorkerEntrypoint):
         env = self.env
         if request.headers.get("upgrade") == "websocket":
             return await env.PROBE.getByName("probe-ws").fetch(request)
-        out = {}
+        out = {"var": env.GREETING}
         out["kv_missing"] = kind(await env.STORE.get("missing"))
         await env.STORE.put("k", "v")
         out["kv_roundtrip"] = await env.STORE.get("k")
+        try:  # the same key again at once: production allows 1 write/s per key
+            await env.STORE.put("k", "w")
+            out["kv_rewrite"] = "accepted"
+        except Exception as exc:
+            out["kv_rewrite"] = str(exc)
         try:
             await env.STORE.put("short", "v", {"expirationTtl": 30})
             out["kv_short_ttl"] = "accepted"
