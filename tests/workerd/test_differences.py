@@ -1,5 +1,5 @@
 """The same probe worker (probe/worker.py) on real workerd and on the emulator: what Python sees
-of KV, Durable Object storage, SQL rows, headers and hibernatable WebSockets.
+of KV, Durable Object storage, SQL rows, headers and hibernatable WebSockets, and input gates.
 
 Expected values are workerd's. Where the emulator differs, its case is a strict xfail naming the
 difference (README, "Cloudflare: real workerd and the emulator"): it turns into a failure, to be
@@ -47,6 +47,10 @@ def _probe(origin: str) -> dict[str, Any]:
         assert r.status_code == 200, r.text
         report: dict[str, Any] = r.json()
         report.update(report.pop("object"))
+        async with httpx.AsyncClient(timeout=60) as http:
+            r = await http.get(origin + "/gates")
+        assert r.status_code == 200, r.text
+        report.update(r.json())
         report.update(await _websocket_probe(origin.replace("http", "ws", 1) + "/"))
         return report
 
@@ -83,6 +87,10 @@ SAME = {
     "storage_missing": "None",  # undefined -> None
     "storage_int": 41,
     "storage_str": "text",
+    # 20 concurrent RPC read-modify-writes: exact when only storage I/O sits between read and
+    # write (input gate), all lost but one when a KV read does.
+    "gated": list(range(1, 21)),
+    "raced_final": 1,
     "ws_text": "str",
     "ws_close": [4001, "probe done"],
 }

@@ -1,6 +1,7 @@
 """A probe of runtime semantics the adapter relies on, run unchanged on real workerd and on the
 emulator (tests/workerd/test_differences.py): each answer is a JSON report of what Python saw."""
 
+import asyncio
 import json
 
 from js import WebSocketPair
@@ -37,6 +38,17 @@ class Probe(DurableObject):
         out["sql_row_item"] = attempt(lambda: row["two"])
         return json.dumps(out)
 
+    async def bump(self, key, across_kv):
+        """Read-modify-write of ``key``; with ``across_kv`` a KV read (not storage) sits inside."""
+        storage = self.ctx.storage
+        n = (await storage.get(key)) or 0
+        if across_kv:
+            await self.env.STORE.get("gate")  # input gates stay open across non-storage I/O
+        else:
+            await storage.get("unrelated")  # storage I/O: the input gate holds other events back
+        await storage.put(key, n + 1)
+        return n + 1
+
     async def fetch(self, request):
         if request.headers.get("upgrade") != "websocket":
             return Response(await self.report())
@@ -58,6 +70,12 @@ class Default(WorkerEntrypoint):
         if request.headers.get("upgrade") == "websocket":
             return await env.PROBE.getByName("probe-ws").fetch(request)
         out = {"var": env.GREETING}
+        if request.url.endswith("/gates"):
+            stub = env.PROBE.getByName("probe-gates")
+            gated = await asyncio.gather(*(stub.bump("gated", False) for _ in range(20)))
+            raced = await asyncio.gather(*(stub.bump("raced", True) for _ in range(20)))
+            out = {"gated": sorted(gated), "raced_final": max(raced)}
+            return Response(json.dumps(out), headers={"content-type": "application/json"})
         out["kv_missing"] = kind(await env.STORE.get("missing"))
         await env.STORE.put("k", "v")
         out["kv_roundtrip"] = await env.STORE.get("k")
