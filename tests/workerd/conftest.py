@@ -35,7 +35,7 @@ def workerd_required() -> None:
 
 
 def merged_apps(target: Path) -> Path:
-    """Copy the test apps' Python files and this tier's worker into one ROOT."""
+    """Copy the test apps' Python files, this tier's worker and the probe into one ROOT."""
     target.mkdir(parents=True, exist_ok=True)
     sources = [APP / "worker.py", APP / "where.telefunc.py"]
     sources += [path for app in APPS for path in sorted((APPS_DIR / app).glob("*.py"))]
@@ -43,6 +43,8 @@ def merged_apps(target: Path) -> Path:
     for source in sources:
         assert not (target / source.name).exists(), source.name
         shutil.copyfile(source, target / source.name)
+    shutil.copyfile(APP / "wrangler.jsonc", target / "wrangler.jsonc")
+    shutil.copyfile(APP.parent / "probe" / "worker.py", target / "probe_worker.py")
     return target
 
 

@@ -17,7 +17,6 @@ import pytest
 import websockets
 
 from telefunc.testing.edge_server import EdgeServer, build_emulator
-from telefunc.testing.workerd import WorkerdWorker
 
 PROBE = Path(__file__).resolve().parent / "probe"
 
@@ -58,9 +57,9 @@ def _probe(origin: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def on_workerd(workerd_required: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    with WorkerdWorker(PROBE, persist_dir=tmp_path_factory.mktemp("probe")) as worker:
-        return _probe(worker.url)
+def on_workerd(origin: str) -> dict[str, Any]:
+    # The tier's worker serves the probe under /probe (tests/workerd/app/worker.py).
+    return _probe(origin + "/probe")
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
 """A probe of runtime semantics the adapter relies on, run unchanged on real workerd and on the
-emulator (tests/workerd/test_differences.py): each answer is a JSON report of what Python saw."""
+emulator (tests/workerd/test_workerd_differences.py): each answer is a JSON report of what Python
+saw. Standalone (ROOT/worker.py) on the emulator; in workerd, the tier's worker serves it under
+``/probe`` as ``probe_worker.py``."""
 
 import asyncio
 import json
@@ -64,31 +66,35 @@ class Probe(DurableObject):
             ws.send(type(message).__name__)
 
 
+async def handle(request, env):
+    """The probe's answer to ``request`` (``.../gates``: input gates; else the report)."""
+    if request.headers.get("upgrade") == "websocket":
+        return await env.PROBE.getByName("probe-ws").fetch(request)
+    out = {"var": env.GREETING}
+    if request.url.endswith("/gates"):
+        stub = env.PROBE.getByName("probe-gates")
+        gated = await asyncio.gather(*(stub.bump("gated", False) for _ in range(20)))
+        raced = await asyncio.gather(*(stub.bump("raced", True) for _ in range(20)))
+        out = {"gated": sorted(gated), "raced_final": max(raced)}
+        return Response(json.dumps(out), headers={"content-type": "application/json"})
+    out["kv_missing"] = kind(await env.STORE.get("missing"))
+    await env.STORE.put("k", "v")
+    out["kv_roundtrip"] = await env.STORE.get("k")
+    try:  # the same key again at once: production allows 1 write/s per key
+        await env.STORE.put("k", "w")
+        out["kv_rewrite"] = "accepted"
+    except Exception as exc:
+        out["kv_rewrite"] = str(exc)
+    try:
+        await env.STORE.put("short", "v", {"expirationTtl": 30})
+        out["kv_short_ttl"] = "accepted"
+    except Exception as exc:  # the runtime's error, as Python sees it
+        out["kv_short_ttl"] = type(exc).__name__
+    out["header_missing"] = kind(request.headers.get("x-missing"))
+    out["object"] = json.loads(await env.PROBE.getByName("probe-a").report())
+    return Response(json.dumps(out), headers={"content-type": "application/json"})
+
+
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
-        env = self.env
-        if request.headers.get("upgrade") == "websocket":
-            return await env.PROBE.getByName("probe-ws").fetch(request)
-        out = {"var": env.GREETING}
-        if request.url.endswith("/gates"):
-            stub = env.PROBE.getByName("probe-gates")
-            gated = await asyncio.gather(*(stub.bump("gated", False) for _ in range(20)))
-            raced = await asyncio.gather(*(stub.bump("raced", True) for _ in range(20)))
-            out = {"gated": sorted(gated), "raced_final": max(raced)}
-            return Response(json.dumps(out), headers={"content-type": "application/json"})
-        out["kv_missing"] = kind(await env.STORE.get("missing"))
-        await env.STORE.put("k", "v")
-        out["kv_roundtrip"] = await env.STORE.get("k")
-        try:  # the same key again at once: production allows 1 write/s per key
-            await env.STORE.put("k", "w")
-            out["kv_rewrite"] = "accepted"
-        except Exception as exc:
-            out["kv_rewrite"] = str(exc)
-        try:
-            await env.STORE.put("short", "v", {"expirationTtl": 30})
-            out["kv_short_ttl"] = "accepted"
-        except Exception as exc:  # the runtime's error, as Python sees it
-            out["kv_short_ttl"] = type(exc).__name__
-        out["header_missing"] = kind(request.headers.get("x-missing"))
-        out["object"] = json.loads(await env.PROBE.getByName("probe-a").report())
-        return Response(json.dumps(out), headers={"content-type": "application/json"})
+        return await handle(request, self.env)
