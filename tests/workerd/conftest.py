@@ -23,6 +23,14 @@ APPS = ("basic", "channels", "broadcast", "streaming")
 APP = Path(__file__).resolve().parent / "app"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A workerd start takes 15-40 s on a busy 2-core machine: room beyond the default 120 s."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.timeout(300))
+
+
 @pytest.fixture(scope="session")
 def workerd_required() -> None:
     """Skips (fails under CI) when real workerd is not set up."""
