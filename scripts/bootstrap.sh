@@ -8,11 +8,16 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # Debian packages the test tiers use: redis-server (broadcast across processes), chromium
-# (browser tests). Only installed when missing.
+# (browser tests), capnproto (its `capnp` tool encodes workerd's Pyodide bundle). Only installed
+# when the command they provide is missing.
 apt_packages=()
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 for pkg in ${TELEFUNC_APT_PACKAGES:-}; do
-  command -v "$pkg" >/dev/null 2>&1 || apt_packages+=("$pkg")
+  case "$pkg" in
+    capnproto) cmd=capnp ;;
+    *) cmd=$pkg ;;
+  esac
+  command -v "$cmd" >/dev/null 2>&1 || apt_packages+=("$pkg")
 done
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -50,3 +55,15 @@ for lock in js/package-lock.json js/*/package-lock.json examples/*/package-lock.
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 done
+
+# workerd's development Pyodide bundle for the real-runtime tier (tests/workerd), built from the
+# pinned npm pyodide + workerd (js/workerd-python); the script checks every sha256.
+bundle=js/workerd-python/build/pyodide_dev.capnp.bin
+if [ ! -f "$bundle" ] || [ js/workerd-python/build-bundle.mjs -nt "$bundle" ]; then
+  if command -v capnp >/dev/null 2>&1; then
+    say "building $bundle (node js/workerd-python/build-bundle.mjs)"
+    node js/workerd-python/build-bundle.mjs >/dev/null
+  else
+    echo "capnp is missing (Debian package capnproto): $bundle not built, tests/workerd cannot run" >&2
+  fi
+fi

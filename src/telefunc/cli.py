@@ -177,9 +177,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _dev(args: argparse.Namespace) -> int:
     if not args.edge:
+        if args.workerd:
+            return _fail(
+                "--workerd runs a worker in real workerd: use `telefunc dev --edge --workerd ROOT`"
+            )
         from telefunc.devloop import main_dev
 
         return main_dev(args.edge_argv)
+    if args.workerd:
+        from telefunc.testing.workerd import main_workerd
+
+        return main_workerd(args.edge_argv)
     missing = _missing_server_packages()
     if missing:
         return _fail(missing)
@@ -238,6 +246,7 @@ def _parser() -> argparse.ArgumentParser:
         "dev", help="serve --reload + codegen --watch (or, with --edge, the Cloudflare emulator)"
     )
     dev.add_argument("--edge", action="store_true", help="serve through the Workers/DO/KV emulator")
+    dev.add_argument("--workerd", action="store_true", help="in real workerd, not the emulator")
     dev.add_argument("edge_argv", nargs=argparse.REMAINDER, metavar="ROOT [options]")
     dev.set_defaults(run=_dev)
 
