@@ -173,3 +173,31 @@ def test_reload_picks_up_an_edited_telefunc_file(tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def test_serve_socket_gives_accepted_connections_tcp_nodelay() -> None:
+    """Without TCP_NODELAY, Nagle and delayed ACK add ~40 ms to back-to-back keep-alive calls."""
+    import asyncio
+    import socket
+
+    from telefunc.cli import _bind
+
+    listener = _bind("127.0.0.1", 0)
+
+    async def accepted_nodelay() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=listener)
+        async with server:
+            _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+            try:
+                return await asyncio.wait_for(seen, 10)
+            finally:
+                writer.close()
+
+    assert asyncio.run(accepted_nodelay()) != 0
