@@ -89,6 +89,13 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _ws_protocol() -> Any:
+    """uvicorn's WebSocket protocol with a cap on unflushed output (see asgi.ws_protocol)."""
+    from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
+
+    return TelefuncWebSocketProtocol
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -123,9 +130,12 @@ def _serve(args: argparse.Namespace) -> int:
             reload_dirs=[str(Path(args.root).resolve())],
             reload_includes=["*.py"],
             log_level=args.log_level,
+            ws=_ws_protocol(),
         )
         return 0
-    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level=args.log_level, lifespan="on", ws=_ws_protocol())
+    )
     server.run(sockets=[sock])
     return 0
 

@@ -16,7 +16,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from telefunc.config import config
-from telefunc.wire.mux import ServerConnection, ServerMux
+from telefunc.server.client_errors import log_client_error
+from telefunc.wire.mux import MuxStats, ServerConnection, ServerMux
 
 if TYPE_CHECKING:
     from telefunc.server.channel import Channel
@@ -35,6 +36,7 @@ class ChannelHub:
         #: The sans-I/O multiplexer; settings are read from ``config.channel`` when needed.
         self.mux = ServerMux(config.channel.snapshot)
         self.mux.timers.on_earlier = self._on_earlier
+        self.mux.on_slow_consumer = _log_slow_consumer
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -60,8 +62,14 @@ class ChannelHub:
         self._ensure_timer_task()
         now = self.now()
         conn = self.mux.open_connection(conn_id, transport=transport, now=now)
+        conn.max_buffer = config.limits.max_connection_buffer
         conn.start(now)
         return conn
+
+    @property
+    def stats(self) -> MuxStats:
+        """Counters: ``slow_consumer_drops`` (connections closed for not reading)."""
+        return self.mux.stats
 
     @property
     def channel_count(self) -> int:
@@ -109,3 +117,13 @@ class ChannelHub:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _log_slow_consumer(conn: ServerConnection) -> None:
+    log_client_error(
+        "slow-consumer",
+        "closed a %s connection whose client does not read (over %d bytes queued); "
+        "raise config.limits.max_connection_buffer if its clients are legitimately slow",
+        conn.transport,
+        conn.max_buffer,
+    )
