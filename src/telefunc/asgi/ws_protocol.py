@@ -61,8 +61,7 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             self.conn.data_to_send()
             log_client_error(
                 "slow-consumer",
-                "closed a WebSocket whose client pings but does not read (over %d bytes "
-                "unflushed)",
+                "closed a WebSocket whose client pings but does not read (over %d bytes unflushed)",
                 config.limits.max_connection_buffer,
             )
             self.close_now(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON)

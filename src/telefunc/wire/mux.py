@@ -124,6 +124,7 @@ class MuxStats:
     #: Connections closed with :data:`CLOSE_SLOW_CONSUMER`.
     slow_consumer_drops: int = 0
 
+
 _PONG = encode_frame(Tag.PONG)
 _FIN = encode_frame(Tag.FIN)
 
