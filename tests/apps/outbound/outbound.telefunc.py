@@ -1,4 +1,4 @@
-"""Telefunctions for the outgoing-memory attack tests (tests/channels/test_outbound_limits.py)."""
+"""Telefunctions for the outgoing-memory attack tests (tests/channels/test_outbound_attacks.py)."""
 
 from __future__ import annotations
 
