@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,7 +23,6 @@ import httpx
 import pytest
 import uvicorn
 
-from conftest import APPS_DIR, LiveServer
 from telefunc.asgi import ws_protocol
 from telefunc.asgi.websocket import WRITE_BATCH
 from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
@@ -33,6 +33,7 @@ from telefunc.server.channel import Channel
 from telefunc.server.hub import ChannelHub
 from telefunc.wire.frames import Tag, encode_frame, encode_json, encode_u32_frame
 from telefunc.wire.mux import CLOSE_SLOW_CONSUMER, HARD_LIMIT_FACTOR, SLOW_CONSUMER_REASON
+from testpaths import APPS_DIR
 
 CAP = 512 * 1024
 FILE = "/outbound.telefunc.py"
@@ -128,23 +129,47 @@ def _find_close(buf: bytearray) -> tuple[int, str] | None:
 # ── the server ───────────────────────────────────────────────────────────────
 
 
+class Serve:
+    """The test app on uvicorn with ``telefunc serve``'s WebSocket protocol, in a thread."""
+
+    def __init__(self) -> None:
+        self.app = build_app(APPS_DIR / "outbound")
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app, log_level="warning", lifespan="on", ws=TelefuncWebSocketProtocol
+            )
+        )
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def __enter__(self) -> Serve:
+        self.thread.start()
+        wait_for(lambda: self.server.started or not self.thread.is_alive())
+        assert self.server.started, "uvicorn did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
 @pytest.fixture
-def server() -> Iterator[LiveServer]:
+def server() -> Iterator[Serve]:
     config.limits.max_connection_buffer = CAP
-    app = build_app(APPS_DIR / "outbound")
-    live = LiveServer(app)
-    live.server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", ws=TelefuncWebSocketProtocol)
-    )
-    live.start()
     try:
-        yield live
+        with Serve() as live:
+            yield live
     finally:
-        live.stop()
         config.limits.reset()
 
 
-def call(live: LiveServer, name: str, *args: Any) -> Any:
+def call(live: Serve, name: str, *args: Any) -> Any:
     body = json.dumps({"file": FILE, "name": name, "args": list(args)})
     r = httpx.post(live.origin + "/_telefunc", content=body, timeout=10)
     assert r.status_code == 200, r.text
@@ -162,7 +187,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
-def attach(live: LiveServer, cid: str, *, huge_credit: bool) -> RawWebSocket:
+def attach(live: Serve, cid: str, *, huge_credit: bool) -> RawWebSocket:
     ws = RawWebSocket(live.port)
     ws.send_binary(
         encode_json(Tag.RECONCILE, {"open": [{"id": cid, "ix": 0, "lastSeq": 0, "initial": True}]})
@@ -174,7 +199,7 @@ def attach(live: LiveServer, cid: str, *, huge_credit: bool) -> RawWebSocket:
     return ws
 
 
-def hub_of(live: LiveServer) -> ChannelHub:
+def hub_of(live: Serve) -> ChannelHub:
     hub: ChannelHub = live.app.hub
     return hub
 
@@ -182,7 +207,7 @@ def hub_of(live: LiveServer) -> ChannelHub:
 # ── the attacks ──────────────────────────────────────────────────────────────
 
 
-def test_huge_credit_and_no_reading_hold_the_channel_and_overflow(server: LiveServer) -> None:
+def test_huge_credit_and_no_reading_hold_the_channel_and_overflow(server: Serve) -> None:
     n, size = 20_000, 1000
     cid = channel_id(call(server, "flood", n, size, False))
     ws = attach(server, cid, huge_credit=True)
@@ -209,7 +234,7 @@ def test_huge_credit_and_no_reading_hold_the_channel_and_overflow(server: LiveSe
     assert call(server, "hello") == "hello"
 
 
-def test_a_broadcast_subscriber_that_never_reads_is_dropped_with_4002(server: LiveServer) -> None:
+def test_a_broadcast_subscriber_that_never_reads_is_dropped_with_4002(server: Serve) -> None:
     key = "slow-room"
     cid = channel_id(call(server, "room", key))
     ws = attach(server, cid, huge_credit=False)
@@ -244,7 +269,7 @@ def test_a_broadcast_subscriber_that_never_reads_is_dropped_with_4002(server: Li
 
 
 def test_a_websocket_ping_flood_that_is_never_read_is_closed(
-    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+    server: Serve, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ws_protocol, "CLOSE_GRACE", 0.5)
     cid = channel_id(call(server, "room", "ping-room"))
@@ -299,3 +324,22 @@ async def test_a_send_loop_with_unlimited_credit_lets_other_tasks_run() -> None:
     assert seen_by_other and seen_by_other[0] < 100  # it ran early, not after the loop
     conn.connection_lost(hub.now(), permanent=True)
     await hub.aclose()
+
+
+# ── what the official client sees ───────────────────────────────────────────
+
+
+def test_the_official_client_sees_its_slow_subscription_fail_and_keeps_its_other_channels(
+    run_node: Callable[..., list[dict[str, Any]]],
+) -> None:
+    config.limits.max_connection_buffer = 1024  # one 5,000-byte publish is past 2 x the cap
+    try:
+        with Serve() as live:
+            [result] = run_node("slow_consumer.mjs", live.origin, "official-room", timeout=60)
+            app = live.app
+    finally:
+        config.limits.reset()
+    assert result["received"] == 1  # the small publish; the big one was never delivered
+    assert result["error"] is not None and result["error"]["name"] == "NetworkError"
+    assert result["answer"] == "STILL HERE"  # the plain channel reconnected and goes on
+    assert app.hub.stats.slow_consumer_drops == 1

@@ -69,3 +69,10 @@ async def publish(key: str, n: int, size: int) -> int:
 async def hello() -> str:
     """A normal call, answered while the attacks run."""
     return "hello"
+
+
+async def echo() -> Channel[str, str]:
+    """A plain channel whose listener answers acks with the upper-cased text."""
+    ch: Channel[str, str] = Channel()
+    ch.listen(lambda text: text.upper())
+    return ch
