@@ -50,7 +50,7 @@ from telefunc.server.broadcast_transport import (
 from telefunc.server.channel import INTERNAL_ERROR, Channel
 from telefunc.server.channel_endpoint import mark_retrieved, spawn
 from telefunc.wire.frames import AckStatus, Frame, Tag
-from telefunc.wire.mux import SLOW_CONSUMER_REASON, ServerConnection
+from telefunc.wire.mux import SLOW_CONSUMER_REASON
 from telefunc.wire.publish import (
     decode_publish_binary,
     decode_publish_text,
@@ -437,19 +437,13 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         if (self._peer_binary if binary else self._peer_text) and not core.is_closed:
             wire = _wire_cache.get(payload, info, binary)
             peer = core.peer
-            if isinstance(peer, ServerConnection) and peer.would_overflow(len(wire)):
-                self._drop_slow_subscriber(peer)
-                return
             core.send(Tag.PUBLISH_BINARY if binary else Tag.PUBLISH, wire, self._now())
-
-    def _drop_slow_subscriber(self, conn: ServerConnection) -> None:
-        """This subscriber's client stays behind: cut its connection, end the subscription.
-
-        The channel ends rather than waiting for a reconnect: publishes it missed may already
-        have left its replay buffer, and it must not resume with a silent gap.
-        """
-        conn.cut_slow_consumer()
-        self._core.fail(NetworkError(SLOW_CONSUMER_REASON))
+            if peer is not None and peer.cut:
+                # This write passed the connection's hard limit (or it was cut already): the
+                # subscriber stays behind. The channel ends rather than waiting for a reconnect:
+                # publishes it missed may have left its replay buffer, and it must not resume
+                # with a silent gap.
+                core.fail(NetworkError(SLOW_CONSUMER_REASON))
 
     # ── frames from the client ──────────────────────────────────────────
 

@@ -141,6 +141,10 @@ class PeerLink(Protocol):
     def congested(self) -> bool:
         """The wire's outgoing queue is at its cap: data sends are held by the channel."""
 
+    @property
+    def cut(self) -> bool:
+        """The wire was cut as a slow consumer: what is written to it is dropped."""
+
     def hold(self, core: ChannelCore) -> None:
         """``core`` holds sends; call ``core.flush_held(self, now)`` once the queue drained."""
 

@@ -249,6 +249,8 @@ class Wire:
 
     #: The client's queue is not capped: its sends are paced by the server's credit.
     congested = False
+    #: Nor ever cut as a slow consumer.
+    cut = False
 
     def hold(self, core: ChannelCore) -> None:
         """Never called (a client wire is never congested)."""
