@@ -35,6 +35,7 @@ from typing import NamedTuple
 from telefunc.asgi.http import AsgiBody, HttpRequest, Send, send_response
 from telefunc.errors import ProtocolError
 from telefunc.server.hub import ChannelHub
+from telefunc.server.memory import release_freed_memory_soon
 from telefunc.wire.frames import Tag, encode_frame
 from telefunc.wire.framing import LengthPrefixedReader, b64url_encode
 from telefunc.wire.mux import ServerConnection
@@ -245,6 +246,8 @@ async def _stream_response(
                 writer.cancel()
             except Exception:  # the writer already logged nothing useful: the client is gone
                 pass
+        if conn.cut:
+            release_freed_memory_soon(1.0)  # what the slow consumer held is freed by now
 
 
 async def _write_events(

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from telefunc.server.hub import ChannelHub
+from telefunc.server.memory import release_freed_memory_soon
 from telefunc.wire.mux import CLOSE_SLOW_CONSUMER, ServerConnection
 
 __all__ = ["TRANSPORT_EXTENSION", "WRITE_BATCH", "serve_websocket"]
@@ -45,6 +46,9 @@ WRITE_BATCH = 64 * 1024
 #: "close_now": (code, reason) -> None}`` (bytes its transport holds unflushed; close the socket
 #: without waiting for the writes queued before, and report the disconnect with ``code``).
 TRANSPORT_EXTENSION = "telefunc.transport"
+#: Seconds after a slow consumer's handler ended until the heap is trimmed (past the close grace
+#: of :mod:`telefunc.asgi.ws_protocol`, when its socket buffers are gone too).
+SLOW_CONSUMER_TRIM_DELAY = 6.0
 
 
 async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send: Send) -> None:
@@ -87,6 +91,9 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
         if not conn.closed:
             conn.connection_lost(hub.now(), permanent=False)
         await writer.stop()
+        if conn.cut:
+            # What it held is freed now, its socket buffers within the close grace.
+            release_freed_memory_soon(SLOW_CONSUMER_TRIM_DELAY)
 
 
 class _Writer:

@@ -20,7 +20,7 @@ the channel, so they get its pre-attach buffering, replay and dedup across recon
 ``publish`` is a PUBLISH_ACK_REQ answered with an ACK_RES carrying the receipt
 ``{key, seq, timestamp, meta}``.
 
-A subscriber that stays behind — its connection's queued output would pass twice
+A subscriber that stays behind — a delivery finds its connection's queued output past twice
 ``config.limits.max_connection_buffer`` (PUBLISH frames bypass credit, so nothing else slows
 them) — is dropped: the connection is closed with code 4002 (``CLOSE_SLOW_CONSUMER``, reason
 ``SLOW_CONSUMER_REASON``), the subscription channel ends with :class:`NetworkError` (the client
