@@ -125,6 +125,13 @@ def _missing_server_packages() -> str | None:
     return f"{' and '.join(missing)} not installed; the server needs them: {SERVER_INSTALL}"
 
 
+def _ws_protocol() -> Any:
+    """uvicorn's WebSocket protocol with a cap on unflushed output (see asgi.ws_protocol)."""
+    from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
+
+    return TelefuncWebSocketProtocol
+
+
 def _serve(args: argparse.Namespace) -> int:
     missing = _missing_server_packages()
     if missing:
@@ -168,11 +175,12 @@ def _serve(args: argparse.Namespace) -> int:
             reload_dirs=[str(Path(args.root).resolve())],
             reload_includes=["*.py"],
             log_level=args.log_level,
+            ws=_ws_protocol(),
             **settings,
         )
         return 0
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level=args.log_level, lifespan="on", **settings)
+        uvicorn.Config(app, log_level=args.log_level, lifespan="on", ws=_ws_protocol(), **settings)
     )
     server.run(sockets=[sock])
     return 0

@@ -37,9 +37,13 @@ from telefunc.config import config
 from telefunc.errors import ProtocolError
 from telefunc.server.client_errors import log_client_error
 from telefunc.server.hub import ChannelHub
+from telefunc.server.memory import release_freed_memory_soon
 from telefunc.wire.frames import Tag, encode_frame
 from telefunc.wire.framing import LengthPrefixedReader, RecordTooLarge, b64url_encode
 from telefunc.wire.mux import ServerConnection
+
+#: Bytes of frames the event writer takes from the connection's queue at a time.
+WRITE_BATCH = 64 * 1024
 
 __all__ = [
     "SSE_HEADERS",
@@ -166,6 +170,17 @@ class _SseWire:
         if self.conn.closed or self.conn.close_request is not None:
             self.gone.set()
 
+    def end_if_cut(self, hub: ChannelHub) -> None:
+        """A slow consumer was cut: end the wire soon (transient), not when its reader wakes."""
+        conn = self.conn
+
+        def end() -> None:
+            if not conn.closed:
+                conn.connection_lost(hub.now(), permanent=False)
+
+        if conn.cut and not conn.closed:
+            asyncio.get_running_loop().call_soon(end)
+
 
 async def serve_sse(hub: ChannelHub, request: HttpRequest, body: AsgiBody, send: Send) -> None:
     """Answer one SSE channel POST (stream-response, stream-request or batch)."""
@@ -203,7 +218,12 @@ async def _stream_response(
     conn = hub.open_connection(conn_id, transport="sse")
     wire = _SseWire(conn)
     conn.io = wire
-    conn.on_output = wire.notify
+
+    def on_output() -> None:
+        wire.notify()
+        wire.end_if_cut(hub)
+
+    conn.on_output = on_output
     conn.hold_reconciled()
     headers = [(b"content-type", b"text/event-stream")]
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in SSE_HEADERS]
@@ -212,7 +232,7 @@ async def _stream_response(
     try:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": _OPEN_COMMENT, "more_body": True})
-        writer = asyncio.ensure_future(_write_events(conn, wire, send))
+        writer = asyncio.ensure_future(_write_events(hub, conn, wire, send))
         try:
             while (frame := await records.next()) is not None:
                 if not conn.closed:
@@ -243,16 +263,28 @@ async def _stream_response(
                 writer.cancel()
             except Exception:  # the writer already logged nothing useful: the client is gone
                 pass
+        if conn.cut:
+            release_freed_memory_soon(1.0)  # what the slow consumer held is freed by now
 
 
-async def _write_events(conn: ServerConnection, wire: _SseWire, send: Send) -> None:
-    """Send queued frames as events until the wire closes, then end the response."""
+async def _write_events(
+    hub: ChannelHub, conn: ServerConnection, wire: _SseWire, send: Send
+) -> None:
+    """Send queued frames as events until the wire closes, then end the response.
+
+    Frames are taken in batches of ``WRITE_BATCH`` bytes, so what waits for a slow reader stays
+    counted against ``config.limits.max_connection_buffer``; channels that held sends meanwhile
+    go on as each batch is handed over.
+    """
     try:
         while True:
             await wire.wake.wait()
             wire.wake.clear()
-            frames = conn.data_to_send()
-            if frames:
+            while not conn.cut:
+                conn.drained(hub.now())
+                frames = conn.data_to_send(WRITE_BATCH)
+                if not frames:
+                    break
                 chunk = b"".join(sse_event(frame) for frame in frames)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             if conn.closed or conn.close_request is not None:

@@ -41,6 +41,12 @@ NO_LISTENER = "No listener registered for ack request"
 
 _background: set[asyncio.Future[Any]] = set()
 
+#: A send that completes at once (credit left, connection not congested) still gives other tasks
+#: a turn every this many such sends: ``await ch.send(x)`` in a loop on a peer that grants huge
+#: credit would otherwise never yield to the event loop.
+SEND_YIELD_EVERY = 16
+_sends_since_yield = 0
+
 
 def spawn(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
     """Run ``awaitable`` as a task that is kept referenced until it finishes."""
@@ -48,6 +54,11 @@ def spawn(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
     _background.add(task)
     task.add_done_callback(_background.discard)
     return task
+
+
+def _resolve(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def mark_retrieved(fut: asyncio.Future[Any]) -> None:
@@ -225,7 +236,14 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         fut.add_done_callback(mark_retrieved)
         result = self._core.send(tag, payload, self._now(), fut)
         if result is SendResult.SENT:
-            fut.set_result(None)
+            global _sends_since_yield
+            _sends_since_yield += 1
+            if _sends_since_yield >= SEND_YIELD_EVERY:
+                _sends_since_yield = 0
+                # Resolved on the next loop iteration: the awaiting sender yields once.
+                fut.get_loop().call_soon(_resolve, fut)
+            else:
+                fut.set_result(None)
         elif result is SendResult.WAIT_CREDIT:
             if self._credit_waiters is None:
                 self._credit_waiters = []
