@@ -8,13 +8,14 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # Debian packages the test tiers use: redis-server (broadcast across processes), chromium
-# (browser tests), capnproto (its `capnp` tool encodes workerd's Pyodide bundle). Only installed
+# (browser tests), haproxy (the scale-out example and tier), capnproto (its `capnp` tool encodes workerd's Pyodide bundle). Only installed
 # when the command they provide is missing.
 apt_packages=()
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 for pkg in ${TELEFUNC_APT_PACKAGES:-}; do
   case "$pkg" in
     capnproto) cmd=capnp ;;
+    haproxy) cmd=/usr/sbin/haproxy ;;  # outside a user's PATH on Debian
     *) cmd=$pkg ;;
   esac
   command -v "$cmd" >/dev/null 2>&1 || apt_packages+=("$pkg")
