@@ -162,6 +162,9 @@ def _scenario(cluster: Cluster, pages: LineDriver, node: LineDriver) -> None:
     }
     for who, own in tokens.items():
         cluster.wait_for(f"{who}'s WebSocket upgrade", lambda own=own: _upgraded(cluster, own))
+    # A page's first token came from its first call, which carried no token yet, only the
+    # HAProxy cookie set with the HTML: that the token names the same process as every later
+    # request shows the cookie pinned the page (without it the call would go round robin on).
     homes = {who: _home(cluster, who, own) for who, own in tokens.items()}
     assert sorted(homes.values()) == cluster.names, f"not one process each: {homes}"
 
