@@ -55,7 +55,7 @@ from telefunc.server.broadcast_transport import (
     wait_subscribed,
 )
 from telefunc.server.channel import INTERNAL_ERROR, Channel
-from telefunc.server.channel_endpoint import mark_retrieved, spawn
+from telefunc.server.channel_endpoint import mark_retrieved, parse_peer_text, spawn
 from telefunc.wire.credit import INITIAL_MESSAGES
 from telefunc.wire.frames import AckStatus, Frame, Tag
 from telefunc.wire.mux import SLOW_CONSUMER_REASON
@@ -432,9 +432,8 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         subs: list[Any] = self._binary_subs if binary else self._text_subs
         if subs:
             try:
-                data: Any = payload if binary else parse(payload)
-            except Exception:
-                logger.exception("telefunc: could not parse a broadcast message")
+                data: Any = payload if binary else parse_peer_text(payload)
+            except ValueError:
                 subs = []
             for cb in list(subs):
                 try:

@@ -17,7 +17,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
+from telefunc.config import config
 from telefunc.errors import Abort, ChannelClosedError, ChannelRemoteError, ShieldValidationError
+from telefunc.server.client_errors import log_client_error
 from telefunc.wire.channel_state import ChannelCore, SendResult
 from telefunc.wire.frames import AckStatus, Frame, Tag
 from telefunc.wire.serializer import parse, stringify
@@ -28,6 +30,7 @@ __all__ = [
     "add_listener",
     "close_soon",
     "mark_retrieved",
+    "parse_peer_text",
     "spawn",
 ]
 
@@ -96,6 +99,21 @@ def add_listener(listeners: list[Any], callback: Any) -> Callable[[], None]:
             listeners.remove(callback)
 
     return unlisten
+
+
+def parse_peer_text(text: str) -> Any:
+    """A text message from the other side, parsed within ``config.limits.max_depth``.
+
+    Raises ``ValueError`` for malformed input (logged once per interval, never a traceback:
+    the other side may be hostile).
+    """
+    try:
+        return parse(text, max_depth=config.limits.max_depth)
+    except ValueError as exc:
+        log_client_error(
+            "malformed-channel-message", "telefunc: dropped a channel message: %s", str(exc)[:200]
+        )
+        raise
 
 
 class _Settle(NamedTuple):
@@ -328,9 +346,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         """
         nbytes = len(payload)
         try:
-            data: Any = payload if binary else parse(payload.decode())
-        except Exception:
-            logger.exception("telefunc: could not parse a channel message")
+            data: Any = payload if binary else parse_peer_text(payload.decode())
+        except ValueError:
             self._consume_in_order(nbytes)
             return
         pending: list[Awaitable[Any]] = []
@@ -399,7 +416,11 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             return
         result: Any = None
         try:
-            data: Any = payload if binary else parse(payload.decode())
+            data: Any = payload if binary else parse_peer_text(payload.decode())
+        except ValueError:
+            core.reply(seq, AckStatus.ERROR, self.LISTENER_ERROR, self._now())
+            return
+        try:
             for cb in listeners:
                 result = cb(data)
                 if inspect.isawaitable(result):
