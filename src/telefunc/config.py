@@ -217,10 +217,18 @@ class LimitsSettings:
     #: pongs, ack replies): past it channel sends wait in their channel's buffer; past twice
     #: it the connection is closed with 4002 (slow consumer).
     max_connection_buffer: int = 16 * 1024 * 1024
-    #: Frames a connection may queue while its RECONCILE waits for a channel to register.
+    #: Frames a connection may queue while its RECONCILE waits for a channel to register (more
+    #: close it with 1002); also the records an SSE connection's waiting POSTs read ahead (see
+    #: ``max_waiting_posts``; past it they stop reading until their turn).
     max_pending_frames: int = 256
-    #: Bytes of those queued frames.
+    #: Bytes of those queued frames, and of those read-ahead bodies.
     max_pending_bytes: int = 1024 * 1024
+    #: SSE data POSTs (batch, stream-request) of one connection waiting for an earlier one to be
+    #: processed: their frames are fed in arrival order, one body after the other. One more is
+    #: a protocol violation (the connection ends as with 1002, the POST gets 400). The official
+    #: client has at most two waiting (a ping POST during a batch, a batch behind the upload it
+    #: gave up on). ``0`` counts as ``1``.
+    max_waiting_posts: int = 8
     #: Entries (channels) in one RECONCILE frame.
     max_reconcile_entries: int = 1024
     #: Channels one session may have attached at once.

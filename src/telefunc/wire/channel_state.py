@@ -24,7 +24,10 @@ Lifecycle::
   (:meth:`ChannelCore.flush_held`). PUBLISH deliveries are never held: they bypass credit, so
   the connection's hard limit is what bounds them (see :mod:`telefunc.wire.mux`).
 * **Receiving.** The connection routes the frames of this channel to :meth:`ChannelCore.receive`.
-  Data frames with ``seq <= last_peer_seq`` are duplicates (a replay) and dropped.
+  Data frames with ``seq <= last_peer_seq`` are duplicates (a replay) and dropped. A frame that
+  skips seqs leaves a *hole* (the peer's replay may skip frames it no longer holds, and never
+  sends them later); a frame falling into a recent hole was never received, so it is no replay
+  but a reordering: a :class:`ProtocolError` rather than silent loss.
 * **Attach** replays frames with ``seq > lastSeq`` the client reported, resets the send credit,
   flushes the pre-attach buffer, then pending ACK_RES, CLOSE_ACK and CLOSE, and fires ``open``.
 * **Closing** (:meth:`ChannelCore.close` or a CLOSE from the peer) finishes when no ack is in
@@ -84,6 +87,9 @@ NO_LISTENER = "No listener registered for ack request"
 TIMEOUT_CONNECT = "Channel timed out: no client connected within TTL after response was sent"
 TIMEOUT_RECONNECT = "Channel timed out: client did not reconnect within grace period"
 RECOVERY_FAILED = "Channel not acknowledged by client after reconnect"
+#: Holes in the received seqs remembered per channel (older ones are forgotten): enough to catch
+#: frames fed out of order, a constant bound whatever the peer sends.
+_MAX_HOLES = 8
 
 
 class SendResult(Enum):
@@ -242,6 +248,7 @@ class ChannelCore:
         "_credit",
         "_got_close_ack",
         "_handler",
+        "_holes",
         "_ix",
         "_opened",
         "_out_seq",
@@ -280,6 +287,8 @@ class ChannelCore:
         self.is_shutdown = False
         #: Highest client seq received and dispatched (dedup, and ``lastSeq`` in RECONCILED).
         self.last_peer_seq = 0
+        #: The latest ranges of seqs below ``last_peer_seq`` never received (at most _MAX_HOLES).
+        self._holes: list[tuple[int, int]] | None = None
         #: Set by the mux when registering, called once on shutdown to drop its bookkeeping.
         self.on_shutdown_hook: Any = None
         self._peer: PeerLink | None = None
@@ -519,13 +528,30 @@ class ChannelCore:
             return
         tag = frame.tag
         if 0x10 <= tag < 0x30:
-            if frame.seq:
-                if frame.seq <= self.last_peer_seq:
+            seq = frame.seq
+            if seq:
+                last = self.last_peer_seq
+                if seq <= last:
+                    if self._holes is not None and any(lo <= seq <= hi for lo, hi in self._holes):
+                        raise ProtocolError(
+                            f"channel {self._ix}: seq {seq} arrived after seq {last}: "
+                            "frames out of order"
+                        )
                     return  # a duplicate from a replay
-                self.last_peer_seq = frame.seq
+                if seq > last + 1:
+                    self._note_hole(last + 1, seq - 1)
+                self.last_peer_seq = seq
             self._receive_data(frame, now)
         else:
             self._receive_ctrl(frame, now)
+
+    def _note_hole(self, lo: int, hi: int) -> None:
+        holes = self._holes
+        if holes is None:
+            holes = self._holes = []
+        holes.append((lo, hi))
+        if len(holes) > _MAX_HOLES:
+            del holes[0]
 
     def _receive_data(self, frame: Frame, now: float) -> None:
         tag = frame.tag
