@@ -298,3 +298,58 @@ async def test_more_waiting_posts_than_the_limit_end_the_wire(
         earlier_body.put_nowait(None)
         await earlier
     assert watch.mux.connection_for(conn_id) is None
+
+
+async def test_a_waiting_post_with_an_oversized_record_stops_reading_and_is_400(
+    live_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waiting POST that announces a record over ``max_message_size`` stops reading ahead at
+    once (no loop re-raising the error until its turn) and, when its turn comes, answers 400
+    after feeding the records before the oversized one."""
+    fills = 0
+    real_fill = sse._Records.fill
+
+    async def counting_fill(self: Any) -> int:
+        nonlocal fills
+        if self.oversized:
+            fills += 1
+        return await real_fill(self)
+
+    monkeypatch.setattr(sse._Records, "fill", counting_fill)
+    config.limits.max_pings_per_second = 0  # PINGs pace this test
+    try:
+        await _oversized_while_waiting(live_server)
+    finally:
+        config.limits.reset()
+    assert fills <= 2  # one refusal while reading ahead at most, one when its turn came
+
+
+async def _oversized_while_waiting(live_server: Any) -> None:
+    watch = BodyWatch(channels_app(), ["later"])
+    server = live_server(watch)
+    huge = (256 * 1024 * 1024).to_bytes(4, "big")
+    async with httpx.AsyncClient(timeout=10) as client, echo_wire(client, server) as wire:
+        conn_id, events = wire
+        earlier_body: asyncio.Queue[bytes | None] = asyncio.Queue()
+        earlier = asyncio.ensure_future(
+            client.post(url(server), content=queue_body(earlier_body), headers=HEADERS)
+        )
+        earlier_body.put_nowait(body({"connId": conn_id}, encode_frame(Tag.PING)))
+        await events.next_tag(Tag.PONG)
+        later = asyncio.ensure_future(
+            client.post(
+                url(server),
+                content=body({"connId": conn_id}, text(2, "two")) + huge + b"x" * 1024,
+                headers={**HEADERS, "x-test-post": "later"},
+            )
+        )
+        await whole_body(watch, "later")
+        for _ in range(20):  # real time passes on the server while the later POST waits
+            earlier_body.put_nowait(length_prefixed([encode_frame(Tag.PING)]))
+            await events.next_tag(Tag.PONG)
+        assert not later.done()
+        earlier_body.put_nowait(length_prefixed([text(1, "one")]))
+        earlier_body.put_nowait(None)
+        assert (await earlier).status_code == 200
+        assert (await later).status_code == 400
+        assert [await next_echo(events), await next_echo(events)] == ["one", "two"]
