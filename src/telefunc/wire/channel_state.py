@@ -439,15 +439,18 @@ class ChannelCore:
         """``peer`` drained: write held sends while it has room; ``True`` once none is left."""
         buffer = self._buffer
         while len(buffer) and self._peer is peer and not peer.congested:
-            tag, payload, token = buffer.popleft()
-            seq = self._emit_data(tag, payload, now)
-            if tag in ACK_REQ_TAGS:
-                self._pending_acks[seq] = token
-            else:
-                if tag in (Tag.TEXT, Tag.BINARY):
-                    self._credit.consume(len(payload))
-                self._handler.handle_send_done(token)
+            self._emit_buffered(*buffer.popleft(), now)
         return not len(buffer) or self._peer is not peer
+
+    def _emit_buffered(self, tag: int, payload: bytes, token: Any, now: float) -> None:
+        """Write a send that waited in the buffer; it resolves now unless it awaits an ack."""
+        seq = self._emit_data(tag, payload, now)
+        if tag in ACK_REQ_TAGS:
+            self._pending_acks[seq] = token
+        else:
+            if tag in (Tag.TEXT, Tag.BINARY):
+                self._credit.consume(len(payload))
+            self._handler.handle_send_done(token)
 
     def _emit_data(self, tag: int, payload: bytes, now: float) -> int:
         self._out_seq += 1
@@ -625,13 +628,7 @@ class ChannelCore:
         self._credit.reset()
         self._window.reset()
         for tag, payload, token in self._buffer.drain():
-            seq = self._emit_data(tag, payload, now)
-            if tag in ACK_REQ_TAGS:
-                self._pending_acks[seq] = token
-            else:
-                if tag in (Tag.TEXT, Tag.BINARY):
-                    self._credit.consume(len(payload))
-                self._handler.handle_send_done(token)
+            self._emit_buffered(tag, payload, token, now)
         for acked_seq, status, text in self._pending_ack_res:
             self._emit_ack_res(acked_seq, status, text, now)
         self._pending_ack_res.clear()
