@@ -296,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.run(args)
     except UsageError as exc:
         return _fail(str(exc))
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn already shut down gracefully; no traceback
+        return 130
     return result
 
 
