@@ -35,6 +35,7 @@ from typing import NamedTuple
 from telefunc.asgi.http import AsgiBody, HttpRequest, Send, send_response
 from telefunc.config import config
 from telefunc.errors import ProtocolError
+from telefunc.server import observe
 from telefunc.server.client_errors import log_client_error
 from telefunc.server.hub import ChannelHub
 from telefunc.wire.frames import Tag, encode_frame
@@ -190,6 +191,7 @@ async def serve_sse(hub: ChannelHub, request: HttpRequest, body: AsgiBody, send:
 
 
 def _receive(hub: ChannelHub, conn: ServerConnection, frame: bytes) -> None:
+    observe.sink.message_in("sse", len(frame))
     try:
         conn.receive(frame, hub.now())
     except Exception:  # a bug in the core must not leave the wire half-alive
@@ -230,6 +232,7 @@ async def _stream_response(
         watcher = asyncio.ensure_future(body.wait_disconnect())
         await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        observe.sink.connection_closed(conn, None)
         wire.ready.set()
         if not conn.closed:
             conn.connection_lost(hub.now(), permanent=False)

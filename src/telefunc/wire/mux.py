@@ -121,7 +121,9 @@ class ServerMux:
         "connections_by_conn_id",
         "on_client_error",
         "opened",
+        "reconnects",
         "refused_attaches",
+        "replayed_frames",
         "session_aliases",
         "session_lineages",
         "session_owners",
@@ -163,6 +165,10 @@ class ServerMux:
         self.opened: dict[str, int] = {}
         #: Completed upgrades (FIN sent on the old wire).
         self.upgrades = 0
+        #: RECONCILEs on a new wire continuing a known session (a client came back).
+        self.reconnects = 0
+        #: Frames replayed to clients on attach (``seq > lastSeq`` from the replay buffer).
+        self.replayed_frames = 0
 
     @property
     def settings(self) -> ChannelSettings:
@@ -501,6 +507,8 @@ class ServerConnection:
         deadline = now + self.mux.settings.connect_ttl
         pending = _PendingReconcile(prev, resolved, deadline, upgrade, lineage)
         pending.confirmed = known is not None
+        if known is not None and self.session_id is None and not upgrade:
+            self.mux.reconnects += 1
         # Set first: a violation below must still detach what this RECONCILE attached.
         self._pending = pending
         for entry in entries:
@@ -564,6 +572,7 @@ class ServerConnection:
             mux.refused_attaches += 1
             mux.report("channel-refused", "RECONCILE named a channel of another session")
             return
+        mux.replayed_frames += core.replayable(last_seq)
         if core.attach(self, ix, last_seq, now):
             if owner is None or owner[0] != lineage or (pending.confirmed and not owner[1]):
                 mux.channel_owners[core.id] = (lineage, pending.confirmed)
