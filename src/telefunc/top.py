@@ -73,10 +73,11 @@ def _bytes(n: float) -> str:
     return f"{n:,.1f} GiB"
 
 
-def _table(title: str, columns: Iterable[str]) -> Table:
+def _table(title: str, columns: Iterable[str], left: int = 1) -> Table:
+    """A table whose first ``left`` columns are names (left) and the rest numbers (right)."""
     table = Table(title=title, title_justify="left", expand=False)
     for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right")
+        table.add_column(column, justify="left" if i < left else "right")
     return table
 
 
@@ -123,7 +124,7 @@ def render_view(now: Snapshot, before: Snapshot | None, url: str) -> Group:
             mean,
         )
 
-    trouble = _table("Drops and refusals", ("what", "reason", "total", "per s"))
+    trouble = _table("Drops and refusals", ("what", "reason", "total", "per s"), left=2)
     for title, name, label in (
         ("dropped", "telefunc_drops_total", "reason"),
         ("overflow", "telefunc_overflows_total", "reason"),

@@ -12,8 +12,10 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from telefunc import Channel
 from telefunc.logformat import JsonFormatter
 from telefunc.server import observe
+from telefunc.server.hub import ChannelHub
 from telefunc.server.observe import EventLog
 from testpaths import APPS_DIR
 
@@ -86,3 +88,22 @@ def test_ids_are_shortened() -> None:
     fields = seen[0].fields  # type: ignore[attr-defined]
     assert fields["conn"] == "01234567" and fields["session"] == "fedcba98"
     assert fields["code"] == 4000 and fields["reason"] == "'ping timeout'"
+
+
+async def test_channels_dropped_by_the_server_log_one_line_per_kind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="telefunc.events")
+    hub = ChannelHub()
+    channels: list[Channel[Any, Any]] = [Channel() for _ in range(5)]
+    for channel in channels:
+        hub.register(channel)  # no client ever connects to them
+    closed = asyncio.Event()
+    channels[-1].on_close(lambda _error: closed.set())
+    hub.mux.handle_timeout(hub.now() + 3600)  # past connect_ttl
+    await asyncio.wait_for(closed.wait(), 10)
+    dropped = [r for r in events(caplog) if getattr(r, "event", "") == "channel.dropped"]
+    assert len(dropped) == 1  # five drops of one kind: one line (rate-limited)
+    fields = dropped[0].fields  # type: ignore[attr-defined]
+    assert fields == {"kind": "connect-timeout", "channel": channels[0].id[:8]}
+    await hub.aclose()

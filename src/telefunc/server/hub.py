@@ -58,7 +58,7 @@ class ChannelHub:
         """Make ``channel`` reachable by its id; its ``connect_ttl`` starts now."""
         self._ensure_timer_task()
         self.mux.register(channel._core, self.now())
-        observe.sink.channel_opened()
+        observe.sink.channel_opened(channel)
 
     def open_connection(
         self, conn_id: str | None = None, *, transport: str = "ws"

@@ -20,14 +20,18 @@ protocol violation's free-text reason is mapped to a fixed *kind* (:func:`violat
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
+from telefunc.errors import NetworkError
 from telefunc.server.client_errors import ClientErrorLog
+from telefunc.wire.channel_state import RECOVERY_FAILED, TIMEOUT_CONNECT, TIMEOUT_RECONNECT
 
 if TYPE_CHECKING:
+    from telefunc.server.channel import Channel
     from telefunc.server.hub import ChannelHub
     from telefunc.wire.mux import ServerConnection
 
@@ -69,6 +73,14 @@ _VIOLATION_KINDS = (
 )
 
 
+#: Why the core ended a channel with a NetworkError -> the ``channel.dropped`` kind.
+_DROP_KINDS = {
+    TIMEOUT_CONNECT: "connect-timeout",
+    TIMEOUT_RECONNECT: "reconnect-timeout",
+    RECOVERY_FAILED: "recovery-failed",
+}
+
+
 def violation_kind(reason: str) -> str:
     """The fixed kind of a protocol violation, from its (free-text) reason."""
     for needle, kind in _VIOLATION_KINDS:
@@ -80,6 +92,11 @@ def violation_kind(reason: str) -> str:
 def short_id(value: str | None) -> str:
     """An id shortened for a log line (enough to correlate, not to reuse)."""
     return value[:ID_CHARS] if value else "-"
+
+
+def _conn_label(conn: ServerConnection) -> str:
+    # SSE wires have a client connId; a WebSocket is named by its object for the log's lifetime.
+    return short_id(conn.conn_id) if conn.conn_id else f"{id(conn) & 0xFFFFFFFF:08x}"
 
 
 class Sink:
@@ -96,8 +113,8 @@ class Sink:
     def connection_closed(self, conn: ServerConnection, client_code: int | None) -> None:
         """A channel connection ended (``client_code``: the client's close code, if it sent one)."""
 
-    def channel_opened(self) -> None:
-        """A channel was registered."""
+    def channel_opened(self, channel: Channel[Any, Any]) -> None:
+        """``channel`` was registered."""
 
     def message_in(self, transport: str, nbytes: int) -> None:
         """A frame of ``nbytes`` arrived."""
@@ -207,7 +224,7 @@ class Stats(Sink):
         self.connections_open[t] = self.connections_open.get(t, 0) - 1
         self.connections_closed[t] = self.connections_closed.get(t, 0) + 1
 
-    def channel_opened(self) -> None:
+    def channel_opened(self, channel: Channel[Any, Any]) -> None:
         self.channels_opened += 1
 
     def message_in(self, transport: str, nbytes: int) -> None:
@@ -260,9 +277,11 @@ class EventLog(Sink):
         self._writer = _FieldsWriter(log)
         self._limited = ClientErrorLog(log=cast(logging.Logger, self._writer))
 
-    def _emit_limited(self, event: str, kind: str) -> None:
-        self._writer.extra = {"event": event, "fields": {"kind": kind}}
-        self._limited(f"{event}:{kind}", "event=%s kind=%s", event, kind)
+    def _emit_limited(self, event: str, kind: str, **more: str) -> None:
+        fields = {"kind": kind, **more}
+        self._writer.extra = {"event": event, "fields": fields}
+        text = " ".join(f"{k}={v}" for k, v in fields.items())
+        self._limited(f"{event}:{kind}", "event=%s %s", event, text)
 
     def _emit(self, level: int, event: str, **fields: Any) -> None:
         if not self._log.isEnabledFor(level):
@@ -275,7 +294,7 @@ class EventLog(Sink):
             logging.INFO,
             "connection.opened",
             transport=conn.transport,
-            conn=short_id(conn.conn_id or hex(id(conn))[2:]),
+            conn=_conn_label(conn),
         )
 
     def connection_closed(self, conn: ServerConnection, client_code: int | None) -> None:
@@ -284,12 +303,22 @@ class EventLog(Sink):
             logging.INFO,
             "connection.closed",
             transport=conn.transport,
-            conn=short_id(conn.conn_id or hex(id(conn))[2:]),
+            conn=_conn_label(conn),
             session=short_id(conn.session_id),
             code=code if code is not None else 1006,
             by="server" if conn.close_request else "client",
             reason=repr(reason[:REASON_CHARS]),
         )
+
+    def channel_opened(self, channel: Channel[Any, Any]) -> None:
+        channel.on_close(functools.partial(self._channel_closed, channel.id))
+
+    def _channel_closed(self, channel_id: str, error: Exception | None) -> None:
+        # Dropped by the server: the client never came, stayed away, or came back without it.
+        # A client can make many of these (open channels, never connect): rate-limited per kind.
+        if isinstance(error, NetworkError):
+            kind = _DROP_KINDS.get(str(error), "network-error")
+            self._emit_limited("channel.dropped", kind, channel=short_id(channel_id))
 
     def protocol_violation(self, reason: str) -> None:
         self._emit_limited("protocol.violation", violation_kind(reason))
