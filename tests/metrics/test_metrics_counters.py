@@ -15,6 +15,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from telefunc import Channel, config
 from telefunc.asgi import metrics as metrics_module
 from telefunc.asgi.metrics import render
 from telefunc.broadcast.redis import RedisBroadcast
@@ -222,3 +223,21 @@ def test_every_metric_has_help_text() -> None:
     }
     assert len(names) >= 20
     assert all(helps.get(name, "").strip() for name in names)
+
+
+async def test_channel_buffer_overflow_is_counted() -> None:
+    observe.enable_stats()
+    config.channel.buffer_limit = 100
+    try:
+        hub = ChannelHub()
+        channel: Channel[Any, Any] = Channel()
+        hub.register(channel)  # no client attached: sends wait in the pre-attach buffer
+        sends = [channel.send("x" * 60) for _ in range(4)]
+        evicted = [s for s in sends if s.done() and isinstance(s.exception(), Exception)]
+        assert len(evicted) == 3  # each 60-byte send pushes the one before it out
+        snap = parse_page(render().decode(), 0.0)
+        assert snap.total("telefunc_overflows_total", reason="channel-buffer") == 3
+        channel.abort(None)
+        await hub.aclose()
+    finally:
+        config.channel.reset()

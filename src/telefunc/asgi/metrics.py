@@ -147,7 +147,8 @@ class TelefuncCollector(Collector):
                 overflows[kind] = overflows.get(kind, 0) + count
         yield _counter(
             "telefunc_overflows",
-            "Clients refused for running past a config.limits bound, by reason.",
+            "Sends evicted from a full channel buffer and clients refused past a config.limits "
+            "bound, by reason.",
             ["reason"],
             overflows,
         )

@@ -20,10 +20,11 @@ protocol violation's free-text reason is mapped to a fixed *kind* (:func:`violat
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from telefunc.errors import NetworkError
@@ -206,12 +207,7 @@ class Stats(Sink):
         if latency is None:
             latency = self.call_latency[telefunction] = ([0] * (len(LATENCY_BUCKETS) + 1), [0.0])
         buckets, total = latency
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                buckets[i] += 1
-                break
-        else:
-            buckets[-1] += 1
+        buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the last one is +Inf
         total[0] += seconds
 
     def connection_opened(self, conn: ServerConnection) -> None:
@@ -343,24 +339,24 @@ class _FieldsWriter:
         self.log.warning(message, *args, extra=self.extra)
 
 
-class _Tee(Sink):
-    """Several sinks at once."""
-
-    __slots__ = ("sinks",)
+class _Tee:
+    """Several sinks at once: each event method calls that method of every sink."""
 
     def __init__(self, *sinks: Sink) -> None:
-        self.sinks = sinks
+        for name in _EVENTS:
+            methods = tuple(getattr(sink, name) for sink in sinks)
+            setattr(self, name, _fan_out(methods))
 
-    def __getattribute__(self, name: str) -> Any:
-        if name.startswith("_") or name == "sinks":
-            return object.__getattribute__(self, name)
-        methods = [getattr(s, name) for s in object.__getattribute__(self, "sinks")]
 
-        def fan_out(*args: Any) -> None:
-            for method in methods:
-                method(*args)
+def _fan_out(methods: tuple[Callable[..., None], ...]) -> Callable[..., None]:
+    def fan_out(*args: Any) -> None:
+        for method in methods:
+            method(*args)
 
-        return fan_out
+    return fan_out
+
+
+_EVENTS = tuple(name for name in vars(Sink) if not name.startswith("_"))
 
 
 #: The sink every hook calls; replaced by :func:`enable_stats` / :func:`enable_event_log`.
@@ -373,7 +369,7 @@ _hubs: weakref.WeakSet[ChannelHub] = weakref.WeakSet()
 def _install() -> None:
     global sink
     active: list[Sink] = [s for s in (_stats, _event_log) if s is not None]
-    sink = active[0] if len(active) == 1 else _Tee(*active) if active else Sink()
+    sink = active[0] if len(active) == 1 else cast(Sink, _Tee(*active)) if active else Sink()
 
 
 def enable_stats() -> Stats:
