@@ -1,7 +1,8 @@
 """The ``telefunc`` command.
 
     telefunc serve ROOT [--host 127.0.0.1] [--port 3000] [--reload] [--context MODULE:FUNC]
-                        [--allow-origin URL]... [--ws-compression]
+                        [--allow-origin URL]... [--ws-compression] [--redis URL]
+                        [--server-id NAME]
                         [--metrics HOST:PORT] [--log-format text|json]
     telefunc dev --edge ROOT [--host 127.0.0.1] [--port 3000] [--regions weur,enam,apac]
                              [--kv-delay 2s] [--allow-origin URL]...
@@ -14,9 +15,11 @@ serves ``ROOT/public/``. A call's context comes from ``--context``, or else from
 ``context(request)`` function in ``ROOT/context.py`` when that file exists. ``--allow-origin``
 adds to ``config.allowed_origins`` (browser pages of another origin allowed to call); uvicorn
 runs with :func:`telefunc.asgi.uvicorn_settings` (limits from ``config.limits``, WebSocket
-compression only with ``--ws-compression``). ``--metrics`` serves Prometheus metrics on a
-separate bind (:mod:`telefunc.asgi.metrics`); events are logged one line each on
-``telefunc.events``, as JSON objects with ``--log-format json`` (:mod:`telefunc.logformat`).
+compression only with ``--ws-compression``). ``--server-id`` names the process behind a load
+balancer: responses carry it in ``x-telefunc-server`` and in the ``x-telefunc-session`` token
+clients send back (:mod:`telefunc.asgi.affinity`; examples/scale-out/). ``--metrics`` serves
+Prometheus metrics on a separate bind (:mod:`telefunc.asgi.metrics`); events are logged one line
+each on ``telefunc.events``, as JSON objects with ``--log-format json`` (:mod:`telefunc.logformat`).
 Problems are reported as one line on stderr with exit status 2.
 """
 
@@ -42,6 +45,7 @@ ROOT_ENV = "TELEFUNC_ROOT"
 CONTEXT_ENV = "TELEFUNC_CONTEXT"
 #: ``--allow-origin`` values, space-separated, handed to the reloaded workers.
 ORIGINS_ENV = "TELEFUNC_ALLOWED_ORIGINS"
+SERVER_ID_ENV = "TELEFUNC_SERVER_ID"
 
 
 def _fail(message: str) -> int:
@@ -93,7 +97,16 @@ def _reload_factory() -> Any:
     """Entry point uvicorn re-imports in each reloaded worker."""
     app = build_app(os.environ[ROOT_ENV], os.environ.get(CONTEXT_ENV) or None)
     allow_origins(os.environ.get(ORIGINS_ENV, "").split())
-    return app
+    return with_server_id(app, os.environ.get(SERVER_ID_ENV) or None)
+
+
+def with_server_id(app: Any, server_id: str | None) -> Any:
+    """``app`` wrapped in :class:`~telefunc.asgi.affinity.ServerAffinity` when ``server_id``."""
+    if server_id is None:
+        return app
+    from telefunc.asgi.affinity import ServerAffinity
+
+    return ServerAffinity(app, server_id)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -127,6 +140,13 @@ def _missing_server_packages() -> str | None:
     if not missing:
         return None
     return f"{' and '.join(missing)} not installed; the server needs them: {SERVER_INSTALL}"
+
+
+def _ws_protocol() -> Any:
+    """uvicorn's WebSocket protocol with a cap on unflushed output (see asgi.ws_protocol)."""
+    from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
+
+    return TelefuncWebSocketProtocol
 
 
 def _observability(args: argparse.Namespace) -> str | None:
@@ -180,7 +200,7 @@ def _serve(args: argparse.Namespace) -> int:
             return _fail("--redis needs the Redis broadcast transport, which is not installed")
         config.broadcast.transport = RedisBroadcast(args.redis)
     try:
-        app = build_app(args.root, args.context)
+        app = with_server_id(build_app(args.root, args.context), args.server_id)
         # After the app's files ran: they may set config.allowed_origins and config.limits.
         allow_origins(args.allow_origin)
         sock = _bind(args.host, args.port)
@@ -200,6 +220,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[ROOT_ENV] = str(Path(args.root).resolve())
         os.environ[CONTEXT_ENV] = args.context or ""
         os.environ[ORIGINS_ENV] = " ".join(args.allow_origin)
+        os.environ[SERVER_ID_ENV] = args.server_id or ""
         uvicorn.run(
             "telefunc.cli:_reload_factory",
             factory=True,
@@ -209,13 +230,14 @@ def _serve(args: argparse.Namespace) -> int:
             reload_dirs=[str(Path(args.root).resolve())],
             reload_includes=["*.py"],
             log_level=args.log_level,
+            ws=_ws_protocol(),
             **settings,
         )
         return 0
     if args.log_format == "json":  # uvicorn's own handlers would print text
         settings["log_config"] = None
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level=args.log_level, lifespan="on", **settings)
+        uvicorn.Config(app, log_level=args.log_level, lifespan="on", ws=_ws_protocol(), **settings)
     )
     server.run(sockets=[sock])
     return 0
@@ -284,6 +306,11 @@ def _parser() -> argparse.ArgumentParser:
         "--ws-compression",
         action="store_true",
         help="offer WebSocket permessage-deflate (off by default: it multiplies memory per byte)",
+    )
+    serve.add_argument(
+        "--server-id",
+        metavar="NAME",
+        help="this process's name behind a load balancer (x-telefunc-server, session token)",
     )
     serve.add_argument("--log-level", default="info")
     serve.add_argument(

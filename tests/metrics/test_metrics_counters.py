@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -26,7 +26,7 @@ from telefunc.server.broadcast_transport import BroadcastGap
 from telefunc.server.hub import ChannelHub
 from telefunc.top import Snapshot, parse_page
 from telefunc.wire.frames import Tag, encode_frame
-from telefunc.wire.mux import ServerMux
+from telefunc.wire.mux import CLOSE_SLOW_CONSUMER, ServerMux
 from testpaths import APPS_DIR
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "wire"))
@@ -179,22 +179,28 @@ def test_a_reconnect_with_replay_is_counted() -> None:
     assert after.total("telefunc_replayed_frames_total") == 3
 
 
-def test_slow_consumer_drops_are_read_from_the_core() -> None:
-    # The outgoing-memory limit (branch "outbound") counts drops in ServerMux.stats; until it
-    # lands on this branch a stand-in mux carries the counter the collector reads.
+def test_a_slow_consumer_drop_is_counted() -> None:
     observe.enable_stats()
+    clock = Clock()
     hub = ChannelHub()
-    real = hub.mux
-    hub.mux = SimpleNamespace(  # type: ignore[assignment]
-        channels={},
-        sessions={},
-        replayed_frames=0,
-        reconnects=0,
-        refused_attaches=real.refused_attaches,
-        stats=SimpleNamespace(slow_consumer_drops=2),
-    )
+    mux = hub.mux = ServerMux(hub.mux.settings, hub.mux.limits)
+    core, _ = make_channel(mux.settings)
+    mux.register(core, clock.now)
+    client = ClientModel(mux, clock)
+    client.add_channel(core.id, 0)
+    conn = client.connect().conn
+    conn.max_buffer = 4096
+    client.deliver_c2s()
+    client.deliver_s2c()
+    publish = b"1,0\n" + b'"' + b"p" * 200 + b'"'
+    for _ in range(1000):  # a subscriber that never reads its broadcast deliveries
+        core.send(Tag.PUBLISH, publish, clock.now)
+        if conn.cut:
+            break
+    assert conn.cut and conn.close_request is not None
+    assert conn.close_request[0] == CLOSE_SLOW_CONSUMER
     snap = parse_page(render().decode(), 0.0)
-    assert snap.total("telefunc_drops_total", reason="slow-consumer") == 2
+    assert snap.total("telefunc_drops_total", reason="slow-consumer") == 1
 
 
 async def test_broadcast_publishes_and_redis_gaps_are_counted() -> None:
@@ -241,3 +247,39 @@ async def test_channel_buffer_overflow_is_counted() -> None:
         await hub.aclose()
     finally:
         config.channel.reset()
+
+
+async def test_sse_connections_and_messages_are_counted(live_server: Any) -> None:
+    server = live_server(APPS_DIR / "channels", metrics=True)
+    async with Client(server.origin, transports=("sse",)) as c:
+        ch = await c.call(CHAT, "welcome")
+        echoed = asyncio.Event()
+        ch.listen(lambda message: echoed.set() if message == "hello" else None)
+        await ch.send("hello")
+        await asyncio.wait_for(echoed.wait(), 20)
+        snap = await scrape(server.origin)
+        assert snap.total("telefunc_connections", transport="sse") == 1
+        assert snap.total("telefunc_connections", transport="ws") == 0
+        assert snap.total("telefunc_messages_in_total", transport="sse") >= 2  # RECONCILE, hello
+        assert snap.total("telefunc_messages_out_total", transport="sse") >= 3
+        assert snap.total("telefunc_bytes_out_total", transport="sse") > 0
+
+
+async def test_broadcast_deliveries_and_subscriptions_move_with_a_subscriber(
+    live_server: Any,
+) -> None:
+    server = live_server(APPS_DIR / "broadcast", metrics=True)
+    async with Client(server.origin) as c:
+        ch = await c.call("/room.telefunc.py", "room", "metrics-room")
+        arrived = asyncio.Event()
+        ch.subscribe(lambda data, info: arrived.set())
+        async with asyncio.timeout(20):
+            while not arrived.is_set():  # the subscription goes live asynchronously
+                await c.call("/room.telefunc.py", "server_publish", "metrics-room", 1, "test")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), 0.2)
+        snap = await scrape(server.origin)
+        publishes = snap.total("telefunc_broadcast_publishes_total", transport="memory")
+        assert publishes >= 1
+        assert snap.total("telefunc_broadcast_deliveries_total", transport="memory") >= 1
+        assert snap.total("telefunc_broadcast_subscriptions") == 1

@@ -20,6 +20,12 @@ the channel, so they get its pre-attach buffering, replay and dedup across recon
 ``publish`` is a PUBLISH_ACK_REQ answered with an ACK_RES carrying the receipt
 ``{key, seq, timestamp, meta}``.
 
+A subscriber that stays behind — a delivery finds its connection's queued output past twice
+``config.limits.max_connection_buffer`` (PUBLISH frames bypass credit, so nothing else slows
+them) — is dropped: the connection is closed with code 4002 (``CLOSE_SLOW_CONSUMER``, reason
+``SLOW_CONSUMER_REASON``), the subscription channel ends with :class:`NetworkError` (the client
+reconnects and finds it gone), the drop is logged and counted in ``ChannelHub.stats``.
+
 Fan-out cost: the transport keeps one upstream subscription per key and calls each subscribed
 channel synchronously in one loop; the PUBLISH payload is built once per message and the same
 bytes are handed to every channel — no task per message or per recipient.
@@ -36,7 +42,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypedDict, TypeVar
 
 from telefunc.config import config
-from telefunc.errors import ChannelClosedError, ProtocolError, TelefuncError, UsageError
+from telefunc.errors import (
+    ChannelClosedError,
+    NetworkError,
+    ProtocolError,
+    TelefuncError,
+    UsageError,
+)
 from telefunc.server import observe
 from telefunc.server.broadcast_transport import (
     PublishInfo,
@@ -44,9 +56,10 @@ from telefunc.server.broadcast_transport import (
     wait_subscribed,
 )
 from telefunc.server.channel import INTERNAL_ERROR, Channel
-from telefunc.server.channel_endpoint import mark_retrieved, spawn
+from telefunc.server.channel_endpoint import mark_retrieved, parse_peer_text, spawn
 from telefunc.wire.credit import INITIAL_MESSAGES
 from telefunc.wire.frames import AckStatus, Frame, Tag
+from telefunc.wire.mux import SLOW_CONSUMER_REASON
 from telefunc.wire.publish import (
     decode_publish_binary,
     decode_publish_text,
@@ -424,9 +437,8 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         subs: list[Any] = self._binary_subs if binary else self._text_subs
         if subs:
             try:
-                data: Any = payload if binary else parse(payload)
-            except Exception:
-                logger.exception("telefunc: could not parse a broadcast message")
+                data: Any = payload if binary else parse_peer_text(payload)
+            except ValueError:
                 subs = []
             for cb in list(subs):
                 try:
@@ -436,7 +448,14 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
                         return
         if (self._peer_binary if binary else self._peer_text) and not core.is_closed:
             wire = _wire_cache.get(payload, info, binary)
+            peer = core.peer
             core.send(Tag.PUBLISH_BINARY if binary else Tag.PUBLISH, wire, self._now())
+            if peer is not None and peer.cut:
+                # This write passed the connection's hard limit (or it was cut already): the
+                # subscriber stays behind. The channel ends rather than waiting for a reconnect:
+                # publishes it missed may have left its replay buffer, and it must not resume
+                # with a silent gap.
+                core.fail(NetworkError(SLOW_CONSUMER_REASON))
 
     # ── frames from the client ──────────────────────────────────────────
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from telefunc.config import config
 from telefunc.server import observe
 from telefunc.server.client_errors import log_client_error
-from telefunc.wire.mux import ServerConnection, ServerMux
+from telefunc.wire.mux import MuxStats, ServerConnection, ServerMux
 
 if TYPE_CHECKING:
     from telefunc.server.channel import Channel
@@ -44,6 +44,7 @@ class ChannelHub:
         self.mux = ServerMux(config.channel.snapshot, config.limits.snapshot)
         self.mux.on_client_error = _log_client_error
         self.mux.timers.on_earlier = self._on_earlier
+        self.mux.on_slow_consumer = _log_slow_consumer
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -74,6 +75,11 @@ class ChannelHub:
         conn.start(now)
         observe.sink.connection_opened(conn)
         return conn
+
+    @property
+    def stats(self) -> MuxStats:
+        """Counters: ``slow_consumer_drops`` (connections closed for not reading)."""
+        return self.mux.stats
 
     @property
     def channel_count(self) -> int:
@@ -121,3 +127,13 @@ class ChannelHub:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _log_slow_consumer(conn: ServerConnection) -> None:
+    log_client_error(
+        "slow-consumer",
+        "closed a %s connection whose client does not read (over %d bytes queued); "
+        "raise config.limits.max_connection_buffer if its clients are legitimately slow",
+        conn.transport,
+        conn.max_buffer,
+    )

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from telefunc.errors import NetworkError
+from telefunc.server.broadcast_transport import get_broadcast_transport
 from telefunc.server.client_errors import ClientErrorLog
 from telefunc.wire.channel_state import RECOVERY_FAILED, TIMEOUT_CONNECT, TIMEOUT_RECONNECT
 
@@ -198,7 +199,8 @@ class Stats(Sink):
         self.broadcast_deliveries: dict[str, int] = {}
         self.broadcast_subscriptions = 0
         self.redis_gaps = 0
-        self._broadcast_transport = "memory"
+        #: (the transport last seen, its label): deliveries look it up per message
+        self._broadcast_transport: tuple[object, str] = (None, "memory")
 
     def call_finished(self, telefunction: str, status: int, seconds: float) -> None:
         key = (telefunction, status)
@@ -239,13 +241,18 @@ class Stats(Sink):
         self.limits_hit[kind] = self.limits_hit.get(kind, 0) + 1
 
     def broadcast_published(self, transport: object) -> None:
-        label = self._broadcast_transport = transport_label(transport)
+        label = self._label_of(transport)
         self.broadcast_publishes[label] = self.broadcast_publishes.get(label, 0) + 1
 
     def broadcast_delivered(self) -> None:
-        # Deliveries ride on the transport the process publishes through.
-        label = self._broadcast_transport
+        label = self._label_of(get_broadcast_transport())
         self.broadcast_deliveries[label] = self.broadcast_deliveries.get(label, 0) + 1
+
+    def _label_of(self, transport: object) -> str:
+        known = self._broadcast_transport
+        if known[0] is not transport:
+            known = self._broadcast_transport = (transport, transport_label(transport))
+        return known[1]
 
     def broadcast_subscribed(self, delta: int) -> None:
         self.broadcast_subscriptions += delta
