@@ -194,8 +194,12 @@ class TelefuncApp:
 def _metrics_path(metrics: bool | str, telefunc_url: str) -> str | None:
     if metrics is False:
         return None
-    from telefunc.asgi.metrics import metrics_registry  # fails early without the extra
-
+    try:
+        from telefunc.asgi.metrics import metrics_registry
+    except ImportError:
+        raise UsageError(
+            "TelefuncApp(metrics=...) needs prometheus-client: pip install 'telefunc[metrics]'"
+        ) from None
     metrics_registry()
     return metrics if isinstance(metrics, str) else telefunc_url.rstrip("/") + "/metrics"
 
