@@ -357,7 +357,7 @@ class ChannelCore:
 
     @property
     def buffered_bytes(self) -> int:
-        """Bytes this channel holds for its peer: the replay buffer's frames."""
+        """Bytes this channel holds for its peer: replay buffer and pre-attach buffer."""
         return self._replay.text.bytes + self._replay.binary.bytes + sum(self._buffer._bytes)
 
     def replayable(self, last_seq: int) -> int:
