@@ -3,10 +3,12 @@
     telefunc serve ROOT [--host 127.0.0.1] [--port 3000] [--reload] [--context MODULE:FUNC]
                         [--allow-origin URL]... [--ws-compression] [--redis URL]
                         [--server-id NAME]
+                        [--metrics HOST:PORT] [--log-format text|json]
     telefunc dev --edge ROOT [--host 127.0.0.1] [--port 3000] [--regions weur,enam,apac]
                              [--kv-delay 2s] [--allow-origin URL]...
     telefunc dev ROOT --stubs DIR [--host 127.0.0.1] [--port 3000]  (serve + codegen --watch)
     telefunc codegen ROOT --out DIR [--watch]
+    telefunc top URL [--interval 2] [--once]   (live view of a metrics endpoint)
 
 ``serve`` discovers every ``*.telefunc.py`` under ROOT and runs the ASGI app on uvicorn; it also
 serves ``ROOT/public/``. A call's context comes from ``--context``, or else from a
@@ -15,7 +17,9 @@ adds to ``config.allowed_origins`` (browser pages of another origin allowed to c
 runs with :func:`telefunc.asgi.uvicorn_settings` (limits from ``config.limits``, WebSocket
 compression only with ``--ws-compression``). ``--server-id`` names the process behind a load
 balancer: responses carry it in ``x-telefunc-server`` and in the ``x-telefunc-session`` token
-clients send back (:mod:`telefunc.asgi.affinity`; examples/scale-out/).
+clients send back (:mod:`telefunc.asgi.affinity`; examples/scale-out/). ``--metrics`` serves
+Prometheus metrics on a separate bind (:mod:`telefunc.asgi.metrics`); events are logged one line
+each on ``telefunc.events``, as JSON objects with ``--log-format json`` (:mod:`telefunc.logformat`).
 Problems are reported as one line on stderr with exit status 2.
 """
 
@@ -145,6 +149,40 @@ def _ws_protocol() -> Any:
     return TelefuncWebSocketProtocol
 
 
+def _observability(args: argparse.Namespace) -> str | None:
+    """Set up ``--log-format`` and ``--metrics``; a message when that cannot be done."""
+    from telefunc.logformat import configure_logging
+    from telefunc.server.observe import enable_event_log
+
+    configure_logging(args.log_format)
+    enable_event_log()
+    if args.metrics is None:
+        return None
+    if args.reload:
+        return "--metrics does not combine with --reload (the app runs in a worker process)"
+    try:
+        from telefunc.asgi.metrics import serve_metrics
+    except ImportError:
+        return f"--metrics needs prometheus-client: {METRICS_INSTALL}"
+    try:
+        host, port = serve_metrics(args.metrics)
+    except (ValueError, OSError) as exc:
+        return f"--metrics {args.metrics}: {exc}"
+    print(f"telefunc: metrics at http://{host}:{port}/metrics", flush=True)
+    return None
+
+
+METRICS_INSTALL = "pip install 'telefunc[metrics]'"
+
+
+def _top(args: argparse.Namespace) -> int:
+    try:
+        from telefunc.top import run_top
+    except ImportError:
+        return _fail("telefunc top needs rich: pip install 'telefunc[top]'")
+    return run_top(args.url, interval=args.interval, once=args.once)
+
+
 def _serve(args: argparse.Namespace) -> int:
     missing = _missing_server_packages()
     if missing:
@@ -168,6 +206,9 @@ def _serve(args: argparse.Namespace) -> int:
         sock = _bind(args.host, args.port)
     except UsageError as exc:
         return _fail(str(exc))
+    failure = _observability(args)
+    if failure is not None:
+        return _fail(failure)
     settings = uvicorn_settings(ws_compression=args.ws_compression)
     url = f"http://{args.host}:{args.port}"
     print(
@@ -193,6 +234,8 @@ def _serve(args: argparse.Namespace) -> int:
             **settings,
         )
         return 0
+    if args.log_format == "json":  # uvicorn's own handlers would print text
+        settings["log_config"] = None
     server = uvicorn.Server(
         uvicorn.Config(app, log_level=args.log_level, lifespan="on", ws=_ws_protocol(), **settings)
     )
@@ -270,7 +313,21 @@ def _parser() -> argparse.ArgumentParser:
         help="this process's name behind a load balancer (x-telefunc-server, session token)",
     )
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="json: one object a line"
+    )
+    serve.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on this separate bind (off by default)",
+    )
     serve.set_defaults(run=_serve)
+
+    top = commands.add_parser("top", help="live view of a server's metrics endpoint")
+    top.add_argument("url", metavar="URL", help="the metrics endpoint, e.g. http://127.0.0.1:9464")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    top.add_argument("--once", action="store_true", help="print one table and exit")
+    top.set_defaults(run=_top)
 
     dev = commands.add_parser(
         "dev", help="serve --reload + codegen --watch (or, with --edge, the Cloudflare emulator)"

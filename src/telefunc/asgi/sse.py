@@ -48,6 +48,7 @@ from typing import Any, NamedTuple
 from telefunc.asgi.http import AsgiBody, HttpRequest, Send, send_response
 from telefunc.config import LimitsSettings, config
 from telefunc.errors import ProtocolError
+from telefunc.server import observe
 from telefunc.server.client_errors import log_client_error
 from telefunc.server.hub import ChannelHub
 from telefunc.server.memory import release_freed_memory_soon
@@ -246,6 +247,7 @@ async def serve_sse(hub: ChannelHub, request: HttpRequest, body: AsgiBody, send:
 
 
 def _receive(hub: ChannelHub, conn: ServerConnection, frame: bytes) -> None:
+    observe.sink.message_in("sse", len(frame))
     try:
         conn.receive(frame, hub.now())
     except Exception:  # a bug in the core must not leave the wire half-alive
@@ -291,6 +293,7 @@ async def _stream_response(
         watcher = asyncio.ensure_future(body.wait_disconnect())
         await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        observe.sink.connection_closed(conn, None)
         wire.ready.set()
         if not conn.closed:
             conn.connection_lost(hub.now(), permanent=False)
@@ -326,6 +329,7 @@ async def _write_events(
                 frames = conn.data_to_send(WRITE_BATCH)
                 if not frames:
                     break
+                observe.sink.messages_out("sse", frames)
                 chunk = b"".join(sse_event(frame) for frame in frames)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             if conn.closed or conn.close_request is not None:

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from telefunc.asgi.http import origin_refusal
+from telefunc.server import observe
 from telefunc.server.hub import ChannelHub
 from telefunc.server.memory import release_freed_memory_soon
 from telefunc.server.origin import log_refusal
@@ -84,6 +85,7 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
                 if data is None:
                     conn.protocol_violation("text message on a binary channel socket", hub.now())
                     continue
+                observe.sink.message_in("ws", len(data))
                 try:
                     conn.receive(data, hub.now())
                 except Exception:  # a bug in the core must not leave the socket half-alive
@@ -96,6 +98,8 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
                 conn.connection_lost(hub.now(), permanent=code in PERMANENT_CLOSE_CODES)
                 break
     finally:
+        gone = message["type"] == "websocket.disconnect"
+        observe.sink.connection_closed(conn, message.get("code", 1005) if gone else None)
         if not conn.closed:
             conn.connection_lost(hub.now(), permanent=False)
         await writer.stop()
@@ -171,6 +175,7 @@ class _Writer:
                 frames = conn.data_to_send(WRITE_BATCH)
                 if not frames and conn.close_request is None and not conn.closed:
                     return  # idle again; no await between this check and clearing ``task``
+                observe.sink.messages_out("ws", frames)
                 for frame in frames:
                     await self.send({"type": "websocket.send", "bytes": frame})
                 if conn.close_request is not None:

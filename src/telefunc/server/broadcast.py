@@ -49,6 +49,7 @@ from telefunc.errors import (
     TelefuncError,
     UsageError,
 )
+from telefunc.server import observe
 from telefunc.server.broadcast_transport import (
     PublishInfo,
     get_broadcast_transport,
@@ -174,6 +175,7 @@ class _Unsubscribe:
     def __call__(self) -> None:
         unlisten, self.unlisten = self.unlisten, None
         if unlisten is not None:
+            observe.sink.broadcast_subscribed(-1)
             result: Any = unlisten()
             if inspect.isawaitable(result):
                 spawn(result)
@@ -181,12 +183,14 @@ class _Unsubscribe:
 
 def _listen(key: str, binary: bool, callback: Callable[[Any, Any], None]) -> Callable[[], None]:
     transport = get_broadcast_transport()
+    observe.sink.broadcast_subscribed(1)
     return _Unsubscribe((transport.listen_binary if binary else transport.listen)(key, callback))
 
 
 async def _publish(key: str, body: str | bytes) -> PublishReceipt:
     # str goes to the text lane, bytes to the binary lane.
     transport = get_broadcast_transport()
+    observe.sink.broadcast_published(transport)
     result: Any
     if isinstance(body, str):
         result = transport.publish(key, body)
@@ -429,6 +433,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         core = self._core
         if core.is_shutdown:
             return
+        observe.sink.broadcast_delivered()
         subs: list[Any] = self._binary_subs if binary else self._text_subs
         if subs:
             try:

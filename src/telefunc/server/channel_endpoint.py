@@ -18,7 +18,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from telefunc.config import config
-from telefunc.errors import Abort, ChannelClosedError, ChannelRemoteError, ShieldValidationError
+from telefunc.errors import (
+    Abort,
+    ChannelClosedError,
+    ChannelOverflowError,
+    ChannelRemoteError,
+    ShieldValidationError,
+)
+from telefunc.server import observe
 from telefunc.server.client_errors import log_client_error
 from telefunc.wire.channel_state import ChannelCore, SendResult
 from telefunc.wire.frames import AckStatus, Frame, Tag
@@ -463,6 +470,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
 
     def handle_send_failed(self, token: Any, error: Exception) -> None:
         """A send will never complete (evicted, or the channel ended)."""
+        if isinstance(error, ChannelOverflowError):
+            observe.sink.limit_hit("channel-buffer")
         fut: asyncio.Future[Any] = token
         if not fut.done():
             fut.set_exception(error)

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from telefunc.config import config
+from telefunc.server import observe
 from telefunc.server.client_errors import log_client_error
 from telefunc.wire.mux import MuxStats, ServerConnection, ServerMux
 
@@ -29,12 +30,14 @@ logger = logging.getLogger("telefunc")
 
 def _log_client_error(kind: str, message: str) -> None:
     log_client_error(kind, "%s", message)
+    if kind == "protocol-violation":
+        observe.sink.protocol_violation(message)
 
 
 class ChannelHub:
     """Registry of channels and sessions of one server, plus their shared timer task."""
 
-    __slots__ = ("_loop", "_task", "_wake", "mux")
+    __slots__ = ("__weakref__", "_loop", "_task", "_wake", "mux")
 
     def __init__(self) -> None:
         #: The sans-I/O multiplexer; settings are read from ``config.channel`` when needed.
@@ -45,6 +48,7 @@ class ChannelHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        observe.track_hub(self)
 
     @staticmethod
     def now() -> float:
@@ -55,6 +59,7 @@ class ChannelHub:
         """Make ``channel`` reachable by its id; its ``connect_ttl`` starts now."""
         self._ensure_timer_task()
         self.mux.register(channel._core, self.now())
+        observe.sink.channel_opened(channel)
 
     def open_connection(
         self, conn_id: str | None = None, *, transport: str = "ws"
@@ -68,6 +73,7 @@ class ChannelHub:
         now = self.now()
         conn = self.mux.open_connection(conn_id, transport=transport, now=now)
         conn.start(now)
+        observe.sink.connection_opened(conn)
         return conn
 
     @property

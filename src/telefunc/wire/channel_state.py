@@ -355,6 +355,15 @@ class ChannelCore:
         """Messages waiting in the pre-attach buffer."""
         return len(self._buffer)
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes this channel holds for its peer: replay buffer and pre-attach buffer."""
+        return self._replay.text.bytes + self._replay.binary.bytes + sum(self._buffer._bytes)
+
+    def replayable(self, last_seq: int) -> int:
+        """How many frames :meth:`attach` with ``last_seq`` would replay."""
+        return 0 if self.is_shutdown else len(self._replay.get_after(last_seq))
+
     # ── registration and timers ─────────────────────────────────────────
 
     def bind_timers(self, timers: Timers, now: float) -> None:

@@ -157,7 +157,9 @@ class ServerMux:
         "on_client_error",
         "on_slow_consumer",
         "opened",
+        "reconnects",
         "refused_attaches",
+        "replayed_frames",
         "session_aliases",
         "session_lineages",
         "session_owners",
@@ -200,6 +202,10 @@ class ServerMux:
         self.opened: dict[str, int] = {}
         #: Completed upgrades (FIN sent on the old wire).
         self.upgrades = 0
+        #: RECONCILEs on a new wire continuing a known session (a client came back).
+        self.reconnects = 0
+        #: Frames replayed to clients on attach (``seq > lastSeq`` from the replay buffer).
+        self.replayed_frames = 0
         #: Counters (slow-consumer drops).
         self.stats = MuxStats()
         #: Called with a connection just cut as a slow consumer (the I/O layer logs it).
@@ -631,6 +637,8 @@ class ServerConnection:
         deadline = now + self.mux.settings.connect_ttl
         pending = _PendingReconcile(prev, resolved, deadline, upgrade, lineage)
         pending.confirmed = known is not None
+        if known is not None and self.session_id is None and not upgrade:
+            self.mux.reconnects += 1
         # Set first: a violation below must still detach what this RECONCILE attached.
         self._pending = pending
         for entry in entries:
@@ -694,6 +702,7 @@ class ServerConnection:
             mux.refused_attaches += 1
             mux.report("channel-refused", "RECONCILE named a channel of another session")
             return
+        mux.replayed_frames += core.replayable(last_seq)
         if core.attach(self, ix, last_seq, now):
             if owner is None or owner[0] != lineage or (pending.confirmed and not owner[1]):
                 mux.channel_owners[core.id] = (lineage, pending.confirmed)
