@@ -227,3 +227,154 @@ def test_only_issued_session_ids_are_remembered(mux: ServerMux, clock: Clock) ->
     conn = raw_connection(mux, clock, {"sessionId": "x" * 10_000, "open": [entry]})
     assert reconciled(conn)["open"] == [{"ix": 0, "lastSeq": 0}]
     assert mux.session_aliases == {}
+
+
+# ── a session id held by a live wire ──────────────────────────────────────────────────────────
+
+
+def owns_two(mux: ServerMux, clock: Clock) -> tuple[list[ChannelCore], list[Recorder], ClientModel]:
+    """A client holding two channels on one live wire, after one session-id rotation (so its
+    previous id is an alias of the current one)."""
+    pairs = [make_channel(SETTINGS, f"two-{n}") for n in range(2)]
+    client = ClientModel(mux, clock)
+    for ix, (core, _) in enumerate(pairs):
+        mux.register(core, clock.now)
+        client.add_channel(core.id, ix)
+    for _ in range(2):
+        client.drop()
+        client.connect()
+        client.deliver_c2s()
+        client.deliver_s2c()
+    assert client.reconciled and len(mux.session_aliases) == 1
+    return [core for core, _ in pairs], [rec for _, rec in pairs], client
+
+
+def round_trip(client: ClientModel, core: ChannelCore, rec: Recorder, ix: int, text: str) -> None:
+    """One message each way on channel ``ix``; asserts both arrive."""
+    before = len(client.texts(ix))
+    core.send(Tag.TEXT, json.dumps(text).encode(), client.clock.now)
+    client.deliver_s2c()
+    assert client.texts(ix)[before:] == [json.dumps(text).encode()]
+    client.send(ix, Tag.TEXT, json.dumps(f"re: {text}").encode())
+    client.deliver_c2s()
+    assert rec.messages[-1] == json.dumps(f"re: {text}").encode()
+
+
+def assert_nothing_left(mux: ServerMux) -> None:
+    assert mux.sessions == {} and mux.session_lineages == {} and mux.session_aliases == {}
+    assert mux.channel_owners == {} and mux.session_owners == {} and mux._session_of == {}
+
+
+@pytest.mark.parametrize("presented", ["current", "previous"])
+def test_a_leaked_session_id_cannot_end_the_channels_of_its_live_wire(
+    mux: ServerMux, clock: Clock, presented: str
+) -> None:
+    cores, recs, victim = owns_two(mux, clock)
+    victim_conn = conn_of(victim)
+    current = victim.session_id
+    assert current is not None
+    previous = next(iter(mux.session_aliases))  # the id the victim knew before, still an alias
+    session_id = current if presented == "current" else previous
+    intruder = raw_connection(mux, clock, {"sessionId": session_id, "open": []})
+    assert reconciled(intruder)["open"] == []
+    # Not failed, not detached: the victim's wire still carries both, under the same session.
+    for core, rec in zip(cores, recs, strict=True):
+        assert not core.is_shutdown and core.peer is victim_conn and rec.shutdown == []
+    assert mux.sessions[current] == {0: cores[0], 1: cores[1]}
+    assert mux.session_owners[current] is victim_conn
+    for ix in (0, 1):
+        round_trip(victim, cores[ix], recs[ix], ix, f"still mine {ix}")
+    intruder.connection_lost(clock.now, permanent=True)
+    assert all(not core.is_shutdown for core in cores)
+    # Later the victim reconnects with its own session id and gets both channels back.
+    victim.drop()
+    victim.connect()
+    victim.deliver_c2s()
+    victim.deliver_s2c()
+    assert victim.reconciled and victim.session_id != current
+    assert all(core.peer is conn_of(victim) for core in cores)
+    assert not any(ch.removed for ch in victim.channels.values())
+    for ix in (0, 1):
+        round_trip(victim, cores[ix], recs[ix], ix, f"after reconnect {ix}")
+    victim.drop(permanent=True)
+    assert all(core.is_shutdown for core in cores)
+    assert_nothing_left(mux)
+
+
+def test_a_leaked_session_id_takes_only_the_channels_it_lists(mux: ServerMux, clock: Clock) -> None:
+    cores, recs, victim = owns_two(mux, clock)
+    victim_conn, current = conn_of(victim), victim.session_id
+    entry = {"id": cores[0].id, "ix": 0, "lastSeq": 0}
+    intruder = raw_connection(mux, clock, {"sessionId": current, "open": [entry]})
+    assert reconciled(intruder)["open"] == [{"ix": 0, "lastSeq": 0}]
+    assert cores[0].peer is intruder and cores[1].peer is victim_conn
+    assert current is not None and mux.sessions[current] == {1: cores[1]}
+    round_trip(victim, cores[1], recs[1], 1, "untouched")
+    # The victim's session id still means its session: a reconnect gets both channels back.
+    victim.drop()
+    victim.connect()
+    victim.deliver_c2s()
+    victim.deliver_s2c()
+    assert all(core.peer is conn_of(victim) for core in cores)
+    assert not any(ch.removed for ch in victim.channels.values())
+    assert len(mux.sessions) == 1  # the intruder's session lost its only channel
+    intruder.connection_lost(clock.now, permanent=False)
+    victim.drop(permanent=True)
+    assert_nothing_left(mux)
+
+
+def test_repeated_takeovers_by_a_leaked_session_id_leave_no_sessions_behind(
+    mux: ServerMux, clock: Clock
+) -> None:
+    cores, _, victim = owns_two(mux, clock)
+    entry = {"id": cores[0].id, "ix": 0, "lastSeq": 0}
+    for _ in range(20):
+        intruder = raw_connection(mux, clock, {"sessionId": victim.session_id, "open": [entry]})
+        assert cores[0].peer is intruder
+        intruder.connection_lost(clock.now, permanent=False)
+    # The victim's session and the last intruder's: each channel is in exactly one session.
+    assert len(mux.sessions) == 2 and len(mux._session_of) == 2
+    assert len(mux.session_lineages) == 2 and len(mux.session_owners) == 1
+    victim.drop(permanent=True)
+    clock.advance(SETTINGS.reconnect_timeout + 1, mux)
+    assert all(core.is_shutdown for core in cores)
+    assert_nothing_left(mux)
+
+
+def test_a_half_open_reconnect_listing_every_channel_takes_them_over(
+    mux: ServerMux, clock: Clock
+) -> None:
+    cores, recs, client = owns_two(mux, clock)
+    old_conn, old_id = conn_of(client), client.session_id
+    client.connect()  # the old wire is half-open: the server still thinks it is live
+    client.deliver_c2s()
+    client.deliver_s2c()
+    assert client.reconciled and client.session_id != old_id
+    assert all(core.peer is conn_of(client) for core in cores)
+    assert not any(ch.removed for ch in client.channels.values())
+    assert old_id not in mux.sessions and old_id not in mux.session_owners
+    # The new session stands for the old id in case this RECONCILED is lost.
+    assert mux.session_aliases == {old_id: client.session_id}
+    for ix in (0, 1):
+        round_trip(client, cores[ix], recs[ix], ix, f"moved {ix}")
+    # The half-open wire times out later: nothing of the client's is touched.
+    old_conn.connection_lost(clock.now, permanent=False)
+    assert all(core.peer is conn_of(client) and not core.is_shutdown for core in cores)
+    client.drop(permanent=True)
+    assert_nothing_left(mux)
+
+
+def test_a_reconnect_after_the_wire_closed_still_fails_the_unlisted_channels(
+    mux: ServerMux, clock: Clock
+) -> None:
+    cores, recs, client = owns_two(mux, clock)
+    client.drop()
+    client.channels[1].removed = True  # the client let go of channel 1 meanwhile
+    client.connect()
+    client.deliver_c2s()
+    client.deliver_s2c()
+    assert cores[0].peer is conn_of(client) and not cores[0].is_shutdown
+    assert cores[1].is_shutdown and len(recs[1].shutdown) == 1
+    assert type(recs[1].shutdown[0]).__name__ == "NetworkError"
+    client.drop(permanent=True)
+    assert_nothing_left(mux)

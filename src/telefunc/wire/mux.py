@@ -19,8 +19,9 @@ feeds it each received frame (:meth:`ServerConnection.receive`), sends whatever
    that is not registered yet is waited for, up to ``connect_ttl`` (the client opens its channel
    connection while the HTTP response that registers the channel may still be in flight). Frames
    received meanwhile are queued, in order, except PING. Then channels of the previous session the
-   client did not list again fail with ``NetworkError``, a **new session id** replaces the old one,
-   and RECONCILED is sent: ``{"sessionId", "open": [{"ix", "lastSeq"}], ...settings in ms}``.
+   client did not list again fail with ``NetworkError`` (unless another wire still holds that
+   session, see *Ownership*), a **new session id** replaces the old one, and RECONCILED is sent:
+   ``{"sessionId", "open": [{"ix", "lastSeq"}], ...settings in ms}``.
 3. **Reconciled.** Frames are routed to the channel with their ``ix`` in the session (frames for
    an unknown ``ix`` are dropped: a channel the client closed may still have frames in flight). A
    further RECONCILE (new channels on a live wire) goes back to step 2.
@@ -46,8 +47,12 @@ rotations and the SSE-to-WebSocket upgrade: presenting a live session id continu
 (an id whose RECONCILED was lost with the wire stands for its successor), anything else starts a
 new one. A channel belongs to the lineage that attached it first; a RECONCILE from another lineage
 gets no entry for it in RECONCILED's ``open`` (the official client fails that channel), so a
-channel id alone neither takes a channel over nor ends it. Session and channel ids are 122-bit
-random (:mod:`telefunc.wire.ids`).
+channel id alone neither takes a channel over nor ends it. A non-upgrade RECONCILE presenting a
+session that another, still open wire holds takes over only the channels it lists (the official
+client reconnecting past a half-open wire lists every channel it has); the rest stay on that wire,
+untouched, under the same session id. Only a RECONCILE presenting a session whose wire is gone
+fails the channels it leaves out. A channel is in at most one session. Session and channel ids are
+122-bit random (:mod:`telefunc.wire.ids`).
 
 **SSE duplex wires** have a stable client ``connId``: :meth:`ServerMux.open_connection` with a
 ``conn_id`` already in use replaces (transiently closes) the older wire, and the data POSTs of
@@ -149,6 +154,7 @@ class ServerMux:
         "_alias_of",
         "_conn_waiters",
         "_limits",
+        "_session_of",
         "_settings",
         "_waiters",
         "channel_owners",
@@ -185,6 +191,8 @@ class ServerMux:
         #: confirmed the new id (its RECONCILED may have been lost with the wire); one per session.
         self.session_aliases: dict[str, str] = {}
         self._alias_of: dict[str, str] = {}
+        #: channel id -> the one session in :attr:`sessions` that holds it.
+        self._session_of: dict[str, str] = {}
         #: RECONCILE entries refused because the channel belongs to another client.
         self.refused_attaches = 0
         #: ``(kind, message)`` of client misbehaviour, for the I/O layer's rate-limited log.
@@ -237,12 +245,19 @@ class ServerMux:
         if self.channels.get(core.id) is core:
             del self.channels[core.id]
             self.channel_owners.pop(core.id, None)
-        for session_id, session in list(self.sessions.items()):
-            for ix, c in list(session.items()):
-                if c is core:
-                    del session[ix]
-            if not session:
-                self.drop_session(session_id)
+        self._take_from_session(core)
+
+    def _take_from_session(self, core: ChannelCore) -> None:
+        """Remove ``core`` from the session holding it; a session left empty is forgotten."""
+        session_id = self._session_of.pop(core.id, None)
+        session = self.sessions.get(session_id) if session_id is not None else None
+        if session_id is None or session is None:
+            return
+        for ix, c in list(session.items()):
+            if c is core:
+                del session[ix]
+        if not session:
+            self.drop_session(session_id)
 
     def drop_session(self, session_id: str) -> dict[int, ChannelCore]:
         """Forget a session (its lineage and alias); returns its channels."""
@@ -250,12 +265,20 @@ class ServerMux:
         alias = self._alias_of.pop(session_id, None)
         if alias is not None:
             self.session_aliases.pop(alias, None)
-        return self.sessions.pop(session_id, None) or {}
+        session = self.sessions.pop(session_id, None) or {}
+        for core in session.values():
+            if self._session_of.get(core.id) == session_id:
+                del self._session_of[core.id]
+        return session
 
     def _add_session(
         self, session_id: str, session: dict[int, ChannelCore], lineage: str, known_as: str | None
     ) -> None:
+        for core in session.values():
+            self._take_from_session(core)
         self.sessions[session_id] = session
+        for core in session.values():
+            self._session_of[core.id] = session_id
         self.session_lineages[session_id] = lineage
         if known_as is not None:
             self.session_aliases[known_as] = session_id
@@ -723,7 +746,12 @@ class ServerConnection:
         self._drop_waiters(pending)
         mux = self.mux
         kept = {id(core) for _, core in pending.entries}
-        if pending.prev_session is not None:
+        # Another open wire still carrying the presented session may be its client's old,
+        # half-open connection (the client lists every channel it still has), or the session id
+        # leaked. Either way only the listed channels move here (taken out of that session
+        # below); the others stay on the live wire, untouched, and keep the session id.
+        holder = self._live_holder(pending)
+        if holder is None and pending.prev_session is not None:
             for core in mux.drop_session(pending.prev_session).values():
                 if id(core) not in kept:
                     core.recovery_failed()
@@ -736,13 +764,19 @@ class ServerConnection:
         new_id = random_id()
         session = {ix: core for ix, core in pending.entries if not core.is_shutdown}
         if session:
-            # Only a session id we issued may stand for the new one (never a client's string).
-            known_as = pending.presented if pending.confirmed else None
+            for core in session.values():
+                mux._take_from_session(core)
+        # The presented session lives on with the channels nobody listed (held case only).
+        stays = holder is not None and pending.prev_session in mux.sessions
+        if session:
+            # Only a session id we issued may stand for the new one (never a client's string),
+            # and never one that still names a live session.
+            known_as = pending.presented if pending.confirmed and not stays else None
             mux._add_session(new_id, session, pending.lineage, known_as)
         self.lineage = pending.lineage
         # The wire that owned the previous session gets FIN after our RECONCILED (upgrade only).
         old_wire: ServerConnection | None = None
-        if pending.prev_session is not None:
+        if pending.prev_session is not None and not stays:
             owner = mux.session_owners.pop(pending.prev_session, None)
             if pending.upgrade and owner is not None and owner is not self and not owner.closed:
                 old_wire = owner
@@ -775,6 +809,17 @@ class ServerConnection:
             except ProtocolError as exc:
                 self.protocol_violation(str(exc), now)
                 return
+
+    def _live_holder(self, pending: _PendingReconcile) -> ServerConnection | None:
+        """The other, still open wire carrying the session a non-upgrade RECONCILE presents."""
+        if pending.upgrade or pending.prev_session is None:
+            return None
+        holder = self.mux.session_owners.get(pending.prev_session)
+        if holder is None or holder is self or holder.closed:
+            return None
+        if pending.prev_session not in self.mux.sessions:
+            return None
+        return holder
 
     def _emit_reconciled(
         self, session_id: str, session: dict[int, ChannelCore], old_wire: ServerConnection | None
