@@ -23,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from telefunc.config import config
 from telefunc.errors import Abort
+from telefunc.server.bugs import report_bug
 from telefunc.server.channel_endpoint import ChannelEndpoint
 from telefunc.wire.channel_state import ChannelCore
 from telefunc.wire.ids import random_id
@@ -44,6 +46,9 @@ ServerToClient = TypeVar("ServerToClient")
 #: ACK_RES error text when a server listener raised (the details go to the server's log).
 INTERNAL_ERROR = "Internal Server Error — see server logs"
 PLACEHOLDER_PREFIX = "!TelefuncChannel:"
+
+#: The call each returned channel came from, for on_bug reports of its listeners.
+_CALL_SCOPES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 class Channel(
@@ -106,11 +111,16 @@ class Channel(
             self._hub = hub
             if not self._core.is_shutdown:
                 self._release_hold = scope.hold()
+            _CALL_SCOPES[self] = scope
             hub.register(self)
         meta: dict[str, Any] = {"channelId": self.id}
         if self.ack:
             meta["ack"] = True
         return PLACEHOLDER_PREFIX + json.dumps(meta, separators=(",", ":"))
+
+    def _listener_raised(self, exc: BaseException) -> None:
+        super()._listener_raised(exc)
+        report_bug(exc, _CALL_SCOPES.get(self), "channel listener")
 
     def handle_shutdown(self, error: Exception | None) -> None:
         """The channel is finished: settle ``close()`` and release the call's hold."""

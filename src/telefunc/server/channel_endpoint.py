@@ -394,7 +394,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             core.reply(seq, AckStatus.ABORT, stringify(abort.value), self._now())
             self.abort(abort.value)
         except Exception as exc:
-            logger.error("telefunc: a channel listener raised", exc_info=exc)
+            self._listener_raised(exc)
             core.reply(seq, AckStatus.ERROR, self.LISTENER_ERROR, self._now())
         else:
             core.reply(seq, AckStatus.OK, text, self._now())
@@ -477,8 +477,12 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         if isinstance(exc, Abort):
             self.abort(exc.value)
             return True
-        logger.error("telefunc: a channel listener raised", exc_info=exc)
+        self._listener_raised(exc)
         return False
+
+    def _listener_raised(self, exc: BaseException) -> None:
+        """A listener or callback of this end raised something other than ``Abort``."""
+        logger.error("telefunc: a channel listener raised", exc_info=exc)
 
     def _invoke(self, callback: Callable[..., Any], *args: Any) -> None:
         try:

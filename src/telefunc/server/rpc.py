@@ -35,6 +35,7 @@ from typing import Any
 
 from telefunc.config import LimitsSettings, config
 from telefunc.errors import Abort, ProtocolError, ShieldValidationError, UsageError
+from telefunc.server.bugs import TELEFUNCTION_EXTRA, report_bug
 from telefunc.server.channel import Channel
 from telefunc.server.client_errors import log_client_error
 from telefunc.server.context import CallScope, reset_scope, set_scope
@@ -375,10 +376,13 @@ async def _run(
         return RpcResponse.text(422, SHIELD_ERROR)
     except RecursionError:  # arguments nested deeper than the shield's recursion can follow
         return malformed(f"arguments of {telefunction.key} nested too deeply to validate")
-    except UsageError:  # the telefunction's own signature is unusable: a server bug
+    except UsageError as exc:  # the telefunction's own signature is unusable: a server bug
         logger.exception("telefunc: cannot validate the arguments of %s", telefunction.key)
+        scope.extras[TELEFUNCTION_EXTRA] = (telefunction.file, telefunction.name)
+        report_bug(exc, scope, "telefunction")
         return RpcResponse.text(500, INTERNAL_ERROR)
     del args
+    scope.extras[TELEFUNCTION_EXTRA] = (telefunction.file, telefunction.name)
     where = f"{telefunction.key}()"
     token = set_scope(scope)
     streams = StreamCollector(channels=transport == CHANNEL)
@@ -401,10 +405,11 @@ async def _run(
         response_abort.abort(abort.value)
         try:
             payload = stringify({"ret": abort.value, "abort": True})
-        except Exception:
+        except Exception as exc:
             logger.exception(
                 "telefunc: the Abort value of %s cannot be serialized", telefunction.key
             )
+            report_bug(exc, scope, "telefunction")
             return RpcResponse.text(500, INTERNAL_ERROR)
         return RpcResponse.text(403, payload)
     except (BodyTooLarge, MalformedBody) as exc:  # an uploaded file's bytes broke the limits
@@ -414,11 +419,12 @@ async def _run(
         if isinstance(exc, BodyTooLarge):
             return too_large(f"{telefunction.key}(): {exc}")
         return malformed(f"{telefunction.key}(): {exc}")
-    except Exception:
+    except Exception as exc:
         streams.discard()
         for channel in spawned:
             channel.abort(None)
         logger.exception("telefunc: telefunction %s raised", telefunction.key)
+        report_bug(exc, scope, "telefunction")
         return RpcResponse.text(500, INTERNAL_ERROR)
     finally:
         reset_scope(token)
