@@ -36,7 +36,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypedDict, TypeVar
 
 from telefunc.config import config
-from telefunc.errors import ChannelClosedError, ProtocolError, TelefuncError, UsageError
+from telefunc.errors import (
+    ChannelClosedError,
+    ProtocolError,
+    ShieldValidationError,
+    TelefuncError,
+    UsageError,
+)
 from telefunc.server.broadcast_transport import (
     PublishInfo,
     get_broadcast_transport,
@@ -44,6 +50,7 @@ from telefunc.server.broadcast_transport import (
 )
 from telefunc.server.channel import INTERNAL_ERROR, Channel
 from telefunc.server.channel_endpoint import mark_retrieved, spawn
+from telefunc.server.channel_shield import shield_of
 from telefunc.wire.credit import INITIAL_MESSAGES
 from telefunc.wire.frames import AckStatus, Frame, Tag
 from telefunc.wire.publish import (
@@ -458,9 +465,25 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
             except UnicodeDecodeError:
                 self._core.reply(frame.seq, AckStatus.ERROR, "publish: not UTF-8", self._now())
                 return
+            rejected = self._shield_rejects(text)
+            if rejected is not None:
+                self._core.reply(frame.seq, AckStatus.SHIELD_ERROR, rejected, self._now())
+                return
             self._enqueue(text, frame.seq, None)
         elif tag == Tag.PUBLISH_BINARY_ACK_REQ:
             self._enqueue(frame.payload, frame.seq, None)
+
+    def _shield_rejects(self, text: str) -> str | None:
+        """Why a client publish fails this channel's declared type, or ``None`` if it passes."""
+        if shield_of(self) is None:
+            return None
+        try:
+            self._check_incoming(parse(text))
+        except ShieldValidationError as exc:
+            return str(exc)
+        except Exception:  # unparsable: refused like a value of the wrong type
+            return "channel message: not a telefunc-serialized value"
+        return None
 
     # ── the publish queue ───────────────────────────────────────────────
 

@@ -31,6 +31,7 @@ from telefunc.config import config
 from telefunc.errors import Abort
 from telefunc.server.bugs import report_bug
 from telefunc.server.channel_endpoint import ChannelEndpoint
+from telefunc.server.channel_shield import shield_of
 from telefunc.wire.channel_state import ChannelCore
 from telefunc.wire.ids import random_id
 from telefunc.wire.serializer import stringify
@@ -117,6 +118,14 @@ class Channel(
         if self.ack:
             meta["ack"] = True
         return PLACEHOLDER_PREFIX + json.dumps(meta, separators=(",", ":"))
+
+    def _check_incoming(self, data: Any) -> Any:
+        shield = shield_of(self)
+        return data if shield is None else shield.check_data(data)
+
+    def _check_ack(self, value: Any) -> Any:
+        shield = shield_of(self)
+        return value if shield is None else shield.check_ack(value)
 
     def _listener_raised(self, exc: BaseException) -> None:
         super()._listener_raised(exc)

@@ -315,6 +315,12 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             logger.exception("telefunc: could not parse a channel message")
             self._consume_in_order(nbytes)
             return
+        if not binary:
+            try:
+                data = self._check_incoming(data)
+            except ShieldValidationError:  # dropped (and logged), but its credit is consumed
+                self._consume_in_order(nbytes)
+                return
         pending: list[Awaitable[Any]] = []
         for cb in list(self._binary_listeners if binary else self._listeners):
             try:
@@ -381,7 +387,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             return
         result: Any = None
         try:
-            data: Any = payload if binary else parse(payload.decode())
+            data: Any = payload if binary else self._check_incoming(parse(payload.decode()))
             for cb in listeners:
                 result = cb(data)
                 if inspect.isawaitable(result):
@@ -406,7 +412,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             return
         try:
             if status == AckStatus.OK:
-                fut.set_result(parse(text))
+                fut.set_result(self._check_ack(parse(text)))
             elif status == AckStatus.ABORT:
                 fut.set_exception(Abort(parse(text)))
             elif status == AckStatus.SHIELD_ERROR:
@@ -479,6 +485,14 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             return True
         self._listener_raised(exc)
         return False
+
+    def _check_incoming(self, data: Any) -> Any:
+        """Validate a text message from the peer (raise ``ShieldValidationError``); a hook."""
+        return data
+
+    def _check_ack(self, value: Any) -> Any:
+        """Validate the peer's answer to an acknowledged send; a hook."""
+        return value
 
     def _listener_raised(self, exc: BaseException) -> None:
         """A listener or callback of this end raised something other than ``Abort``."""

@@ -37,6 +37,7 @@ from telefunc.config import LimitsSettings, config
 from telefunc.errors import Abort, ProtocolError, ShieldValidationError, UsageError
 from telefunc.server.bugs import TELEFUNCTION_EXTRA, report_bug
 from telefunc.server.channel import Channel
+from telefunc.server.channel_shield import attach_return_shield
 from telefunc.server.client_errors import log_client_error
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.files import BodyReader, FileBody, UploadedFile
@@ -392,6 +393,7 @@ async def _run(
     )
     try:
         result = await _invoke(telefunction, positional, keyword)
+        attach_return_shield(telefunction.func, result)
         del positional, keyword
         payload = stringify({"ret": result}, replacer=streams.replacer(fallback))
         if streams.channels and any(isinstance(p.value, UploadedFile) for p in streams.producers):

@@ -85,10 +85,10 @@ async def listener_abort() -> Channel[Any, Any]:
     return ch
 
 
-async def both_ways(n: int) -> Channel[int, Any]:
+async def both_ways(n: int) -> Channel[int | str, Any]:
     """Streams ``n`` ticks while recording what the client streams; ``"report"`` (acked) returns
     what the server received."""
-    ch: Channel[int, Any] = Channel()
+    ch: Channel[int | str, Any] = Channel()
     received: list[int] = []
 
     def on_message(msg: Any) -> Any:
