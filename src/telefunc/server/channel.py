@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from telefunc.config import config
-from telefunc.errors import Abort
+from telefunc.errors import Abort, abort_message
 from telefunc.server.bugs import report_bug
 from telefunc.server.channel_endpoint import ChannelEndpoint
 from telefunc.server.channel_shield import shield_of
@@ -92,11 +92,18 @@ class Channel(
     def _now(self) -> float:
         return self._hub.now() if self._hub is not None else time.monotonic()
 
-    def abort(self, value: Any = None) -> None:
-        """Abort now: the client's ``onClose`` gets an ``Abort`` error carrying ``value``."""
+    def abort(self, value: Any = None, message: str | None = None) -> None:
+        """Abort now: the client's ``onClose`` gets an ``Abort`` error carrying ``value``.
+
+        ``message`` is the message of this side's own ``Abort`` error (what ``on_close``
+        callbacks here receive); the wire carries the value only, so the client's error message
+        is derived from the value (see :func:`telefunc.errors.abort_message`), as with the
+        official server.
+        """
         if self._core.is_closed:
             return
-        self._core.abort(stringify(value).encode(), Abort(value))
+        local = Abort(value, message if message is not None else abort_message(value))
+        self._core.abort(stringify(value).encode(), local)
 
     def _close_started(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         if self._hub is None:
