@@ -131,3 +131,21 @@ async def test_per_call_headers(live_server: Any) -> None:
         assert await c.call("/calc.telefunc.py", "whoami") == "bob"
         assert await c.call("/calc.telefunc.py", "whoami", headers={"cookie": "user=ada"}) == "ada"
         assert await c.call("/calc.telefunc.py", "whoami") == "bob"
+
+
+def test_sync_client_sends_a_file_and_per_call_headers(live_server: Any) -> None:
+    from telefunc.client import connect_sync
+
+    streaming = live_server(APPS / "streaming")
+    basic = live_server(APPS / "basic")
+    with connect_sync(streaming.origin) as c:
+        described = c.call(
+            ARGS,
+            "describe_files",
+            File(b"a", name="a.txt"),
+            File(b"bb", name="b.txt"),
+            File(b"ccc"),
+        )
+    assert [(d["name"], d["size"]) for d in described] == [("a.txt", 1), ("b.txt", 2), (None, 3)]
+    with connect_sync(basic.origin) as c:
+        assert c.call("/calc.telefunc.py", "whoami", headers={"cookie": "user=eve"}) == "eve"

@@ -104,3 +104,28 @@ async def test_python_client_gets_shield_errors_from_a_typed_room(
         with pytest.raises(ShieldValidationError):
             await news.publish({"author": "a", "text": 7})
         await news.close()
+
+
+async def test_a_flood_of_malformed_messages_is_dropped_without_stalling_or_flooding_the_log(
+    live_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Attack: thousands of fire-and-forget messages that fail the type. Each is dropped but
+    still consumes its receive credit (else the sender would stall), and the log gets one
+    rate-limited line, not one per message."""
+    import asyncio
+    import logging
+
+    from telefunc.client import Client
+
+    server = live_server(APPS / "typed_chat")
+    with caplog.at_level(logging.WARNING, logger="telefunc.client_errors"):
+        async with Client(server.origin, transports=("ws",)) as client:
+            ch = await client.call("/room.telefunc.py", "plain_room")
+            async with asyncio.timeout(30):  # a sender stalled on credit fails here
+                for i in range(3000):
+                    await ch.send({"author": i, "text": "x" * 200})  # ~660 KB: past the window
+                still = await ch.send({"author": "a", "text": "still here"}, ack=True)
+            assert still == "STILL HERE"
+            await ch.close()
+    lines = [r for r in caplog.records if "channel-shield" in r.getMessage()]
+    assert 1 <= len(lines) <= 2
