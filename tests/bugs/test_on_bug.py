@@ -88,6 +88,20 @@ async def test_python_client_failures_reach_on_bug(live_server: Any, collector: 
     assert bug.context is not None and bug.context["user"] == "ada"
 
 
+async def test_returned_function_bug_names_its_telefunction(
+    live_server: Any, collector: Collector
+) -> None:
+    server = live_server(APPS / "bugs")
+    async with Client(server.origin, headers={"cookie": "user=bob"}) as client:
+        explode = await client.call(FILE, "crashing_function")
+        with pytest.raises(Exception, match="Internal Server Error"):
+            await explode(3)
+    bug = collector.by_kind()["channel listener"]
+    assert isinstance(bug.error, ZeroDivisionError)
+    assert (bug.file, bug.name) == (FILE, "crashing_function")
+    assert bug.context is not None and bug.context["user"] == "bob"
+
+
 def test_unregistered_callback_hears_nothing(live_server: Any, run_node: Any) -> None:
     heard = Collector()
     telefunc.on_bug(heard)()  # registered, then removed at once

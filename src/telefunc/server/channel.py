@@ -52,6 +52,11 @@ PLACEHOLDER_PREFIX = "!TelefuncChannel:"
 _CALL_SCOPES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
+def bind_call_scope(channel: Channel[Any, Any], scope: Any) -> None:
+    """Remember that ``channel`` belongs to the call of ``scope`` (named in on_bug reports)."""
+    _CALL_SCOPES[channel] = scope
+
+
 class Channel(
     ChannelEndpoint[ClientToServer, ServerToClient], Generic[ClientToServer, ServerToClient]
 ):
@@ -119,7 +124,7 @@ class Channel(
             self._hub = hub
             if not self._core.is_shutdown:
                 self._release_hold = scope.hold()
-            _CALL_SCOPES[self] = scope
+            bind_call_scope(self, scope)
             hub.register(self)
         meta: dict[str, Any] = {"channelId": self.id}
         if self.ack:

@@ -30,3 +30,12 @@ async def crashing_listener() -> Channel[Any, Any]:
 async def crashing_stream() -> AsyncIterator[int]:
     yield 1
     raise LookupError("stream bug")
+
+
+async def crashing_function() -> Any:
+    """Returns a function that raises when the client calls it."""
+
+    def explode(n: int) -> int:
+        raise ZeroDivisionError(f"function bug {n}")
+
+    return explode
