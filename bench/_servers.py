@@ -30,6 +30,15 @@ def telefunc_app() -> Any:
     return TelefuncApp(Path(__file__).resolve().parent / "app")
 
 
+def telefunc_metrics_app() -> Any:
+    """The same app with Prometheus metrics and structured event logs on (`--metrics`)."""
+    from telefunc.asgi import TelefuncApp
+    from telefunc.server.observe import enable_event_log
+
+    enable_event_log()
+    return TelefuncApp(Path(__file__).resolve().parent / "app", metrics=True)
+
+
 def socketio_app() -> Any:
     """The python-socketio baseline: ``AsyncServer(async_mode="asgi")`` on uvicorn.
 
@@ -99,6 +108,11 @@ if __name__ == "__main__":
     else:
         import uvicorn
 
-        apps = {"starlette": starlette_app, "socketio": socketio_app, "telefunc": telefunc_app}
+        apps = {
+            "starlette": starlette_app,
+            "socketio": socketio_app,
+            "telefunc": telefunc_app,
+            "telefunc+metrics": telefunc_metrics_app,
+        }
         app = apps[kind]()
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

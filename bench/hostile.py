@@ -324,7 +324,6 @@ async def reconcile_leak(ctx: Ctx) -> None:
             ixs = range(start, min(n, start + 19) + 1)
             cids = await asyncio.gather(*(ctx.channel("idle") for _ in ixs))
             for ix, cid in zip(ixs, cids, strict=True):
-                ws.send_frame(encode_frame(Tag.PING))  # keeps the ping deadline away
                 ws.send_frame(reconcile([(cid, ix)]))  # no sessionId: a fresh session each time
                 await ws.drain()
                 await ws.reconciled()
@@ -647,7 +646,7 @@ async def fuzz(ctx: Ctx) -> None:
     import httpx
 
     limit = 1_000_000
-    seconds = ctx.dur(120, 4)
+    seconds = ctx.dur(180, 4)
     deadline = time.monotonic() + seconds
     offset = ctx.server.log_size()
     counts = {"frames": 0, "bodies": 0}
@@ -995,6 +994,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short version of every row")
     parser.add_argument("--only", help="comma-separated rows: " + ", ".join(ROWS))
+    parser.add_argument("--log-dir", help="keep the server log (server.log) in this folder")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
@@ -1010,8 +1010,12 @@ def main() -> int:
         if unknown:
             parser.error(f"unknown rows {unknown}; rows are: {', '.join(ROWS)}")
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="telefunc-hostile-") as log_dir:
-        results = asyncio.run(Bench(args.quick, Path(log_dir)).run(keys))
+    if args.log_dir:  # keep the server's log, to read what a failing row made it write
+        Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+        results = asyncio.run(Bench(args.quick, Path(args.log_dir)).run(keys))
+    else:
+        with tempfile.TemporaryDirectory(prefix="telefunc-hostile-") as log_dir:
+            results = asyncio.run(Bench(args.quick, Path(log_dir)).run(keys))
     print(table(results))
     survived = sum(r.survived for r in results)
     goals = sum(r.goals for r in results)

@@ -7,6 +7,7 @@ slower than either server, so calls per second mostly measure the client and are
 for information.
 
     .venv/bin/python bench/rpc_vs_starlette.py [--calls 2000] [--concurrency 8] [--rounds 3]
+        [--metrics]   (also a telefunc server with metrics and event logs on: their overhead)
 """
 
 from __future__ import annotations
@@ -84,8 +85,12 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--metrics", action="store_true", help="add telefunc with metrics on")
     args = parser.parse_args()
-    servers = {kind: start(kind) for kind in ("starlette", "telefunc")}
+    kinds = (
+        ("starlette", "telefunc", "telefunc+metrics") if args.metrics else ("starlette", "telefunc")
+    )
+    servers = {kind: start(kind) for kind in kinds}
     try:
         limits = httpx.Limits(max_connections=args.concurrency)
         async with httpx.AsyncClient(limits=limits, timeout=30) as client:
@@ -102,9 +107,12 @@ async def main() -> None:
             proc.terminate()
             proc.wait()
     for kind in servers:
-        print(f"{kind:>9}: {cpu[kind]:7.1f} µs server CPU per call, {rate[kind]:6.0f} calls/s")
+        print(f"{kind:>16}: {cpu[kind]:7.1f} µs server CPU per call, {rate[kind]:6.0f} calls/s")
     ratio = cpu["telefunc"] / cpu["starlette"]
     print(f"server CPU per call, telefunc / plain Starlette: {ratio:.2f}  (lower is better)")
+    if "telefunc+metrics" in cpu:
+        overhead = cpu["telefunc+metrics"] / cpu["telefunc"] - 1
+        print(f"metrics on vs off: {overhead:+.1%} server CPU per call")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,14 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # Debian packages the test tiers use: redis-server (broadcast across processes), chromium
-# (browser tests), capnproto (its `capnp` tool encodes workerd's Pyodide bundle). Only installed
-# when the command they provide is missing.
+# (browser tests), haproxy (the scale-out example and tier), capnproto (its `capnp` tool encodes
+# workerd's Pyodide bundle). Only installed when the command they provide is missing.
 apt_packages=()
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 for pkg in ${TELEFUNC_APT_PACKAGES:-}; do
   case "$pkg" in
     capnproto) cmd=capnp ;;
+    haproxy) cmd=/usr/sbin/haproxy ;;  # outside a user's PATH on Debian
     *) cmd=$pkg ;;
   esac
   command -v "$cmd" >/dev/null 2>&1 || apt_packages+=("$pkg")
@@ -50,6 +51,9 @@ fi
 for lock in js/package-lock.json js/*/package-lock.json examples/*/package-lock.json; do
   [ -f "$lock" ] || continue
   dir=$(dirname "$lock")
+  # A symlinked node_modules is another checkout's install (git worktrees share one): npm ci
+  # would empty the folder it points to, so leave it to that checkout.
+  if [ -L "$dir/node_modules" ]; then continue; fi
   if [ ! -d "$dir/node_modules" ] || [ "$lock" -nt "$dir/node_modules/.package-lock.json" ]; then
     say "npm ci in $dir/ (pinned by $lock)"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)

@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import Any
 
-from telefunc import Channel, get_context
+from telefunc import Channel, UploadedFile, get_context
 from telefunc.server.broadcast import Broadcast, BroadcastChannel
 from telefunc.server.context import current_scope
 
@@ -104,7 +104,7 @@ async def transfer(to: str, amount: int) -> str:
     return "sent"
 
 
-async def upload(file: Any) -> int:
+async def upload(file: UploadedFile) -> int:
     """Reads an uploaded file; returns its size."""
     return len(await file.read())
 

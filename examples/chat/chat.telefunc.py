@@ -14,15 +14,21 @@ A page calls three things:
 
 Every message is published by the server, after validation, under the name the ``context``
 factory (``context.py``) read from the ``user`` cookie — a page never supplies an author.
+
+Several processes (``telefunc serve --redis``, examples/scale-out/) share the rooms: with the
+Redis broadcast transport configured, message ids and history live in that Redis too, so ids
+stay one sequence per room whichever process stores a message, and a page whose process died
+catches up from any other. Without it, they live in this process's memory.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict, deque
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
-from telefunc import Abort, Broadcast, BroadcastChannel, Channel, get_context
+from telefunc import Abort, Broadcast, BroadcastChannel, Channel, config, get_context
 
 HISTORY = 50
 MAX_TEXT = 2000
@@ -96,6 +102,40 @@ _history: dict[str, deque[Message]] = defaultdict(lambda: deque(maxlen=HISTORY))
 _last_id: dict[str, int] = defaultdict(int)
 
 
+class _RedisRooms:
+    """Ids (``INCR``) and the last ``HISTORY`` messages (a list) of every room, in Redis."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as redis_asyncio
+
+        self._redis: Any = redis_asyncio.from_url(url)
+
+    async def store(self, room: str, message: dict[str, Any]) -> Message:
+        message["id"] = int(await self._redis.incr(f"chat:id:{room}"))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(f"chat:history:{room}", json.dumps(message))
+            pipe.ltrim(f"chat:history:{room}", -HISTORY, -1)
+            await pipe.execute()
+        return message  # type: ignore[return-value]
+
+    async def history(self, room: str) -> list[Message]:
+        raw = await self._redis.lrange(f"chat:history:{room}", 0, -1)
+        # Two processes may push in the other order than their ids: sort.
+        return sorted((json.loads(item) for item in raw), key=lambda m: m["id"])
+
+
+_redis_rooms: _RedisRooms | None = None
+
+
+def _shared_rooms() -> _RedisRooms | None:
+    """The Redis store when broadcast goes through Redis (several processes), else None."""
+    global _redis_rooms
+    url = getattr(config.broadcast.transport, "url", None)
+    if _redis_rooms is None and type(config.broadcast.transport).__name__ == "RedisBroadcast":
+        _redis_rooms = _RedisRooms(str(url))
+    return _redis_rooms
+
+
 def _room_key(room: str) -> str:
     return f"chat:room:{room}"
 
@@ -127,7 +167,10 @@ async def join(room: str) -> BroadcastChannel[ChatEvent]:
 
 async def history(room: str, after_id: int = 0) -> list[Message]:
     """The room's last 50 messages, oldest first (only those with an id above ``after_id``)."""
-    return [m for m in _history[_check_room(room)] if m["id"] > after_id]
+    room = _check_room(room)
+    shared = _shared_rooms()
+    messages = await shared.history(room) if shared else list(_history[room])
+    return [m for m in messages if m["id"] > after_id]
 
 
 async def connect(room: str) -> Channel[UserRequest, Notice]:
@@ -178,16 +221,22 @@ async def _post(room: str, author: str, text: str) -> Message:
         raise ValueError("empty message")
     if len(text) > MAX_TEXT:
         raise ValueError("message too long")
-    _last_id[room] += 1
-    message: Message = {
-        "id": _last_id[room],
-        "room": room,
-        "author": author,
-        "text": text,
-        "at": time.time(),
-    }
-    # Stored and published with no await in between, so history order is publish order.
-    _history[room].append(message)
+    shared = _shared_rooms()
+    if shared is not None:
+        message = await shared.store(
+            room, {"room": room, "author": author, "text": text, "at": time.time()}
+        )
+    else:
+        _last_id[room] += 1
+        message = {
+            "id": _last_id[room],
+            "room": room,
+            "author": author,
+            "text": text,
+            "at": time.time(),
+        }
+        # Stored and published with no await in between, so history order is publish order.
+        _history[room].append(message)
     event: MessageEvent = {"kind": "message", "message": message}
     await Broadcast.publish(_room_key(room), event)
     return message

@@ -1,18 +1,25 @@
 """The ``telefunc`` command.
 
     telefunc serve ROOT [--host 127.0.0.1] [--port 3000] [--reload] [--context MODULE:FUNC]
-                        [--allow-origin URL]... [--ws-compression]
+                        [--allow-origin URL]... [--ws-compression] [--redis URL]
+                        [--server-id NAME]
+                        [--metrics HOST:PORT] [--log-format text|json]
     telefunc dev --edge ROOT [--host 127.0.0.1] [--port 3000] [--regions weur,enam,apac]
                              [--kv-delay 2s] [--allow-origin URL]...
     telefunc dev ROOT --stubs DIR [--host 127.0.0.1] [--port 3000]  (serve + codegen --watch)
     telefunc codegen ROOT --out DIR [--watch]
+    telefunc top URL [--interval 2] [--once]   (live view of a metrics endpoint)
 
 ``serve`` discovers every ``*.telefunc.py`` under ROOT and runs the ASGI app on uvicorn; it also
 serves ``ROOT/public/``. A call's context comes from ``--context``, or else from a
 ``context(request)`` function in ``ROOT/context.py`` when that file exists. ``--allow-origin``
 adds to ``config.allowed_origins`` (browser pages of another origin allowed to call); uvicorn
 runs with :func:`telefunc.asgi.uvicorn_settings` (limits from ``config.limits``, WebSocket
-compression only with ``--ws-compression``).
+compression only with ``--ws-compression``). ``--server-id`` names the process behind a load
+balancer: responses carry it in ``x-telefunc-server`` and in the ``x-telefunc-session`` token
+clients send back (:mod:`telefunc.asgi.affinity`; examples/scale-out/). ``--metrics`` serves
+Prometheus metrics on a separate bind (:mod:`telefunc.asgi.metrics`); events are logged one line
+each on ``telefunc.events``, as JSON objects with ``--log-format json`` (:mod:`telefunc.logformat`).
 Problems are reported as one line on stderr with exit status 2.
 """
 
@@ -38,6 +45,7 @@ ROOT_ENV = "TELEFUNC_ROOT"
 CONTEXT_ENV = "TELEFUNC_CONTEXT"
 #: ``--allow-origin`` values, space-separated, handed to the reloaded workers.
 ORIGINS_ENV = "TELEFUNC_ALLOWED_ORIGINS"
+SERVER_ID_ENV = "TELEFUNC_SERVER_ID"
 
 
 def _fail(message: str) -> int:
@@ -89,7 +97,16 @@ def _reload_factory() -> Any:
     """Entry point uvicorn re-imports in each reloaded worker."""
     app = build_app(os.environ[ROOT_ENV], os.environ.get(CONTEXT_ENV) or None)
     allow_origins(os.environ.get(ORIGINS_ENV, "").split())
-    return app
+    return with_server_id(app, os.environ.get(SERVER_ID_ENV) or None)
+
+
+def with_server_id(app: Any, server_id: str | None) -> Any:
+    """``app`` wrapped in :class:`~telefunc.asgi.affinity.ServerAffinity` when ``server_id``."""
+    if server_id is None:
+        return app
+    from telefunc.asgi.affinity import ServerAffinity
+
+    return ServerAffinity(app, server_id)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -125,6 +142,47 @@ def _missing_server_packages() -> str | None:
     return f"{' and '.join(missing)} not installed; the server needs them: {SERVER_INSTALL}"
 
 
+def _ws_protocol() -> Any:
+    """uvicorn's WebSocket protocol with a cap on unflushed output (see asgi.ws_protocol)."""
+    from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
+
+    return TelefuncWebSocketProtocol
+
+
+def _observability(args: argparse.Namespace) -> str | None:
+    """Set up ``--log-format`` and ``--metrics``; a message when that cannot be done."""
+    from telefunc.logformat import configure_logging
+    from telefunc.server.observe import enable_event_log
+
+    configure_logging(args.log_format)
+    enable_event_log()
+    if args.metrics is None:
+        return None
+    if args.reload:
+        return "--metrics does not combine with --reload (the app runs in a worker process)"
+    try:
+        from telefunc.asgi.metrics import serve_metrics
+    except ImportError:
+        return f"--metrics needs prometheus-client: {METRICS_INSTALL}"
+    try:
+        host, port = serve_metrics(args.metrics)
+    except (ValueError, OSError) as exc:
+        return f"--metrics {args.metrics}: {exc}"
+    print(f"telefunc: metrics at http://{host}:{port}/metrics", flush=True)
+    return None
+
+
+METRICS_INSTALL = "pip install 'telefunc[metrics]'"
+
+
+def _top(args: argparse.Namespace) -> int:
+    try:
+        from telefunc.top import run_top
+    except ImportError:
+        return _fail("telefunc top needs rich: pip install 'telefunc[top]'")
+    return run_top(args.url, interval=args.interval, once=args.once)
+
+
 def _serve(args: argparse.Namespace) -> int:
     missing = _missing_server_packages()
     if missing:
@@ -142,12 +200,15 @@ def _serve(args: argparse.Namespace) -> int:
             return _fail("--redis needs the Redis broadcast transport, which is not installed")
         config.broadcast.transport = RedisBroadcast(args.redis)
     try:
-        app = build_app(args.root, args.context)
+        app = with_server_id(build_app(args.root, args.context), args.server_id)
         # After the app's files ran: they may set config.allowed_origins and config.limits.
         allow_origins(args.allow_origin)
         sock = _bind(args.host, args.port)
     except UsageError as exc:
         return _fail(str(exc))
+    failure = _observability(args)
+    if failure is not None:
+        return _fail(failure)
     settings = uvicorn_settings(ws_compression=args.ws_compression)
     url = f"http://{args.host}:{args.port}"
     print(
@@ -159,6 +220,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[ROOT_ENV] = str(Path(args.root).resolve())
         os.environ[CONTEXT_ENV] = args.context or ""
         os.environ[ORIGINS_ENV] = " ".join(args.allow_origin)
+        os.environ[SERVER_ID_ENV] = args.server_id or ""
         uvicorn.run(
             "telefunc.cli:_reload_factory",
             factory=True,
@@ -168,11 +230,14 @@ def _serve(args: argparse.Namespace) -> int:
             reload_dirs=[str(Path(args.root).resolve())],
             reload_includes=["*.py"],
             log_level=args.log_level,
+            ws=_ws_protocol(),
             **settings,
         )
         return 0
+    if args.log_format == "json":  # uvicorn's own handlers would print text
+        settings["log_config"] = None
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level=args.log_level, lifespan="on", **settings)
+        uvicorn.Config(app, log_level=args.log_level, lifespan="on", ws=_ws_protocol(), **settings)
     )
     server.run(sockets=[sock])
     return 0
@@ -242,8 +307,27 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="offer WebSocket permessage-deflate (off by default: it multiplies memory per byte)",
     )
+    serve.add_argument(
+        "--server-id",
+        metavar="NAME",
+        help="this process's name behind a load balancer (x-telefunc-server, session token)",
+    )
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="json: one object a line"
+    )
+    serve.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on this separate bind (off by default)",
+    )
     serve.set_defaults(run=_serve)
+
+    top = commands.add_parser("top", help="live view of a server's metrics endpoint")
+    top.add_argument("url", metavar="URL", help="the metrics endpoint, e.g. http://127.0.0.1:9464")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    top.add_argument("--once", action="store_true", help="print one table and exit")
+    top.set_defaults(run=_top)
 
     dev = commands.add_parser(
         "dev", help="serve --reload + codegen --watch (or, with --edge, the Cloudflare emulator)"
@@ -269,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.run(args)
     except UsageError as exc:
         return _fail(str(exc))
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn already shut down gracefully; no traceback
+        return 130
     return result
 
 

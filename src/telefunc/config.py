@@ -213,18 +213,29 @@ class LimitsSettings:
     max_depth: int = 128
     #: Largest single WebSocket message, SSE record or channel frame from a client (1009 / 400).
     max_message_size: int = 8 * 1024 * 1024
-    #: Bytes queued towards one connection (channel sends, replay, broadcast, pongs) at most.
+    #: Bytes queued towards one connection and not yet flushed (channel sends, broadcast,
+    #: pongs, ack replies): past it channel sends wait in their channel's buffer; past twice
+    #: it the connection is closed with 4002 (slow consumer).
     max_connection_buffer: int = 16 * 1024 * 1024
-    #: Frames a connection may queue while its RECONCILE waits for a channel to register.
+    #: Frames a connection may queue while its RECONCILE waits for a channel to register (more
+    #: close it with 1002); also the records an SSE connection's waiting POSTs read ahead (see
+    #: ``max_waiting_posts``; past it they stop reading until their turn).
     max_pending_frames: int = 256
-    #: Bytes of those queued frames.
+    #: Bytes of those queued frames, and of those read-ahead bodies.
     max_pending_bytes: int = 1024 * 1024
+    #: SSE data POSTs (batch, stream-request) of one connection waiting for an earlier one to be
+    #: processed: their frames are fed in arrival order, one body after the other. One more is
+    #: a protocol violation (the connection ends as with 1002, the POST gets 400). The official
+    #: client has at most two waiting (a ping POST during a batch, a batch behind the upload it
+    #: gave up on). ``0`` counts as ``1``.
+    max_waiting_posts: int = 8
     #: Entries (channels) in one RECONCILE frame.
     max_reconcile_entries: int = 1024
     #: Channels one session may have attached at once.
     max_channels_per_session: int = 1024
-    #: PING frames (and WebSocket pings) answered per second per connection, with a burst of
-    #: twice that; more is a protocol violation (1002). ``0`` turns the limit off.
+    #: Telefunc PING frames per second per connection, with a burst of twice that; more is a
+    #: protocol violation (1002). ``0`` turns the limit off. (WebSocket-level pings are bounded
+    #: by ``max_connection_buffer``: unread pongs count against it.)
     max_pings_per_second: float = 10.0
     #: Concurrent HTTP connections + WebSockets ``telefunc serve`` accepts (uvicorn
     #: ``limit_concurrency``; past it new requests get 503).

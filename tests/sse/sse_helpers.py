@@ -1,4 +1,5 @@
-"""Helpers of the SSE transport tests: an ASGI wrapper counting SSE POSTs by kind.
+"""Helpers of the SSE transport tests: an ASGI wrapper counting SSE POSTs by kind, SSE bodies,
+and a reader of the event stream's frames.
 
 The TCP proxy is tests/tcp_proxy.py, the Node runner reacting to progress lines is
 tests/node_runner.py, the paths and the Node check are tests/testpaths.py.
@@ -6,12 +7,50 @@ tests/node_runner.py, the paths and the Node check are tests/testpaths.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from typing import Any
 
+import httpx
+
 from telefunc.asgi import TelefuncApp
+from telefunc.wire.frames import Frame, decode_frame
+from telefunc.wire.framing import b64url_decode, length_prefixed
 from testpaths import APPS_DIR
+
+HEADERS = {"x-telefunc-request": "sse", "content-type": "application/octet-stream"}
+
+
+def body(meta: dict[str, Any], *frames: bytes) -> bytes:
+    return length_prefixed([json.dumps(meta).encode(), *frames])
+
+
+def url(server: Any) -> str:
+    return f"{server.origin}/_telefunc?_telefunc=sse"
+
+
+class EventStream:
+    """Reads ``data:`` events of an SSE response as decoded frames."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.lines = response.aiter_lines()
+        self.comments: list[str] = []
+
+    async def next(self) -> Frame | None:
+        async with asyncio.timeout(10):
+            async for line in self.lines:
+                if line.startswith(":"):
+                    self.comments.append(line)
+                elif line.startswith("data: "):
+                    return decode_frame(b64url_decode(line[6:]))
+        return None
+
+    async def next_tag(self, tag: int) -> Frame:
+        while (frame := await self.next()) is not None:
+            if frame.tag == tag:
+                return frame
+        raise AssertionError(f"stream ended before tag 0x{tag:02x}")
 
 
 class SseCounter:

@@ -14,44 +14,11 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from sse_helpers import channels_app
+from sse_helpers import HEADERS, EventStream, body, channels_app, url
 
 from telefunc import config
-from telefunc.wire.frames import Frame, Tag, decode_frame, encode_frame, encode_json
-from telefunc.wire.framing import b64url_decode, length_prefixed
-
-HEADERS = {"x-telefunc-request": "sse", "content-type": "application/octet-stream"}
-
-
-def body(meta: dict[str, Any], *frames: bytes) -> bytes:
-    return length_prefixed([json.dumps(meta).encode(), *frames])
-
-
-def url(server: Any) -> str:
-    return f"{server.origin}/_telefunc?_telefunc=sse"
-
-
-class EventStream:
-    """Reads ``data:`` events of an SSE response as decoded frames."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.lines = response.aiter_lines()
-        self.comments: list[str] = []
-
-    async def next(self) -> Frame | None:
-        async with asyncio.timeout(10):
-            async for line in self.lines:
-                if line.startswith(":"):
-                    self.comments.append(line)
-                elif line.startswith("data: "):
-                    return decode_frame(b64url_decode(line[6:]))
-        return None
-
-    async def next_tag(self, tag: int) -> Frame:
-        while (frame := await self.next()) is not None:
-            if frame.tag == tag:
-                return frame
-        raise AssertionError(f"stream ended before tag 0x{tag:02x}")
+from telefunc.wire.frames import Tag, decode_frame, encode_frame, encode_json
+from telefunc.wire.framing import length_prefixed
 
 
 async def test_stream_response_events_headers_and_reconciled(live_server: Any) -> None:

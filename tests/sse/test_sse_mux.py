@@ -223,3 +223,47 @@ def test_upgrade_with_a_held_reconciled_sends_fin_after_it() -> None:
     assert out(sse) == [] and reconciled(out(other)) == []
     other.release_reconciled(NOW)
     assert reconciled(out(other)) and [f.tag for f in out(sse)] == [Tag.FIN]
+
+
+def test_a_frame_fed_after_a_later_one_ends_the_wire_instead_of_being_dropped() -> None:
+    """Reordered frames (a batch fed before an earlier one) are no replay: dropping the older
+    ones as duplicates would lose them silently."""
+    mux = ServerMux(SETTINGS)
+    core, handler = channel(mux)
+    reports: list[str] = []
+    mux.on_client_error = lambda kind, message: reports.append(message)
+    conn = sse_wire(mux, core)
+    conn.receive(text(1, "one"), NOW)
+    conn.receive(text(4, "four"), NOW)  # 2 and 3 are missing...
+    conn.receive(text(2, "two"), NOW)  # ...and come late
+    assert handler.messages == ["one", "four"]
+    assert conn.closed and reports and "out of order" in reports[0]
+    assert handler.shutdown  # the channel ends with the wire (a permanent close)
+    assert not core.attached
+
+
+def test_a_replay_of_frames_received_before_the_reconnect_is_still_dropped() -> None:
+    mux = ServerMux(SETTINGS)
+    core, handler = channel(mux)
+    old = sse_wire(mux, core)
+    old.receive(text(1, "one"), NOW)
+    old.receive(text(2, "two"), NOW)
+    new = mux.open_connection("c1", transport="sse", now=NOW + 1)
+    new.receive(reconcile([{"id": core.id, "ix": 0, "lastSeq": 0}], old.session_id), NOW + 1)
+    # The client re-sends what it was unsure of (a batch whose answer it never got), then more.
+    for seq, value in ((1, "one"), (2, "two"), (3, "three")):
+        new.receive(text(seq, value), NOW + 1)
+    assert handler.messages == ["one", "two", "three"]
+    assert not new.closed and not handler.shutdown
+
+
+def test_seqs_the_client_skips_for_good_leave_duplicates_harmless() -> None:
+    """The client's replay stops at frames it no longer holds and goes on with later ones: the
+    skipped seqs never come, and re-sent received frames are still dropped quietly."""
+    mux = ServerMux(SETTINGS)
+    core, handler = channel(mux)
+    conn = sse_wire(mux, core)
+    for seq, value in ((1, "one"), (4, "four"), (5, "five"), (4, "four"), (5, "five"), (6, "six")):
+        conn.receive(text(seq, value), NOW)
+    assert handler.messages == ["one", "four", "five", "six"]
+    assert not conn.closed and core.last_peer_seq == 6

@@ -258,6 +258,9 @@ async function ping(gen: number): Promise<void> {
 
 function lost(gen: number, err: unknown): void {
   if (gen !== session) return
+  // NetworkError: the server no longer knows the channels (e.g. its process died behind a load
+  // balancer, examples/scale-out/); the page starts over on whichever process answers now.
+  console.info(`chat: channels closed (${err instanceof NetworkError ? 'NetworkError' : err})`)
   session++
   document.body.dataset.session = String(session)
   clearInterval(pingTimer)

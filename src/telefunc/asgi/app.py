@@ -28,6 +28,7 @@ from telefunc.asgi.http import (
 from telefunc.asgi.static import StaticFiles, not_found
 from telefunc.config import config
 from telefunc.errors import UsageError
+from telefunc.server import observe
 from telefunc.server.broadcast_transport import get_broadcast_transport
 from telefunc.server.bugs import report_bug
 from telefunc.server.hub import ChannelHub
@@ -58,6 +59,8 @@ class TelefuncApp:
     :param context: ``context(request)`` (sync or async) returning a mapping; its values are
         what ``get_context()`` returns inside telefunctions.
     :param telefunc_url: the endpoint path; ``config.telefunc_url`` (``/_telefunc``) by default.
+    :param metrics: ``True`` answers ``GET <telefunc_url>/metrics`` with Prometheus metrics (a
+        path string picks the path); needs the ``metrics`` extra. See :mod:`telefunc.asgi.metrics`.
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class TelefuncApp:
         registry: Registry | None = None,
         context: ContextFactory | None = None,
         telefunc_url: str | None = None,
+        metrics: bool | str = False,
     ) -> None:
         if root is None and registry is None:
             raise UsageError("TelefuncApp needs an app root folder or a registry")
@@ -79,6 +83,7 @@ class TelefuncApp:
         public = self.root / "public" if self.root is not None else None
         self.static = StaticFiles(public) if public is not None and public.is_dir() else None
         self.hub = ChannelHub()
+        self.metrics_path = _metrics_path(metrics, self.telefunc_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -101,6 +106,8 @@ class TelefuncApp:
         path = self._path(scope)
         if path == self.telefunc_url:
             await self._telefunc_request(scope, receive, send)
+        elif path == self.metrics_path and scope["method"] == "GET":
+            await _send_metrics(send)
         elif self.static is None or not await self.static.serve(scope["method"], path, send):
             await not_found(send)
 
@@ -126,6 +133,7 @@ class TelefuncApp:
             except Exception as exc:
                 logger.exception("telefunc: the context factory raised")
                 report_bug(exc, None, "context factory")
+                observe.sink.call_finished(observe.UNKNOWN, 500, 0.0)
                 response = RpcResponse.text(500, INTERNAL_ERROR)
             else:
                 response = await handle_call(
@@ -183,6 +191,25 @@ class TelefuncApp:
                     await get_broadcast_transport().aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _metrics_path(metrics: bool | str, telefunc_url: str) -> str | None:
+    if metrics is False:
+        return None
+    try:
+        from telefunc.asgi.metrics import metrics_registry
+    except ImportError:
+        raise UsageError(
+            "TelefuncApp(metrics=...) needs prometheus-client: pip install 'telefunc[metrics]'"
+        ) from None
+    metrics_registry()
+    return metrics if isinstance(metrics, str) else telefunc_url.rstrip("/") + "/metrics"
+
+
+async def _send_metrics(send: Send) -> None:
+    from telefunc.asgi.metrics import CONTENT_TYPE, render
+
+    await send_response(send, 200, render(), CONTENT_TYPE)
 
 
 async def _send_streaming(send: Send, body: AsgiBody, response: RpcResponse) -> None:

@@ -18,9 +18,21 @@ three kinds of POST of one client to one :class:`~telefunc.wire.mux.ServerConnec
   RECONCILE inside it is held until the body ends.
 
 Data POSTs whose ``connId`` has no live wire wait up to ``connect_ttl`` for it (the stream-request
-may overtake the stream-response), then get 400. Every body is read as fast as it arrives:
-back-pressure is the protocol's job (WINDOW/MSG_WINDOW credit), never unread TCP bytes.
-With ``"sse"`` missing from ``config.channel.transports`` every SSE POST is answered 400.
+may overtake the stream-response), then get 400.
+
+**Upload order.** The frames of one wire are fed in the order its data POSTs arrived, each body
+whole before the next: a POST that arrives while an earlier one of its wire is still being read
+waits for it. The official client pushes frames into its stream-request as soon as it has
+RECONCILED, and when that upload fails (refused, or no STREAM_REQUEST_OPEN_ACK within 3 s) it
+ends it and sends the following frames in batch POSTs, which may reach the server while the
+upload's tail is still being read. Fed in the wrong order, the older frames would be taken for
+replays and dropped (the channel core fails the connection if that ever happens).
+
+Bodies are read as fast as they arrive (back-pressure is the protocol's job, WINDOW/MSG_WINDOW
+credit), except that a POST waiting for its turn reads ahead only ``max_pending_bytes`` /
+``max_pending_frames`` per wire; more than ``max_waiting_posts`` waiting POSTs end the wire as a
+protocol violation. With ``"sse"`` missing from ``config.channel.transports`` every SSE POST is
+answered 400.
 """
 
 from __future__ import annotations
@@ -30,16 +42,22 @@ import contextlib
 import json
 import logging
 from collections import deque
-from typing import NamedTuple
+from collections.abc import AsyncIterator
+from typing import Any, NamedTuple
 
 from telefunc.asgi.http import AsgiBody, HttpRequest, Send, send_response
-from telefunc.config import config
+from telefunc.config import LimitsSettings, config
 from telefunc.errors import ProtocolError
+from telefunc.server import observe
 from telefunc.server.client_errors import log_client_error
 from telefunc.server.hub import ChannelHub
+from telefunc.server.memory import release_freed_memory_soon
 from telefunc.wire.frames import Tag, encode_frame
 from telefunc.wire.framing import LengthPrefixedReader, RecordTooLarge, b64url_encode
 from telefunc.wire.mux import ServerConnection
+
+#: Bytes of frames the event writer takes from the connection's queue at a time.
+WRITE_BATCH = 64 * 1024
 
 __all__ = [
     "SSE_HEADERS",
@@ -58,7 +76,8 @@ SSE_HEADERS: tuple[tuple[str, str], ...] = (
 )
 #: When true, stream-request POSTs are refused (400) so clients use batch POSTs at once; useful
 #: behind proxies that buffer request bodies (the client would otherwise wait 3 s per connection),
-#: and in tests.
+#: and in tests. The 400 is sent at once, but the upload is still read and fed until the client
+#: ends it: the official client may have pushed frames into it before it saw the answer.
 refuse_stream_requests = False
 
 _OPEN_COMMENT = b": open\n\n"
@@ -119,15 +138,25 @@ class _Records:
         #: The body ended (completely, or cut short).
         self.ended = False
 
+    @property
+    def ready_count(self) -> int:
+        """How many complete records are waiting to be taken."""
+        return len(self._ready)
+
     def take_ready(self) -> list[bytes]:
         """Every complete record received so far."""
         out = list(self._ready)
         self._ready.clear()
         return out
 
-    async def fill(self) -> None:
-        """Read one more chunk; sets :attr:`ended` at the end. Raises on a truncated record,
-        and on an oversized one once the records before it were taken."""
+    @property
+    def oversized(self) -> bool:
+        """A record over the size limit was announced: nothing more is read from this body."""
+        return self._reader.error is not None
+
+    async def fill(self) -> int:
+        """Read one more chunk and return its size; sets :attr:`ended` at the end. Raises on a
+        truncated record, and on an oversized one once the records before it were taken."""
         if self._reader.error is not None:
             raise self._reader.error
         chunk = await self._body.read(_READ_CHUNK)
@@ -135,8 +164,9 @@ class _Records:
             self.ended = True
             if self._reader.pending:
                 raise ProtocolError("SSE request body ended inside a record")
-            return
+            return 0
         self._ready.extend(self._reader.feed(chunk))
+        return len(chunk)
 
     async def next(self) -> bytes | None:
         """The next record, or ``None`` at the end of the body."""
@@ -150,7 +180,16 @@ class _Records:
 class _SseWire:
     """Per-wire I/O state, kept in :attr:`ServerConnection.io`."""
 
-    __slots__ = ("conn", "gone", "ready", "wake")
+    __slots__ = (
+        "conn",
+        "gone",
+        "last_upload",
+        "read_ahead_bytes",
+        "read_ahead_frames",
+        "ready",
+        "waiting",
+        "wake",
+    )
 
     def __init__(self, conn: ServerConnection) -> None:
         self.conn = conn
@@ -160,11 +199,29 @@ class _SseWire:
         self.ready = asyncio.Event()
         #: The wire is closed or closing.
         self.gone = asyncio.Event()
+        #: Done once the latest data POST to arrive, and every one before it, was fed.
+        self.last_upload: asyncio.Future[None] | None = None
+        #: Data POSTs waiting for their turn.
+        self.waiting = 0
+        #: Body bytes and records those POSTs have read ahead.
+        self.read_ahead_bytes = 0
+        self.read_ahead_frames = 0
 
     def notify(self) -> None:
         self.wake.set()
         if self.conn.closed or self.conn.close_request is not None:
             self.gone.set()
+
+    def end_if_cut(self, hub: ChannelHub) -> None:
+        """A slow consumer was cut: end the wire soon (transient), not when its reader wakes."""
+        conn = self.conn
+
+        def end() -> None:
+            if not conn.closed:
+                conn.connection_lost(hub.now(), permanent=False)
+
+        if conn.cut and not conn.closed:
+            asyncio.get_running_loop().call_soon(end)
 
 
 async def serve_sse(hub: ChannelHub, request: HttpRequest, body: AsgiBody, send: Send) -> None:
@@ -190,6 +247,7 @@ async def serve_sse(hub: ChannelHub, request: HttpRequest, body: AsgiBody, send:
 
 
 def _receive(hub: ChannelHub, conn: ServerConnection, frame: bytes) -> None:
+    observe.sink.message_in("sse", len(frame))
     try:
         conn.receive(frame, hub.now())
     except Exception:  # a bug in the core must not leave the wire half-alive
@@ -203,7 +261,12 @@ async def _stream_response(
     conn = hub.open_connection(conn_id, transport="sse")
     wire = _SseWire(conn)
     conn.io = wire
-    conn.on_output = wire.notify
+
+    def on_output() -> None:
+        wire.notify()
+        wire.end_if_cut(hub)
+
+    conn.on_output = on_output
     conn.hold_reconciled()
     headers = [(b"content-type", b"text/event-stream")]
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in SSE_HEADERS]
@@ -212,7 +275,7 @@ async def _stream_response(
     try:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": _OPEN_COMMENT, "more_body": True})
-        writer = asyncio.ensure_future(_write_events(conn, wire, send))
+        writer = asyncio.ensure_future(_write_events(hub, conn, wire, send))
         try:
             while (frame := await records.next()) is not None:
                 if not conn.closed:
@@ -230,6 +293,7 @@ async def _stream_response(
         watcher = asyncio.ensure_future(body.wait_disconnect())
         await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        observe.sink.connection_closed(conn, None)
         wire.ready.set()
         if not conn.closed:
             conn.connection_lost(hub.now(), permanent=False)
@@ -243,16 +307,29 @@ async def _stream_response(
                 writer.cancel()
             except Exception:  # the writer already logged nothing useful: the client is gone
                 pass
+        if conn.cut:
+            release_freed_memory_soon(1.0)  # what the slow consumer held is freed by now
 
 
-async def _write_events(conn: ServerConnection, wire: _SseWire, send: Send) -> None:
-    """Send queued frames as events until the wire closes, then end the response."""
+async def _write_events(
+    hub: ChannelHub, conn: ServerConnection, wire: _SseWire, send: Send
+) -> None:
+    """Send queued frames as events until the wire closes, then end the response.
+
+    Frames are taken in batches of ``WRITE_BATCH`` bytes, so what waits for a slow reader stays
+    counted against ``config.limits.max_connection_buffer``; channels that held sends meanwhile
+    go on as each batch is handed over.
+    """
     try:
         while True:
             await wire.wake.wait()
             wire.wake.clear()
-            frames = conn.data_to_send()
-            if frames:
+            while not conn.cut:
+                conn.drained(hub.now())
+                frames = conn.data_to_send(WRITE_BATCH)
+                if not frames:
+                    break
+                observe.sink.messages_out("sse", frames)
                 chunk = b"".join(sse_event(frame) for frame in frames)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             if conn.closed or conn.close_request is not None:
@@ -296,9 +373,108 @@ async def _ready(hub: ChannelHub, conn: ServerConnection) -> bool:
     return not conn.closed
 
 
+def _can_read_ahead(wire: _SseWire, records: _Records, limits: LimitsSettings) -> bool:
+    return (
+        not records.ended
+        and not records.oversized
+        and wire.read_ahead_bytes < limits.max_pending_bytes
+        and wire.read_ahead_frames < limits.max_pending_frames
+    )
+
+
+async def _await_turn(
+    wire: _SseWire, earlier: asyncio.Future[None], records: _Records, limits: LimitsSettings
+) -> bool:
+    """Wait until ``earlier`` (every earlier upload of the wire) was fed, reading ``records``
+    ahead within the wire's read-ahead budget. ``False`` if the wire went away first."""
+    gone = asyncio.ensure_future(wire.gone.wait())
+    held_bytes = held_frames = 0
+    try:
+        while not earlier.done() and not gone.done():
+            waits: set[asyncio.Future[Any]] = {earlier, gone}
+            filling: asyncio.Future[int] | None = None
+            if _can_read_ahead(wire, records, limits):
+                before = records.ready_count
+                filling = asyncio.ensure_future(records.fill())
+                waits.add(filling)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if filling is None:
+                continue
+            if not filling.done():  # our turn (or the end) came while the body idles
+                filling.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ProtocolError):
+                    await filling
+            if filling.cancelled() or filling.exception() is not None:
+                continue  # a truncated body has `ended` set: the feeding loop stops there
+            size, frames = filling.result(), records.ready_count - before
+            held_bytes += size
+            held_frames += frames
+            wire.read_ahead_bytes += size
+            wire.read_ahead_frames += frames
+        return earlier.done()
+    finally:
+        gone.cancel()
+        wire.read_ahead_bytes -= held_bytes
+        wire.read_ahead_frames -= held_frames
+
+
+@contextlib.asynccontextmanager
+async def _upload_turn(
+    hub: ChannelHub, conn: ServerConnection, records: _Records
+) -> AsyncIterator[bool]:
+    """Hold this data POST's turn in its wire's upload order (see the module docstring): yields
+    ``True`` once the wire is ready and every earlier data POST of it was fed, ``False`` if the
+    wire went away or was never ready. The next POST's turn comes when this block is left."""
+    wire = conn.io
+    if not isinstance(wire, _SseWire):
+        yield False
+        return
+    limits = hub.mux.limits
+    max_waiting = max(1, limits.max_waiting_posts)
+    if wire.waiting >= max_waiting:
+        reason = f"more than {max_waiting} SSE POSTs waiting for their turn"
+        conn.protocol_violation(reason, hub.now())
+        wire.notify()
+        yield False
+        return
+    earlier = wire.last_upload
+    mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    wire.last_upload = mine
+
+    def finished(_: object = None) -> None:
+        if not mine.done():
+            mine.set_result(None)
+        if wire.last_upload is mine:
+            wire.last_upload = None
+
+    wire.waiting += 1
+    try:
+        try:
+            turn = await _ready(hub, conn)
+            if turn and earlier is not None and not earlier.done():
+                turn = await _await_turn(wire, earlier, records, limits)
+        finally:
+            wire.waiting -= 1
+        yield turn
+    finally:
+        # Never before the earlier ones: a POST that gave up waiting must not let later ones on.
+        if earlier is None or earlier.done():
+            finished()
+        else:
+            earlier.add_done_callback(finished)
+
+
 async def _stream_request(hub: ChannelHub, conn_id: str, records: _Records, send: Send) -> None:
     if refuse_stream_requests:
-        await _reply(send, 400)
+        # At once, so the client falls back to batch POSTs now; what it already pushed into this
+        # upload is still read, in order, before its batches.
+        await _start_reply(send, 400)
+        conn = await _resolve(hub, conn_id)
+        if conn is not None:
+            async with _upload_turn(hub, conn, records) as turn:
+                if turn:
+                    await _feed_upload(hub, conn, records)
+        await _end_reply(send)
         return
     conn = await _resolve(hub, conn_id)
     if conn is None:
@@ -306,9 +482,16 @@ async def _stream_request(hub: ChannelHub, conn_id: str, records: _Records, send
         return
     # At once: the client races this ack against its 3 s handshake timeout.
     conn.write(_OPEN_ACK)
-    if not await _ready(hub, conn):
-        await _reply(send, 400)
-        return
+    status = 400
+    async with _upload_turn(hub, conn, records) as turn:
+        if turn:
+            status = await _feed_upload(hub, conn, records)
+    await _reply(send, status)
+
+
+async def _feed_upload(hub: ChannelHub, conn: ServerConnection, records: _Records) -> int:
+    """Feed the records of an endless upload as they come, until it ends or the wire goes;
+    returns the status to answer (400 when a record was over the size limit)."""
     wire: _SseWire = conn.io
     gone = asyncio.ensure_future(wire.gone.wait())
     status = 200
@@ -336,32 +519,48 @@ async def _stream_request(hub: ChannelHub, conn_id: str, records: _Records, send
                 break  # cut inside a record: the client's upload died
     finally:
         gone.cancel()
-    await _reply(send, status)
+    return status
 
 
 async def _batch(hub: ChannelHub, conn_id: str, records: _Records, send: Send) -> None:
     conn = await _resolve(hub, conn_id)
-    if conn is None or not await _ready(hub, conn):
+    if conn is None:
         await _reply(send, 400)
         return
-    conn.hold_reconciled()
     status = 200
-    try:
-        while (frame := await records.next()) is not None:
-            if not conn.closed:  # keep reading: the body is drained either way
-                _receive(hub, conn, frame)
-    except RecordTooLarge as exc:
-        _oversized(exc)
-        status = 400
-    except ProtocolError:
-        pass
-    finally:
-        conn.release_reconciled(hub.now())
+    async with _upload_turn(hub, conn, records) as turn:
+        if not turn:
+            await _reply(send, 400)
+            return
+        conn.hold_reconciled()
+        try:
+            while (frame := await records.next()) is not None:
+                if not conn.closed:  # keep reading: the body is drained either way
+                    _receive(hub, conn, frame)
+        except RecordTooLarge as exc:
+            _oversized(exc)
+            status = 400
+        except ProtocolError:
+            pass
+        finally:
+            conn.release_reconciled(hub.now())
     await _reply(send, status)
 
 
 def _oversized(error: RecordTooLarge) -> None:
     log_client_error("sse-record-too-large", "telefunc: SSE POST refused: %s", error)
+
+
+async def _start_reply(send: Send, status: int) -> None:
+    """Send the status line and headers of an empty answer whose end comes later."""
+    with contextlib.suppress(OSError):
+        start = {"type": "http.response.start", "status": status}
+        await send({**start, "headers": [(b"content-type", b"text/plain")]})
+
+
+async def _end_reply(send: Send) -> None:
+    with contextlib.suppress(OSError):
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _reply(send: Send, status: int) -> None:

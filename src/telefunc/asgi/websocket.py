@@ -9,6 +9,13 @@ channels wait ``reconnect_timeout`` for the client to come back).
 When ``config.channel.transports`` lacks ``"ws"`` the handshake is refused (HTTP 403), so neither
 a first connection nor an SSE-to-WebSocket upgrade can use it. So is an upgrade from a foreign
 ``Origin`` (cross-site protection, :mod:`telefunc.server.origin`).
+
+Outgoing memory: the writer takes frames in batches of :data:`WRITE_BATCH` bytes, so what the
+connection queued stays counted against ``config.limits.max_connection_buffer`` until it is
+handed to the server. A server that offers the :data:`TRANSPORT_EXTENSION` scope extension
+(``telefunc serve``'s uvicorn protocol, :mod:`telefunc.asgi.ws_protocol`) also reports the bytes
+its transport has not flushed, and closes a slow consumer at once instead of waiting for a write
+that would never complete.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from telefunc.asgi.http import origin_refusal
+from telefunc.server import observe
 from telefunc.server.hub import ChannelHub
+from telefunc.server.memory import release_freed_memory_soon
 from telefunc.server.origin import log_refusal
-from telefunc.wire.mux import ServerConnection
+from telefunc.wire.mux import CLOSE_SLOW_CONSUMER, ServerConnection
 
-__all__ = ["serve_websocket"]
+__all__ = ["TRANSPORT_EXTENSION", "WRITE_BATCH", "serve_websocket"]
 
 logger = logging.getLogger("telefunc")
 
@@ -35,6 +44,15 @@ Send = Callable[[Message], Awaitable[None]]
 
 #: Close codes with which a client ends its channels for good.
 PERMANENT_CLOSE_CODES = frozenset({1000, 1001})
+#: Bytes the writer takes from the connection's queue at a time.
+WRITE_BATCH = 64 * 1024
+#: ASGI scope extension a server may offer: ``{"write_buffer_size": () -> int,
+#: "close_now": (code, reason) -> None}`` (bytes its transport holds unflushed; close the socket
+#: without waiting for the writes queued before, and report the disconnect with ``code``).
+TRANSPORT_EXTENSION = "telefunc.transport"
+#: Seconds after a slow consumer's handler ended until the heap is trimmed (past the close grace
+#: of :mod:`telefunc.asgi.ws_protocol`, when its socket buffers are gone too).
+SLOW_CONSUMER_TRIM_DELAY = 6.0
 
 
 async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,7 +71,10 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
         return
     await send({"type": "websocket.accept"})
     conn = hub.open_connection(transport="ws")
-    writer = _Writer(conn, send)
+    transport = scope.get("extensions", {}).get(TRANSPORT_EXTENSION)
+    writer = _Writer(conn, send, hub, transport)
+    if transport is not None:
+        conn.io_buffered = transport["write_buffer_size"]
     conn.on_output = writer.wake
     try:
         while True:
@@ -64,6 +85,7 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
                 if data is None:
                     conn.protocol_violation("text message on a binary channel socket", hub.now())
                     continue
+                observe.sink.message_in("ws", len(data))
                 try:
                     conn.receive(data, hub.now())
                 except Exception:  # a bug in the core must not leave the socket half-alive
@@ -71,12 +93,19 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
                     conn.protocol_violation("internal error", hub.now())
             elif kind == "websocket.disconnect":
                 code = message.get("code", 1005)
+                if code == CLOSE_SLOW_CONSUMER:  # the server's transport cut it (pong flood)
+                    conn.cut_slow_consumer()
                 conn.connection_lost(hub.now(), permanent=code in PERMANENT_CLOSE_CODES)
                 break
     finally:
+        gone = message["type"] == "websocket.disconnect"
+        observe.sink.connection_closed(conn, message.get("code", 1005) if gone else None)
         if not conn.closed:
             conn.connection_lost(hub.now(), permanent=False)
         await writer.stop()
+        if conn.cut:
+            # What it held is freed now, its socket buffers within the close grace.
+            release_freed_memory_soon(SLOW_CONSUMER_TRIM_DELAY)
 
 
 class _Writer:
@@ -88,27 +117,65 @@ class _Writer:
     next :meth:`wake` (the connection's ``on_output``) starts a new one.
     """
 
-    __slots__ = ("conn", "done", "send", "task")
+    __slots__ = ("conn", "done", "hub", "send", "task", "transport")
 
-    def __init__(self, conn: ServerConnection, send: Send) -> None:
+    def __init__(
+        self,
+        conn: ServerConnection,
+        send: Send,
+        hub: ChannelHub,
+        transport: dict[str, Any] | None = None,
+    ) -> None:
         self.conn = conn
         self.send = send
+        self.hub = hub
+        self.transport = transport
         self.task: asyncio.Task[None] | None = None
         #: Set once the close frame went out, sending failed, or the handler ended.
         self.done = False
 
     def wake(self) -> None:
         """Output is available (or a close was requested): start the writer unless it runs."""
+        conn = self.conn
+        if conn.cut and not self.done:
+            self._close_slow_consumer()
+            return
         if self.task is None and not self.done:
             self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def _close_slow_consumer(self) -> None:
+        """Cut: close now, without waiting behind writes the client is not reading."""
+        self.done = True
+        task, self.task = self.task, None
+        if task is not None:
+            task.cancel()
+        code, reason = self.conn.close_request or (CLOSE_SLOW_CONSUMER, "")
+        loop = asyncio.get_running_loop()
+        if self.transport is not None:
+            self.transport["close_now"](code, reason)
+        else:
+            # Best effort: the close frame waits behind unread writes; the connection itself
+            # holds nothing meanwhile (its queue was dropped). ``stop`` cancels it.
+            self.task = loop.create_task(self._send_close(code, reason))
+        loop.call_soon(self._end_cut)
+
+    async def _send_close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.send({"type": "websocket.close", "code": code, "reason": reason})
+
+    def _end_cut(self) -> None:
+        if not self.conn.closed:
+            self.conn.connection_lost(self.hub.now(), permanent=False)
 
     async def _run(self) -> None:
         conn = self.conn
         try:
             while True:
-                frames = conn.data_to_send()
+                conn.drained(self.hub.now())
+                frames = conn.data_to_send(WRITE_BATCH)
                 if not frames and conn.close_request is None and not conn.closed:
                     return  # idle again; no await between this check and clearing ``task``
+                observe.sink.messages_out("ws", frames)
                 for frame in frames:
                     await self.send({"type": "websocket.send", "bytes": frame})
                 if conn.close_request is not None:
@@ -124,7 +191,8 @@ class _Writer:
             # The socket is gone (the receive loop sees the disconnect and ends the connection).
             self.done = True
         finally:
-            self.task = None
+            if self.task is asyncio.current_task():
+                self.task = None
 
     async def stop(self) -> None:
         """The handler is ending: no more writes; cancel a running writer and wait for it."""

@@ -75,6 +75,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from telefunc.errors import UsageError
+from telefunc.server import observe
 from telefunc.server.broadcast_transport import (
     BinaryCallback,
     BroadcastFanout,
@@ -289,6 +290,7 @@ class RedisBroadcast:
         return remove
 
     def _report_gap(self, gap: BroadcastGap) -> None:
+        observe.sink.redis_gap(gap.reason)
         logger.warning(
             "broadcast key %r via Redis at %s: expected seq %d, got %d (%s); "
             "messages may have been lost",

@@ -20,6 +20,12 @@ the channel, so they get its pre-attach buffering, replay and dedup across recon
 ``publish`` is a PUBLISH_ACK_REQ answered with an ACK_RES carrying the receipt
 ``{key, seq, timestamp, meta}``.
 
+A subscriber that stays behind — a delivery finds its connection's queued output past twice
+``config.limits.max_connection_buffer`` (PUBLISH frames bypass credit, so nothing else slows
+them) — is dropped: the connection is closed with code 4002 (``CLOSE_SLOW_CONSUMER``, reason
+``SLOW_CONSUMER_REASON``), the subscription channel ends with :class:`NetworkError` (the client
+reconnects and finds it gone), the drop is logged and counted in ``ChannelHub.stats``.
+
 Fan-out cost: the transport keeps one upstream subscription per key and calls each subscribed
 channel synchronously in one loop; the PUBLISH payload is built once per message and the same
 bytes are handed to every channel — no task per message or per recipient.
@@ -38,21 +44,24 @@ from typing import Any, Generic, TypedDict, TypeVar
 from telefunc.config import config
 from telefunc.errors import (
     ChannelClosedError,
+    NetworkError,
     ProtocolError,
     ShieldValidationError,
     TelefuncError,
     UsageError,
 )
+from telefunc.server import observe
 from telefunc.server.broadcast_transport import (
     PublishInfo,
     get_broadcast_transport,
     wait_subscribed,
 )
 from telefunc.server.channel import INTERNAL_ERROR, Channel
-from telefunc.server.channel_endpoint import mark_retrieved, spawn
+from telefunc.server.channel_endpoint import mark_retrieved, parse_peer_text, spawn
 from telefunc.server.channel_shield import shield_of
 from telefunc.wire.credit import INITIAL_MESSAGES
 from telefunc.wire.frames import AckStatus, Frame, Tag
+from telefunc.wire.mux import SLOW_CONSUMER_REASON
 from telefunc.wire.publish import (
     decode_publish_binary,
     decode_publish_text,
@@ -168,6 +177,7 @@ class _Unsubscribe:
     def __call__(self) -> None:
         unlisten, self.unlisten = self.unlisten, None
         if unlisten is not None:
+            observe.sink.broadcast_subscribed(-1)
             result: Any = unlisten()
             if inspect.isawaitable(result):
                 spawn(result)
@@ -175,12 +185,14 @@ class _Unsubscribe:
 
 def _listen(key: str, binary: bool, callback: Callable[[Any, Any], None]) -> Callable[[], None]:
     transport = get_broadcast_transport()
+    observe.sink.broadcast_subscribed(1)
     return _Unsubscribe((transport.listen_binary if binary else transport.listen)(key, callback))
 
 
 async def _publish(key: str, body: str | bytes) -> PublishReceipt:
     # str goes to the text lane, bytes to the binary lane.
     transport = get_broadcast_transport()
+    observe.sink.broadcast_published(transport)
     result: Any
     if isinstance(body, str):
         result = transport.publish(key, body)
@@ -423,12 +435,12 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         core = self._core
         if core.is_shutdown:
             return
+        observe.sink.broadcast_delivered()
         subs: list[Any] = self._binary_subs if binary else self._text_subs
         if subs:
             try:
-                data: Any = payload if binary else parse(payload)
-            except Exception:
-                logger.exception("telefunc: could not parse a broadcast message")
+                data: Any = payload if binary else parse_peer_text(payload)
+            except ValueError:
                 subs = []
             for cb in list(subs):
                 try:
@@ -438,7 +450,14 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
                         return
         if (self._peer_binary if binary else self._peer_text) and not core.is_closed:
             wire = _wire_cache.get(payload, info, binary)
+            peer = core.peer
             core.send(Tag.PUBLISH_BINARY if binary else Tag.PUBLISH, wire, self._now())
+            if peer is not None and peer.cut:
+                # This write passed the connection's hard limit (or it was cut already): the
+                # subscriber stays behind. The channel ends rather than waiting for a reconnect:
+                # publishes it missed may have left its replay buffer, and it must not resume
+                # with a silent gap.
+                core.fail(NetworkError(SLOW_CONSUMER_REASON))
 
     # ── frames from the client ──────────────────────────────────────────
 
@@ -478,10 +497,10 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         if shield_of(self) is None:
             return None
         try:
-            self._check_incoming(parse(text))
+            self._check_incoming(parse_peer_text(text))
         except ShieldValidationError as exc:
             return str(exc)
-        except Exception:  # unparsable: refused like a value of the wrong type
+        except ValueError:  # unparsable (logged): refused like a value of the wrong type
             return "channel message: not a telefunc-serialized value"
         return None
 

@@ -17,7 +17,16 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
-from telefunc.errors import Abort, ChannelClosedError, ChannelRemoteError, ShieldValidationError
+from telefunc.config import config
+from telefunc.errors import (
+    Abort,
+    ChannelClosedError,
+    ChannelOverflowError,
+    ChannelRemoteError,
+    ShieldValidationError,
+)
+from telefunc.server import observe
+from telefunc.server.client_errors import log_client_error
 from telefunc.wire.channel_state import ChannelCore, SendResult
 from telefunc.wire.frames import AckStatus, Frame, Tag
 from telefunc.wire.serializer import parse, stringify
@@ -28,6 +37,7 @@ __all__ = [
     "add_listener",
     "close_soon",
     "mark_retrieved",
+    "parse_peer_text",
     "spawn",
 ]
 
@@ -41,6 +51,12 @@ NO_LISTENER = "No listener registered for ack request"
 
 _background: set[asyncio.Future[Any]] = set()
 
+#: A send that completes at once (credit left, connection not congested) still gives other tasks
+#: a turn every this many such sends: ``await ch.send(x)`` in a loop on a peer that grants huge
+#: credit would otherwise never yield to the event loop.
+SEND_YIELD_EVERY = 16
+_sends_since_yield = 0
+
 
 def spawn(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
     """Run ``awaitable`` as a task that is kept referenced until it finishes."""
@@ -48,6 +64,11 @@ def spawn(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
     _background.add(task)
     task.add_done_callback(_background.discard)
     return task
+
+
+def _resolve(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def mark_retrieved(fut: asyncio.Future[Any]) -> None:
@@ -85,6 +106,21 @@ def add_listener(listeners: list[Any], callback: Any) -> Callable[[], None]:
             listeners.remove(callback)
 
     return unlisten
+
+
+def parse_peer_text(text: str) -> Any:
+    """A text message from the other side, parsed within ``config.limits.max_depth``.
+
+    Raises ``ValueError`` for malformed input (logged once per interval, never a traceback:
+    the other side may be hostile).
+    """
+    try:
+        return parse(text, max_depth=config.limits.max_depth)
+    except ValueError as exc:
+        log_client_error(
+            "malformed-channel-message", "telefunc: dropped a channel message: %s", str(exc)[:200]
+        )
+        raise
 
 
 class _Settle(NamedTuple):
@@ -225,7 +261,14 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         fut.add_done_callback(mark_retrieved)
         result = self._core.send(tag, payload, self._now(), fut)
         if result is SendResult.SENT:
-            fut.set_result(None)
+            global _sends_since_yield
+            _sends_since_yield += 1
+            if _sends_since_yield >= SEND_YIELD_EVERY:
+                _sends_since_yield = 0
+                # Resolved on the next loop iteration: the awaiting sender yields once.
+                fut.get_loop().call_soon(_resolve, fut)
+            else:
+                fut.set_result(None)
         elif result is SendResult.WAIT_CREDIT:
             if self._credit_waiters is None:
                 self._credit_waiters = []
@@ -310,9 +353,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         """
         nbytes = len(payload)
         try:
-            data: Any = payload if binary else parse(payload.decode())
-        except Exception:
-            logger.exception("telefunc: could not parse a channel message")
+            data: Any = payload if binary else parse_peer_text(payload.decode())
+        except ValueError:
             self._consume_in_order(nbytes)
             return
         if not binary:
@@ -387,7 +429,13 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             return
         result: Any = None
         try:
-            data: Any = payload if binary else self._check_incoming(parse(payload.decode()))
+            data: Any = payload if binary else parse_peer_text(payload.decode())
+        except ValueError:
+            core.reply(seq, AckStatus.ERROR, self.LISTENER_ERROR, self._now())
+            return
+        try:
+            if not binary:
+                data = self._check_incoming(data)
             for cb in listeners:
                 result = cb(data)
                 if inspect.isawaitable(result):
@@ -430,6 +478,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
 
     def handle_send_failed(self, token: Any, error: Exception) -> None:
         """A send will never complete (evicted, or the channel ended)."""
+        if isinstance(error, ChannelOverflowError):
+            observe.sink.limit_hit("channel-buffer")
         fut: asyncio.Future[Any] = token
         if not fut.done():
             fut.set_exception(error)

@@ -16,8 +16,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from telefunc.config import config
+from telefunc.server import observe
 from telefunc.server.client_errors import log_client_error
-from telefunc.wire.mux import ServerConnection, ServerMux
+from telefunc.wire.mux import MuxStats, ServerConnection, ServerMux
 
 if TYPE_CHECKING:
     from telefunc.server.channel import Channel
@@ -29,21 +30,25 @@ logger = logging.getLogger("telefunc")
 
 def _log_client_error(kind: str, message: str) -> None:
     log_client_error(kind, "%s", message)
+    if kind == "protocol-violation":
+        observe.sink.protocol_violation(message)
 
 
 class ChannelHub:
     """Registry of channels and sessions of one server, plus their shared timer task."""
 
-    __slots__ = ("_loop", "_task", "_wake", "mux")
+    __slots__ = ("__weakref__", "_loop", "_task", "_wake", "mux")
 
     def __init__(self) -> None:
         #: The sans-I/O multiplexer; settings are read from ``config.channel`` when needed.
         self.mux = ServerMux(config.channel.snapshot, config.limits.snapshot)
         self.mux.on_client_error = _log_client_error
         self.mux.timers.on_earlier = self._on_earlier
+        self.mux.on_slow_consumer = _log_slow_consumer
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        observe.track_hub(self)
 
     @staticmethod
     def now() -> float:
@@ -54,6 +59,7 @@ class ChannelHub:
         """Make ``channel`` reachable by its id; its ``connect_ttl`` starts now."""
         self._ensure_timer_task()
         self.mux.register(channel._core, self.now())
+        observe.sink.channel_opened(channel)
 
     def open_connection(
         self, conn_id: str | None = None, *, transport: str = "ws"
@@ -67,7 +73,13 @@ class ChannelHub:
         now = self.now()
         conn = self.mux.open_connection(conn_id, transport=transport, now=now)
         conn.start(now)
+        observe.sink.connection_opened(conn)
         return conn
+
+    @property
+    def stats(self) -> MuxStats:
+        """Counters: ``slow_consumer_drops`` (connections closed for not reading)."""
+        return self.mux.stats
 
     @property
     def channel_count(self) -> int:
@@ -115,3 +127,13 @@ class ChannelHub:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _log_slow_consumer(conn: ServerConnection) -> None:
+    log_client_error(
+        "slow-consumer",
+        "closed a %s connection whose client does not read (over %d bytes queued); "
+        "raise config.limits.max_connection_buffer if its clients are legitimately slow",
+        conn.transport,
+        conn.max_buffer,
+    )

@@ -29,12 +29,14 @@ import inspect
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from telefunc.config import LimitsSettings, config
 from telefunc.errors import Abort, ProtocolError, ShieldValidationError, UsageError
+from telefunc.server import observe
 from telefunc.server.bugs import TELEFUNCTION_EXTRA, report_bug
 from telefunc.server.channel import Channel
 from telefunc.server.channel_shield import attach_return_shield
@@ -85,6 +87,8 @@ MALFORMED = "Malformed Telefunc Request"
 SHIELD_ERROR = "Shield Validation Error"
 TOO_LARGE = "Content Too Large"
 INTERNAL_ERROR = "Internal Server Error"
+#: The ``CallScope.extras`` slot naming the call's telefunction for :mod:`telefunc.server.observe`.
+CALL_LABEL = "telefunc.telefunction"
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +260,7 @@ def malformed(reason: str) -> RpcResponse:
 def too_large(reason: str) -> RpcResponse:
     """Log (rate-limited) an over-large body and build the 413 answer."""
     log_client_error("body-too-large", "telefunc: request refused: %s", reason[:_REASON_CHARS])
+    observe.sink.limit_hit("body-too-large")
     return RpcResponse.text(413, TOO_LARGE)
 
 
@@ -294,10 +299,14 @@ async def handle_call(
     if announced is not None and announced > limit:
         return too_large(f"a body of {announced} bytes (the limit is {limit})")
     scope = CallScope(hub, context)
+    started = time.perf_counter()
     try:
-        return await _parse_and_run(registry, kind, BoundedBody(body, limit), scope, limits)
+        response = await _parse_and_run(registry, kind, BoundedBody(body, limit), scope, limits)
     finally:
         scope.finish_request()
+    label = scope.extras.get(CALL_LABEL, observe.UNKNOWN)
+    observe.sink.call_finished(label, response.status, time.perf_counter() - started)
+    return response
 
 
 async def _parse_and_run(
@@ -342,6 +351,7 @@ async def _parse_and_run(
     if telefunction is None:
         request_values.close()
         return malformed(f"no telefunction {envelope['name']}() in {envelope['file']}")
+    scope.extras[CALL_LABEL] = telefunction.key  # a registry key: a bounded metrics label
     args: list[Any] = envelope["args"]
     stream_options = envelope.get("stream")
     del envelope  # the arguments' finalizers (closing their channels) need the last reference

@@ -18,8 +18,16 @@ Lifecycle::
   :class:`PreAttachBuffer` instead (separate text/binary byte budgets, oldest evicted FIFO with
   :class:`~telefunc.errors.ChannelOverflowError`), flushed in order on the next attach.
   Fire-and-forget TEXT/BINARY consume :class:`~telefunc.wire.credit.SendCredit`.
+  While the attached connection is *congested* (its outgoing queue is at
+  ``config.limits.max_connection_buffer``) data sends go to that same buffer, with the same
+  budgets and :class:`~telefunc.errors.ChannelOverflowError`, until the connection drains
+  (:meth:`ChannelCore.flush_held`). PUBLISH deliveries are never held: they bypass credit, so
+  the connection's hard limit is what bounds them (see :mod:`telefunc.wire.mux`).
 * **Receiving.** The connection routes the frames of this channel to :meth:`ChannelCore.receive`.
-  Data frames with ``seq <= last_peer_seq`` are duplicates (a replay) and dropped.
+  Data frames with ``seq <= last_peer_seq`` are duplicates (a replay) and dropped. A frame that
+  skips seqs leaves a *hole* (the peer's replay may skip frames it no longer holds, and never
+  sends them later); a frame falling into a recent hole was never received, so it is no replay
+  but a reordering: a :class:`ProtocolError` rather than silent loss.
 * **Attach** replays frames with ``seq > lastSeq`` the client reported, resets the send credit,
   flushes the pre-attach buffer, then pending ACK_RES, CLOSE_ACK and CLOSE, and fires ``open``.
 * **Closing** (:meth:`ChannelCore.close` or a CLOSE from the peer) finishes when no ack is in
@@ -68,6 +76,8 @@ __all__ = [
 BINARY_TAGS = frozenset(
     {Tag.BINARY, Tag.BINARY_ACK_REQ, Tag.PUBLISH_BINARY, Tag.PUBLISH_BINARY_ACK_REQ}
 )
+#: Data tags a congested connection does not hold back (bounded by its hard limit instead).
+UNHELD_TAGS = frozenset({Tag.PUBLISH, Tag.PUBLISH_BINARY})
 #: Data tags that ask the peer for an ACK_RES.
 ACK_REQ_TAGS = frozenset(
     {Tag.TEXT_ACK_REQ, Tag.BINARY_ACK_REQ, Tag.PUBLISH_ACK_REQ, Tag.PUBLISH_BINARY_ACK_REQ}
@@ -77,6 +87,9 @@ NO_LISTENER = "No listener registered for ack request"
 TIMEOUT_CONNECT = "Channel timed out: no client connected within TTL after response was sent"
 TIMEOUT_RECONNECT = "Channel timed out: client did not reconnect within grace period"
 RECOVERY_FAILED = "Channel not acknowledged by client after reconnect"
+#: Holes in the received seqs remembered per channel (older ones are forgotten): enough to catch
+#: frames fed out of order, a constant bound whatever the peer sends.
+_MAX_HOLES = 8
 
 
 class SendResult(Enum):
@@ -129,6 +142,17 @@ class PeerLink(Protocol):
 
     def write(self, frame: bytes) -> None:
         """Queue one encoded frame for the wire."""
+
+    @property
+    def congested(self) -> bool:
+        """The wire's outgoing queue is at its cap: data sends are held by the channel."""
+
+    @property
+    def cut(self) -> bool:
+        """The wire was cut as a slow consumer: what is written to it is dropped."""
+
+    def hold(self, core: ChannelCore) -> None:
+        """``core`` holds sends; call ``core.flush_held(self, now)`` once the queue drained."""
 
 
 class PreAttachBuffer:
@@ -189,6 +213,17 @@ class PreAttachBuffer:
         self._bytes = [0, 0]
         return [(tag, payload, token) for _, tag, payload, token in merged]
 
+    def popleft(self) -> tuple[int, bytes, Any]:
+        """Remove and return the oldest entry (of both lanes) as ``(tag, payload, token)``."""
+        assert self._lanes is not None
+        text, binary = self._lanes
+        lane_ix = 0 if text and (not binary or text[0][0] < binary[0][0]) else 1
+        _, tag, payload, token = self._lanes[lane_ix].popleft()
+        self._bytes[lane_ix] -= len(payload)
+        if not text and not binary:
+            self._lanes = None
+        return tag, payload, token
+
     def tokens(self) -> list[Any]:
         """The tokens of every buffered entry."""
         return [e[3] for lane in self._lanes or () for e in lane]
@@ -213,6 +248,7 @@ class ChannelCore:
         "_credit",
         "_got_close_ack",
         "_handler",
+        "_holes",
         "_ix",
         "_opened",
         "_out_seq",
@@ -251,6 +287,8 @@ class ChannelCore:
         self.is_shutdown = False
         #: Highest client seq received and dispatched (dedup, and ``lastSeq`` in RECONCILED).
         self.last_peer_seq = 0
+        #: The latest ranges of seqs below ``last_peer_seq`` never received (at most _MAX_HOLES).
+        self._holes: list[tuple[int, int]] | None = None
         #: Set by the mux when registering, called once on shutdown to drop its bookkeeping.
         self.on_shutdown_hook: Any = None
         self._peer: PeerLink | None = None
@@ -317,6 +355,15 @@ class ChannelCore:
         """Messages waiting in the pre-attach buffer."""
         return len(self._buffer)
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes this channel holds for its peer: replay buffer and pre-attach buffer."""
+        return self._replay.text.bytes + self._replay.binary.bytes + sum(self._buffer._bytes)
+
+    def replayable(self, last_seq: int) -> int:
+        """How many frames :meth:`attach` with ``last_seq`` would replay."""
+        return 0 if self.is_shutdown else len(self._replay.get_after(last_seq))
+
     # ── registration and timers ─────────────────────────────────────────
 
     def bind_timers(self, timers: Timers, now: float) -> None:
@@ -374,7 +421,14 @@ class ChannelCore:
         is_ack = tag in ACK_REQ_TAGS
         if is_ack:
             self._acks_out += 1
-        if self._peer is None:
+        peer = self._peer
+        if (
+            peer is None
+            or len(self._buffer)  # holding already: later sends queue behind (order)
+            or (tag not in UNHELD_TAGS and peer.congested)
+        ):
+            if peer is not None:
+                peer.hold(self)
             for evicted_tag, evicted in self._buffer.push(tag, payload, token):
                 if evicted_tag in ACK_REQ_TAGS:
                     self._acks_out -= 1
@@ -389,6 +443,23 @@ class ChannelCore:
         if tag in (Tag.TEXT, Tag.BINARY) and not self._credit.consume(len(payload)):
             return SendResult.WAIT_CREDIT
         return SendResult.SENT
+
+    def flush_held(self, peer: PeerLink, now: float) -> bool:
+        """``peer`` drained: write held sends while it has room; ``True`` once none is left."""
+        buffer = self._buffer
+        while len(buffer) and self._peer is peer and not peer.congested:
+            self._emit_buffered(*buffer.popleft(), now)
+        return not len(buffer) or self._peer is not peer
+
+    def _emit_buffered(self, tag: int, payload: bytes, token: Any, now: float) -> None:
+        """Write a send that waited in the buffer; it resolves now unless it awaits an ack."""
+        seq = self._emit_data(tag, payload, now)
+        if tag in ACK_REQ_TAGS:
+            self._pending_acks[seq] = token
+        else:
+            if tag in (Tag.TEXT, Tag.BINARY):
+                self._credit.consume(len(payload))
+            self._handler.handle_send_done(token)
 
     def _emit_data(self, tag: int, payload: bytes, now: float) -> int:
         self._out_seq += 1
@@ -469,13 +540,30 @@ class ChannelCore:
             return
         tag = frame.tag
         if 0x10 <= tag < 0x30:
-            if frame.seq:
-                if frame.seq <= self.last_peer_seq:
+            seq = frame.seq
+            if seq:
+                last = self.last_peer_seq
+                if seq <= last:
+                    if self._holes is not None and any(lo <= seq <= hi for lo, hi in self._holes):
+                        raise ProtocolError(
+                            f"channel {self._ix}: seq {seq} arrived after seq {last}: "
+                            "frames out of order"
+                        )
                     return  # a duplicate from a replay
-                self.last_peer_seq = frame.seq
+                if seq > last + 1:
+                    self._note_hole(last + 1, seq - 1)
+                self.last_peer_seq = seq
             self._receive_data(frame, now)
         else:
             self._receive_ctrl(frame, now)
+
+    def _note_hole(self, lo: int, hi: int) -> None:
+        holes = self._holes
+        if holes is None:
+            holes = self._holes = []
+        holes.append((lo, hi))
+        if len(holes) > _MAX_HOLES:
+            del holes[0]
 
     def _receive_data(self, frame: Frame, now: float) -> None:
         tag = frame.tag
@@ -549,13 +637,7 @@ class ChannelCore:
         self._credit.reset()
         self._window.reset()
         for tag, payload, token in self._buffer.drain():
-            seq = self._emit_data(tag, payload, now)
-            if tag in ACK_REQ_TAGS:
-                self._pending_acks[seq] = token
-            else:
-                if tag in (Tag.TEXT, Tag.BINARY):
-                    self._credit.consume(len(payload))
-                self._handler.handle_send_done(token)
+            self._emit_buffered(tag, payload, token, now)
         for acked_seq, status, text in self._pending_ack_res:
             self._emit_ack_res(acked_seq, status, text, now)
         self._pending_ack_res.clear()

@@ -248,6 +248,14 @@ class Wire:
         if self.alive:
             self._mux._write(frame)
 
+    #: The client's queue is not capped: its sends are paced by the server's credit.
+    congested = False
+    #: Nor ever cut as a slow consumer.
+    cut = False
+
+    def hold(self, core: ChannelCore) -> None:
+        """Never called (a client wire is never congested)."""
+
 
 class _Handoff:
     """An upgrade in flight: the old wire still delivers until its FIN."""

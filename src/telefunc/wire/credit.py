@@ -7,7 +7,8 @@ caller, and ACK_RES must never deadlock behind credit).
 
 * :class:`SendCredit` is the sender side: it starts at 2 MiB / 100 messages, each send takes one
   message and its payload bytes, and a ``WINDOW`` / ``MSG_WINDOW`` frame from the peer *sets*
-  (not adds to) the credit. When either axis is ``<= 0`` the sender waits.
+  (not adds to) the credit, clamped to the protocol's maximum window (a peer cannot grant itself
+  more than 64 MiB / 50,000 messages in flight). When either axis is ``<= 0`` the sender waits.
 * :class:`ReceiveWindow` is the receiver side: it advertises again after a quarter of its window
   has been consumed, and grows the window gRPC-style: one ``BDP_PING`` in flight at a time, and
   when the bytes (messages) received between the ping and its ``BDP_PING_ACK`` reach 2/3 of the
@@ -44,6 +45,8 @@ __all__ = [
 
 INITIAL_BYTES = 2 * 1024 * 1024
 INITIAL_MESSAGES = 100
+#: The protocol's largest window (telefunc@0.2.23 ``CREDIT_WINDOW_MAX_BYTES`` /
+#: ``CREDIT_MSG_WINDOW_MAX``): growth stops here, and granted credit is clamped to it.
 MAX_BYTES = 64 * 1024 * 1024
 MAX_MESSAGES = 50_000
 #: Probe pacing bounds (seconds): never faster than 50 ms, back off to at most 10 s when idle.
@@ -74,13 +77,15 @@ class SendCredit:
         return self.bytes > 0 and self.messages > 0
 
     def set_bytes(self, nbytes: int) -> bool:
-        """Apply a WINDOW frame; returns whether credit is now available."""
-        self.bytes = nbytes
+        """Apply a WINDOW frame (clamped to :data:`MAX_BYTES`); returns whether credit is now
+        available."""
+        self.bytes = min(nbytes, MAX_BYTES)
         return self.available
 
     def set_messages(self, count: int) -> bool:
-        """Apply a MSG_WINDOW frame; returns whether credit is now available."""
-        self.messages = count
+        """Apply a MSG_WINDOW frame (clamped to :data:`MAX_MESSAGES`); returns whether credit is
+        now available."""
+        self.messages = min(count, MAX_MESSAGES)
         return self.available
 
     def reset(self) -> None:

@@ -56,6 +56,16 @@ that client find their wire with :meth:`ServerMux.connection_for` (or wait for i
 stream-response body carrying the initial RECONCILE, a batch POST) brackets its frames with
 :meth:`ServerConnection.hold_reconciled` / :meth:`ServerConnection.release_reconciled`.
 
+**Outgoing memory** is bounded per connection by ``max_buffer``
+(``config.limits.max_connection_buffer``): what :meth:`ServerConnection.write` queued and the I/O
+layer has not taken yet, plus what the transport still holds unflushed (:attr:`io_buffered`).
+At the cap the connection is :attr:`~ServerConnection.congested`: channels hold their data sends
+(see :meth:`ChannelCore.send`) until the I/O layer reports :meth:`~ServerConnection.drained`.
+Frames that cannot wait (PUBLISH deliveries, which bypass credit, PONG, ACK_RES, WINDOW, replays)
+are queued up to ``HARD_LIMIT_FACTOR`` times the cap; past that the peer is a *slow consumer*:
+its queue is dropped, it is closed with :data:`CLOSE_SLOW_CONSUMER` (transient for its channels)
+and counted in :attr:`ServerMux.stats`.
+
 **Upgrade** (SSE to WebSocket): a RECONCILE with ``"upgrade": true`` naming the session of a live
 wire moves its channels to the new wire (replaying what the client has not seen), answers
 RECONCILED on the new wire and then **FIN** on the old one, which the client closes itself. The
@@ -65,7 +75,8 @@ old wire keeps delivering whatever was queued on it before FIN; the client dedup
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from telefunc.config import ChannelSettings, LimitsSettings
 from telefunc.errors import ProtocolError
@@ -74,11 +85,18 @@ from telefunc.wire.frames import HEADER, Frame, Tag, decode_frame, encode_frame,
 from telefunc.wire.ids import random_id
 from telefunc.wire.timers import Timers
 
+if TYPE_CHECKING:
+    from telefunc.wire.channel_state import ChannelCore as _HeldCore
+
 __all__ = [
     "CLIENT_FORBIDDEN_TAGS",
     "CLOSE_PING_TIMEOUT",
     "CLOSE_PROTOCOL_ERROR",
     "CLOSE_REPLACED",
+    "CLOSE_SLOW_CONSUMER",
+    "HARD_LIMIT_FACTOR",
+    "SLOW_CONSUMER_REASON",
+    "MuxStats",
     "ServerConnection",
     "ServerMux",
 ]
@@ -102,6 +120,23 @@ CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_PING_TIMEOUT = 4000
 #: Close code of a wire replaced by a newer one with the same ``connId`` (transient).
 CLOSE_REPLACED = 4001
+#: Close code of a wire whose client does not read what is sent to it fast enough: its queued
+#: output passed ``HARD_LIMIT_FACTOR`` x ``config.limits.max_connection_buffer`` (transient for
+#: its channels; a broadcast subscription that fell behind ends with ``NetworkError``).
+CLOSE_SLOW_CONSUMER = 4002
+#: The close reason sent with :data:`CLOSE_SLOW_CONSUMER`.
+SLOW_CONSUMER_REASON = "slow consumer: outgoing buffer over config.limits.max_connection_buffer"
+#: Frames that cannot wait may fill a connection's queue up to this many times its cap.
+HARD_LIMIT_FACTOR = 2
+
+
+@dataclass(slots=True)
+class MuxStats:
+    """Counters of one :class:`ServerMux` (observability)."""
+
+    #: Connections closed with :data:`CLOSE_SLOW_CONSUMER`.
+    slow_consumer_drops: int = 0
+
 
 _PONG = encode_frame(Tag.PONG)
 _FIN = encode_frame(Tag.FIN)
@@ -120,12 +155,16 @@ class ServerMux:
         "channels",
         "connections_by_conn_id",
         "on_client_error",
+        "on_slow_consumer",
         "opened",
+        "reconnects",
         "refused_attaches",
+        "replayed_frames",
         "session_aliases",
         "session_lineages",
         "session_owners",
         "sessions",
+        "stats",
         "timers",
         "upgrades",
     )
@@ -163,6 +202,14 @@ class ServerMux:
         self.opened: dict[str, int] = {}
         #: Completed upgrades (FIN sent on the old wire).
         self.upgrades = 0
+        #: RECONCILEs on a new wire continuing a known session (a client came back).
+        self.reconnects = 0
+        #: Frames replayed to clients on attach (``seq > lastSeq`` from the replay buffer).
+        self.replayed_frames = 0
+        #: Counters (slow-consumer drops).
+        self.stats = MuxStats()
+        #: Called with a connection just cut as a slow consumer (the I/O layer logs it).
+        self.on_slow_consumer: Callable[[ServerConnection], None] | None = None
 
     @property
     def settings(self) -> ChannelSettings:
@@ -328,8 +375,10 @@ class ServerConnection:
 
     __slots__ = (
         "_deferred",
+        "_held",
         "_holds",
         "_out",
+        "_out_bytes",
         "_pending",
         "_ping_at",
         "_ping_deadline",
@@ -340,8 +389,11 @@ class ServerConnection:
         "close_request",
         "closed",
         "conn_id",
+        "cut",
         "io",
+        "io_buffered",
         "lineage",
+        "max_buffer",
         "mux",
         "on_output",
         "session_id",
@@ -371,7 +423,18 @@ class ServerConnection:
         self.closed = False
         #: Called whenever output becomes available or a close is requested.
         self.on_output: Callable[[], None] | None = None
+        # A list, not a deque: an idle connection's empty deque would cost ~550 bytes more.
         self._out: list[bytes] = []
+        #: Bytes in ``_out``.
+        self._out_bytes = 0
+        #: Cap on queued output (``max_connection_buffer`` of the mux's limits when it opened).
+        self.max_buffer = mux.limits.max_connection_buffer
+        #: Bytes the transport took but has not flushed yet, if the I/O layer can tell.
+        self.io_buffered: Callable[[], int] | None = None
+        #: Cut as a slow consumer: output is dropped until the I/O layer ends the wire.
+        self.cut = False
+        #: Channels holding sends until the queue drains (an ordered set).
+        self._held: dict[_HeldCore, None] | None = None
         self._pending: _PendingReconcile | None = None
         #: Frames received while a RECONCILE waits (``None`` when there are none).
         self._queued: list[Frame] | None = None
@@ -387,17 +450,90 @@ class ServerConnection:
     # ── output ──────────────────────────────────────────────────────────
 
     def write(self, frame: bytes) -> None:
-        """Queue one encoded frame (channels attached to this wire call this)."""
-        if self.closed:
+        """Queue one encoded frame (channels attached to this wire call this).
+
+        Past ``HARD_LIMIT_FACTOR`` x :attr:`max_buffer` the connection is cut as a slow consumer.
+        """
+        if self.closed or self.cut:
             return
-        self._out.append(frame)
-        if len(self._out) == 1 and self.on_output is not None:
+        out = self._out
+        out.append(frame)
+        self._out_bytes += len(frame)
+        if self._out_bytes > self.max_buffer * HARD_LIMIT_FACTOR:
+            self.cut_slow_consumer()
+            return
+        if len(out) == 1 and self.on_output is not None:
             self.on_output()
 
-    def data_to_send(self) -> list[bytes]:
-        """Take every queued frame, in order (each is one WebSocket binary message)."""
-        out, self._out = self._out, []
-        return out
+    @property
+    def buffered(self) -> int:
+        """Bytes queued towards the client and not flushed yet (queue plus transport)."""
+        io = self.io_buffered
+        return self._out_bytes + (io() if io is not None else 0)
+
+    @property
+    def congested(self) -> bool:
+        """At the cap: channels hold their data sends until :meth:`drained`."""
+        return self.buffered >= self.max_buffer
+
+    def would_overflow(self, nbytes: int) -> bool:
+        """Whether queueing ``nbytes`` more would pass the hard limit (a slow consumer)."""
+        return self.buffered + nbytes > self.max_buffer * HARD_LIMIT_FACTOR
+
+    def hold(self, core: _HeldCore) -> None:
+        """``core`` holds sends because of congestion: :meth:`drained` lets it go on."""
+        if self.closed or self.cut:
+            return
+        if self._held is None:
+            self._held = {}
+        self._held[core] = None
+        if not self._out and self.on_output is not None:
+            self.on_output()  # an idle I/O layer would never call drained()
+
+    def data_to_send(self, max_bytes: int | None = None) -> list[bytes]:
+        """Take the queued frames in order (each is one WebSocket binary message).
+
+        With ``max_bytes`` only a batch of about that size (at least one frame) is taken, so the
+        bytes in the I/O layer's hands stay small; the rest stays counted in :attr:`buffered`.
+        """
+        out = self._out
+        if max_bytes is None or self._out_bytes <= max_bytes:
+            self._out = []
+            self._out_bytes = 0
+            return out
+        taken = n = 0
+        while taken < max_bytes:
+            taken += len(out[n])
+            n += 1
+        batch = out[:n]
+        del out[:n]
+        self._out_bytes -= taken
+        return batch
+
+    def drained(self, now: float) -> None:
+        """The I/O layer flushed output: channels holding sends go on while there is room."""
+        held = self._held
+        while held and not self.closed and not self.cut and not self.congested:
+            core = next(iter(held))
+            if not core.flush_held(self, now):
+                return
+            held.pop(core, None)
+
+    def cut_slow_consumer(self) -> None:
+        """Drop the queue and ask the I/O layer to close with :data:`CLOSE_SLOW_CONSUMER`.
+
+        The I/O layer then ends the wire with :meth:`connection_lost` (transient).
+        """
+        if self.cut or self.closed:
+            return
+        self.cut = True
+        self._out.clear()
+        self._out_bytes = 0
+        self._held = None
+        self.mux.stats.slow_consumer_drops += 1
+        if self.mux.on_slow_consumer is not None:
+            self.mux.on_slow_consumer(self)
+        self._request_close(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON)
 
     # ── input ───────────────────────────────────────────────────────────
 
@@ -501,6 +637,8 @@ class ServerConnection:
         deadline = now + self.mux.settings.connect_ttl
         pending = _PendingReconcile(prev, resolved, deadline, upgrade, lineage)
         pending.confirmed = known is not None
+        if known is not None and self.session_id is None and not upgrade:
+            self.mux.reconnects += 1
         # Set first: a violation below must still detach what this RECONCILE attached.
         self._pending = pending
         for entry in entries:
@@ -564,6 +702,7 @@ class ServerConnection:
             mux.refused_attaches += 1
             mux.report("channel-refused", "RECONCILE named a channel of another session")
             return
+        mux.replayed_frames += core.replayable(last_seq)
         if core.attach(self, ix, last_seq, now):
             if owner is None or owner[0] != lineage or (pending.confirmed and not owner[1]):
                 mux.channel_owners[core.id] = (lineage, pending.confirmed)
@@ -737,6 +876,8 @@ class ServerConnection:
             return
         self.closed = True
         self._out.clear()
+        self._out_bytes = 0
+        self._held = None
         self._deferred = None
         self.mux.timers.schedule(self, None)
         mux = self.mux

@@ -2,8 +2,8 @@
 
 Every frame the server writes is recorded as hex, so the test can compare the bytes produced
 under Pyodide with the bytes produced under CPython, and check them against the frame layout.
-Session ids come from ``uuid.uuid4``; it is replaced by a counter for the run so the RECONCILED
-bytes are deterministic.
+Session ids come from ``telefunc.wire.ids.random_id`` (as the mux imported it); it is replaced by
+a counter for the run so the RECONCILED bytes are deterministic.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from telefunc.config import ChannelSettings
+from telefunc.wire import mux as mux_module
 from telefunc.wire.channel_state import ChannelCore
 from telefunc.wire.frames import AckStatus, Frame, Tag, encode_frame, encode_json
 from telefunc.wire.mux import ServerConnection, ServerMux
@@ -69,12 +70,12 @@ def _drain(conn: ServerConnection) -> list[str]:
 def run() -> dict[str, Any]:
     """Drive one channel through connect, traffic, a ping timeout and a reconnect with replay."""
     counter = iter(range(1, 1000))
-    real_uuid4 = uuid.uuid4
-    uuid.uuid4 = lambda: uuid.UUID(int=next(counter))
+    real_random_id = mux_module.random_id
+    mux_module.random_id = lambda: str(uuid.UUID(int=next(counter)))
     try:
         return _scenario()
     finally:
-        uuid.uuid4 = real_uuid4
+        mux_module.random_id = real_random_id
 
 
 def _scenario() -> dict[str, Any]:

@@ -1,0 +1,84 @@
+"""The uvicorn WebSocket protocol ``telefunc serve`` runs: uvicorn's own, with a bounded output.
+
+uvicorn answers every WebSocket-level ping (RFC 6455) by writing a pong to the transport, read
+or not, and an ASGI app cannot see what its transport still holds. A client that pings and
+never reads would grow the write buffer without limit. :class:`TelefuncWebSocketProtocol`:
+
+* answers a ping only while the transport holds less than
+  ``config.limits.max_connection_buffer`` unflushed; past it the connection is a slow consumer
+  and is closed with ``CLOSE_SLOW_CONSUMER`` (the app sees that code in its disconnect);
+* offers the ``telefunc.transport`` scope extension
+  (:data:`telefunc.asgi.websocket.TRANSPORT_EXTENSION`): the transport's unflushed byte count,
+  which the channel connection counts against the same cap, and ``close_now`` to cut a slow
+  consumer without waiting behind writes it does not read.
+
+A closed slow consumer gets the close frame after what was already queued (a client that reads,
+slowly, still sees the code); the socket is dropped :data:`CLOSE_GRACE` seconds later in any
+case, so its memory is released even if it never reads again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+
+from telefunc.asgi.websocket import TRANSPORT_EXTENSION
+from telefunc.config import config
+from telefunc.server.client_errors import log_client_error
+from telefunc.wire.mux import CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON
+
+__all__ = ["CLOSE_GRACE", "TelefuncWebSocketProtocol"]
+
+#: Seconds a closed slow consumer's socket may take to flush before it is dropped.
+CLOSE_GRACE = 5.0
+
+
+class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's ``websockets-sansio`` protocol with a cap on unflushed output (pongs)."""
+
+    def handle_connect(self, event: Request) -> None:
+        """Offer the transport extension to the app on an accepted handshake."""
+        super().handle_connect(event)
+        scope: Any = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][TRANSPORT_EXTENSION] = {
+                "write_buffer_size": self._write_buffer_size,
+                "close_now": self.close_now,
+            }
+
+    def _write_buffer_size(self) -> int:
+        transport = self.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
+    def handle_ping(self) -> None:
+        """Send the pong websockets queued, unless the client lets output pile up."""
+        if self.close_sent or self.transport.is_closing():
+            self.conn.data_to_send()  # the queued pong goes nowhere
+            return
+        if self.transport.get_write_buffer_size() >= config.limits.max_connection_buffer:
+            self.conn.data_to_send()
+            log_client_error(
+                "slow-consumer",
+                "closed a WebSocket whose client pings but does not read (over %d bytes unflushed)",
+                config.limits.max_connection_buffer,
+            )
+            self.close_now(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON)
+            return
+        super().handle_ping()
+
+    def close_now(self, code: int, reason: str) -> None:
+        """Close without waiting for the app: close frame after the queued output, then drop.
+
+        The app's next ``receive`` reports ``websocket.disconnect`` with ``code``.
+        """
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.close_sent = True
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        # close() stops reading and flushes; abort() below frees the buffer if it never does.
+        self.transport.close()
+        self.close_timer = self.loop.call_later(CLOSE_GRACE, self.transport.abort)
