@@ -18,6 +18,11 @@ run(async (client) => {
   await attempt('shield', '/calc.telefunc.py', 'add', ['2', 3])
   await attempt('context', '/calc.telefunc.py', 'whoami', [])
 
+  // `undefined` at the top level: an Any parameter gets it back as `undefined`, `int | None` as null.
+  const topUndefined = await call('/calc.telefunc.py', 'echo', [undefined])
+  const optional = await call('/calc.telefunc.py', 'maybe', [undefined])
+  emit({ name: 'undefined', ok: true, echoIsUndefined: topUndefined === undefined, optional })
+
   // Every serializer type travels to the server and back, and the server describes what it got.
   const sample = {
     u: undefined,

@@ -21,6 +21,7 @@ from telefunc.errors import (
     TelefuncError,
     UsageError,
 )
+from telefunc.server.bugs import Bug, on_bug
 from telefunc.server.context import get_context
 from telefunc.server.files import UploadedFile
 from telefunc.wire.serializer import UNDEFINED
@@ -37,6 +38,7 @@ __all__ = [
     "BlobDownload",
     "Broadcast",
     "BroadcastChannel",
+    "Bug",
     "ByteStream",
     "Channel",
     "ChannelClosedError",
@@ -51,6 +53,7 @@ __all__ = [
     "config",
     "download",
     "get_context",
+    "on_bug",
 ]
 
 __version__ = "0.1.0"

@@ -51,6 +51,22 @@ class Abort(TelefuncError):
         return self.value
 
 
+def abort_message(value: Any) -> str:
+    """The message of the error an abort with ``value`` gives the *other* side of a channel.
+
+    The ABORT frame carries the value only, so both sides derive the message from it as the
+    official client does: a string value is the message, so is an exception's text or a
+    ``"message"`` string member; anything else is ``"Aborted"``.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, BaseException):
+        return str(value)
+    if isinstance(value, dict) and isinstance(value.get("message"), str):
+        return str(value["message"])
+    return "Aborted"
+
+
 class ShieldValidationError(TelefuncError, TypeError):
     """The arguments of a call do not match the telefunction's type hints (HTTP 422)."""
 

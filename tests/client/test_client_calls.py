@@ -202,3 +202,10 @@ async def test_session_token_is_stored_and_sent_back(
     else:  # every SSE POST names the session, as header and in the query
         assert sse and not ws
         assert all(token == "tok2" and "session=tok2" in query for _, token, query in sse)
+
+
+async def test_top_level_undefined_reaches_any_and_becomes_none_for_optional(origin: str) -> None:
+    async with Client(origin) as c:
+        assert await c.call(CALC, "echo", UNDEFINED) is UNDEFINED
+        assert await c.call(CALC, "maybe", UNDEFINED) == "None"
+        assert await c.call(CALC, "maybe", 3) == "3"

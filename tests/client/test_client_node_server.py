@@ -9,6 +9,7 @@ import json
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from client_scenarios import (  # tests/client/client_scenarios.py
@@ -144,3 +145,96 @@ async def test_broadcast_ordering_with_two_clients(
 ) -> None:
     origin, _ = node_origin
     await two_clients_and_the_server_publish(origin, "/room.telefunc.mjs", transports=transports)
+
+
+ARGS = "/args.telefunc.mjs"
+
+
+@pytest.mark.parametrize("channels", ["ws", "sse"])
+@pytest.mark.parametrize("stream_transport", ["binary-inline", "sse-inline", "channel"])
+async def test_stream_function_and_file_arguments(
+    node_origin: tuple[str, int], channels: str, stream_transport: str
+) -> None:
+    from telefunc.client import File
+
+    origin, _ = node_origin
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"he"
+        yield b"llo"
+
+    async with Client(origin, transports=(channels,), stream_transport=stream_transport) as c:
+        result = await c.call(
+            ARGS,
+            "everything",
+            "x",
+            parts(),
+            lambda n: n * 2,
+            File(b"file text", name="a.txt", type="text/plain"),
+        )
+    assert result == {"label": "x", "stream": "hello", "fn": [2, 4], "file": "file text"}
+
+
+async def test_file_arguments(node_origin: tuple[str, int], tmp_path: Path) -> None:
+    import hashlib
+    import io
+    import os
+
+    from telefunc.client import File
+
+    origin, _ = node_origin
+    path = tmp_path / "report.csv"
+    path.write_bytes(b"a,b\n1,2\n" * 10_000)
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    payload = os.urandom(2 * 1024 * 1024)
+
+    async def big() -> AsyncIterator[bytes]:
+        for offset in range(0, len(payload), 100_000):
+            yield payload[offset : offset + 100_000]
+
+    async with Client(origin) as c:
+        described = await c.call(
+            ARGS,
+            "describe_files",
+            path,
+            File(b"\x00\x01", type="application/octet-stream"),
+            File(io.BytesIO(b"from a file object"), name="notes.txt", type="text/plain"),
+        )
+        digest = await c.call(ARGS, "upload_digest", big())
+    assert [(d["name"], d["type"], d["size"]) for d in described] == [
+        ("report.csv", "", path.stat().st_size),
+        (None, "application/octet-stream", 2),
+        ("notes.txt", "text/plain", 18),
+    ]
+    assert described[0]["lastModified"] == 1_700_000_000_000
+    assert described[0]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest["total"] == len(payload)
+    assert digest["sha256"] == hashlib.sha256(payload).hexdigest()
+
+
+@pytest.mark.parametrize("transports", [("ws",), ("sse",)])
+async def test_abort_value_and_message(
+    node_origin: tuple[str, int], transports: tuple[str, ...]
+) -> None:
+    origin, _ = node_origin
+    async with Client(origin, transports=transports) as c:
+        ch = await c.call(CHAT, "abort_with_message", {"message": "room closed"}, "server text")
+        error = await ch.wait_closed()
+        assert isinstance(error, Abort)
+        assert error.value == {"message": "room closed"} and str(error) == "room closed"
+        assert (await c.call(CHAT, "server_report", ch.id))["closed"] == {
+            "type": "Abort",
+            "message": "server text",
+        }
+
+        watched = await c.call(CHAT, "watch_close")
+        assert await watched.send("hi", ack=True) == "hi"
+        watched.abort({"why": "bye"}, "client text")
+        error = await watched.wait_closed()
+        assert isinstance(error, Abort) and str(error) == "client text"
+        for _ in range(500):
+            report = await c.call(CHAT, "server_report", watched.id)
+            if "closed" in report:
+                break
+        # The official server sees a client abort as a clean close (CLOSE 0), as ours does.
+        assert report["closed"] is None

@@ -19,7 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
-from telefunc.client import Abort, BroadcastChannel, Channel, Client, PublishInfo
+from telefunc.client import (
+    BroadcastChannel,
+    Channel,
+    Client,
+    PublishInfo,
+    ShieldValidationError,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CHAT = REPO / "examples" / "chat"
@@ -143,10 +149,12 @@ async def test_refused_send_is_the_ack_and_the_channel_stays_open(live_server: A
         await seen.until(lambda: len(seen.messages()) == 1)
         assert [m["text"] for m in await ada.call(FILE, "history", room)] == ["ok"]
 
-        # A request the page never sends aborts the user's channel.
-        with pytest.raises(Abort) as caught:
+        # A request that is no UserRequest is refused by the shield; the channel stays open.
+        with pytest.raises(ShieldValidationError):
             await asyncio.wait_for(ch.send({"kind": "shout"}, ack=True), WAIT)
-        assert caught.value.value == {"error": "unknown request 'shout'"}
+        with pytest.raises(ShieldValidationError):
+            await asyncio.wait_for(ch.send({"kind": "send", "text": 5}, ack=True), WAIT)
+        assert await asyncio.wait_for(ch.send({"kind": "ping"}, ack=True), WAIT) == "pong"
 
 
 async def test_typing_is_relayed_to_the_others(live_server: Any) -> None:

@@ -29,6 +29,10 @@ def test_official_client_calls(live_server: Any, run_node: Any) -> None:
 
     assert results["context"]["value"] == "anonymous"
 
+    # echo(undefined) through an Any parameter answers undefined, as the Node server does.
+    assert results["undefined"]["echoIsUndefined"] is True
+    assert results["undefined"]["optional"] == "None"
+
     echo = results["echo"]
     assert echo["ok"] is True, echo
     assert echo["described"] == {

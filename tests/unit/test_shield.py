@@ -331,6 +331,22 @@ def test_undefined_argument_counts_as_missing(undefined: Any) -> None:
     assert validate_call(h, [undefined, undefined, 4]) == ([None, 3, 4], {})
 
 
+def test_explicit_undefined_reaches_any_parameters(undefined: Any) -> None:
+    def f(a: Any, b, c: object, d: Any = 7, e: Any | None = None) -> None:  # type: ignore[no-untyped-def]
+        ...
+
+    positional, _ = validate_call(f, [undefined, undefined, undefined, undefined])
+    # Any, unannotated and object receive UNDEFINED itself; a default still wins, as in JS.
+    assert positional == [undefined, undefined, undefined]
+    # A missing argument (not sent at all) stays None.
+    assert validate_call(f, [1]) == ([1, None, None], {})
+
+    def g(a: int | None, b: str | None = None) -> None: ...
+
+    # None-admitting annotations keep turning undefined into None.
+    assert validate_call(g, [undefined, undefined]) == ([None], {})
+
+
 def test_null_is_not_undefined() -> None:
     def f(x: int = 3) -> None: ...
 

@@ -87,3 +87,19 @@ export async function server_report(channelId) {
   if (channelId === undefined) return { ...REPORT }
   return { ...(REPORT_BY_CHANNEL[channelId] ?? {}) }
 }
+
+const describeClose = (err) => (err === undefined ? null : { type: err.name, message: err.message })
+
+export async function abort_with_message(value, message) {
+  const ch = new Channel()
+  ch.onClose((err) => (reportFor(ch.id).closed = describeClose(err)))
+  ch.onOpen(() => ch.abort(value, message ?? undefined))
+  return ch
+}
+
+export async function watch_close() {
+  const ch = new Channel()
+  ch.onClose((err) => (reportFor(ch.id).closed = describeClose(err)))
+  ch.listen((msg) => msg)
+  return ch
+}

@@ -1,6 +1,6 @@
 // The official telefunc@0.2.23 Node server (no bundler), for the Python client's interop tests.
-// Serves calc/chat/room.telefunc.mjs (mirrors of tests/apps/basic, tests/apps/channels and
-// tests/apps/broadcast) on 127.0.0.1, WebSocket channels enabled through `new Telefunc()`.
+// Serves calc/chat/room/args.telefunc.mjs (mirrors of tests/apps/basic, tests/apps/channels,
+// tests/apps/broadcast and tests/apps/streaming/args.telefunc.py) on 127.0.0.1, WebSocket channels enabled through `new Telefunc()`.
 // Prints {"port": N} once listening. Run with plain `node` (NOT --conditions=browser).
 import http from 'node:http'
 import path from 'node:path'
@@ -10,7 +10,7 @@ import { Telefunc } from 'telefunc/node'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 config.root = here
-config.telefuncFiles = ['calc', 'chat', 'room'].map((name) => path.join(here, `${name}.telefunc.mjs`))
+config.telefuncFiles = ['calc', 'chat', 'room', 'args'].map((name) => path.join(here, `${name}.telefunc.mjs`))
 if (process.env.TELEFUNC_RECONNECT_TIMEOUT) {
   config.channel = { reconnectTimeout: Number(process.env.TELEFUNC_RECONNECT_TIMEOUT) }
 }

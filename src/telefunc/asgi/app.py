@@ -30,6 +30,7 @@ from telefunc.config import config
 from telefunc.errors import UsageError
 from telefunc.server import observe
 from telefunc.server.broadcast_transport import get_broadcast_transport
+from telefunc.server.bugs import report_bug
 from telefunc.server.hub import ChannelHub
 from telefunc.server.origin import FORBIDDEN_BODY, log_refusal
 from telefunc.server.registry import Registry, discover
@@ -129,8 +130,9 @@ class TelefuncApp:
         else:
             try:
                 values = await self.build_context(request)
-            except Exception:
+            except Exception as exc:
                 logger.exception("telefunc: the context factory raised")
+                report_bug(exc, None, "context factory")
                 observe.sink.call_finished(observe.UNKNOWN, 500, 0.0)
                 response = RpcResponse.text(500, INTERNAL_ERROR)
             else:

@@ -38,12 +38,16 @@ iterator or awaitable; a crash of the server's value raises :class:`RemoteCallEr
 With :class:`SyncClient`, iterate generators and streams with ``c.iterate(...)`` and await
 promises and functions with ``c.run(...)``.
 
-Not supported: functions, byte streams and files as *arguments* (the client sends only
-json-serializer values).
+Arguments may be json-serializer values and, as with the official client, functions (the
+server calls them back: ``await fn(x)`` there runs the Python callable here), byte streams (any
+async iterable of ``bytes``, an async generator for instance) and files (:class:`File`: a path,
+``bytes`` or a binary file object, with a name and a MIME type; a ``pathlib.Path`` counts as a
+file). ``c.call(..., headers={...})`` adds headers to one call.
 """
 
 from __future__ import annotations
 
+from telefunc.client._arguments import File
 from telefunc.client._channel import BroadcastChannel, Channel, PublishInfo
 from telefunc.client._client import Client, ModuleProxy
 from telefunc.client._streaming import (
@@ -74,6 +78,7 @@ __all__ = [
     "ChannelOverflowError",
     "ChannelRemoteError",
     "Client",
+    "File",
     "ModuleProxy",
     "NetworkError",
     "PublishInfo",

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
-from telefunc.errors import Abort, ChannelClosedError, UsageError
+from telefunc.errors import Abort, ChannelClosedError, UsageError, abort_message
 from telefunc.server.channel_endpoint import ChannelEndpoint
 from telefunc.wire.frames import Frame, Tag
 from telefunc.wire.publish import decode_publish_binary, decode_publish_text
@@ -75,11 +75,18 @@ class Channel(
     def _now(self) -> float:
         return self._connection.now()
 
-    def abort(self, value: Any = None) -> None:
-        """Abort now: the server's ``on_close`` gets an error; ours gets ``Abort(value)``."""
+    def abort(self, value: Any = None, message: str | None = None) -> None:
+        """Abort now: ``on_close`` here gets ``Abort(value)`` with ``message`` (by default
+        derived from the value, see :func:`telefunc.errors.abort_message`).
+
+        As with the official client, the server is told with ``CLOSE(0)`` and neither the value
+        nor the message travels: the server's ``on_close`` sees a clean close.
+        """
         if self._core.is_closed:
             return
-        self._core.abort_local(Abort(value))
+        self._core.abort_local(
+            Abort(value, message if message is not None else abort_message(value))
+        )
 
     def handle_shutdown(self, error: Exception | None) -> None:
         """The channel is finished: settle ``close()`` and :meth:`wait_closed`."""

@@ -3,12 +3,14 @@ connection (SSE duplex and/or WebSocket)."""
 
 from __future__ import annotations
 
+import asyncio
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from telefunc.client._arguments import RequestArguments
 from telefunc.client._channel import BroadcastChannel, Channel
 from telefunc.client._connection import TRANSPORTS, Connection
 from telefunc.client._http import HttpTransport, StreamedResponse, append_query
@@ -110,6 +112,8 @@ class Client:
         self._closed = False
         # Streaming responses still open: closed with the client.
         self._bodies: weakref.WeakSet[InlineDemux] = weakref.WeakSet()
+        # Byte stream arguments still being pumped: cancelled with the client.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ── lifecycle ───────────────────────────────────────────────────────
 
@@ -131,6 +135,8 @@ class Client:
         self._closed = True
         for demux in list(self._bodies):
             await demux.aclose()
+        for task in list(self._tasks):
+            task.cancel()
         if self._connection is not None:
             await self._connection.aclose()
         await self._http.aclose()
@@ -148,14 +154,21 @@ class Client:
     # ── calls ───────────────────────────────────────────────────────────
 
     async def call(
-        self, file: str, name: str, *args: Any, stream_transport: str | None = None
+        self,
+        file: str,
+        name: str,
+        *args: Any,
+        stream_transport: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Call telefunction ``name`` of ``file`` (e.g. ``"/chat.telefunc.py"``) with ``args``.
 
         Arguments and the result travel with the json-serializer codec; channels in the result
         come back as :class:`~telefunc.client.Channel` objects, streaming values and functions
-        as the objects listed in the class docstring. ``stream_transport`` overrides the
-        client's default for this call.
+        as the objects listed in the class docstring. Arguments may also be functions (the
+        server calls them back), byte streams (async iterables of ``bytes``) and files
+        (:class:`~telefunc.client.File` or a ``pathlib.Path``). ``stream_transport`` overrides
+        the client's default for this call; ``headers`` are added to this call's request.
         """
         if self._closed:
             raise UsageError("this Client is closed")
@@ -164,13 +177,32 @@ class Client:
         envelope: dict[str, Any] = {"file": file, "name": name, "args": list(args)}
         if transport is not None:
             envelope["stream"] = {"transport": transport}
-        reply = await self._http.call(file, name, stringify(envelope))
+        request_args = RequestArguments(
+            lambda channel_id, ack: Channel(self._get_connection(), channel_id, ack)
+        )
+        try:
+            text = stringify(envelope, replacer=request_args.replace)
+            request_args.start_pumps(self._spawn)
+            if request_args.files:
+                body, length = request_args.bin_body(text)
+                reply = await self._http.call(file, name, body, length=length, headers=headers)
+            else:
+                reply = await self._http.call(file, name, text, headers=headers)
+        except BaseException:
+            request_args.abandon()
+            raise
         info = CallInfo(file, name)
         if isinstance(reply, StreamedResponse):
             demux, text = await InlineDemux.open(reply.response, sse=reply.sse, info=info)
             self._bodies.add(demux)
             return await self._revive(text, info, demux)
         return await self._revive(reply, info, None)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def module(self, file: str) -> ModuleProxy:
         """A proxy whose attributes call the telefunctions of ``file``: ``m.add(1, 2)``."""

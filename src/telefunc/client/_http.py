@@ -17,7 +17,7 @@ the wait for the headers (and the body of a plain reply).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -110,19 +110,40 @@ class HttpTransport:
         if self._own_client:
             await self._client.aclose()
 
-    async def call(self, file: str, name: str, body: str) -> str | StreamedResponse:
+    async def call(
+        self,
+        file: str,
+        name: str,
+        body: str | AsyncIterator[bytes],
+        *,
+        length: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str | StreamedResponse:
         """POST one call; returns the 200 body text (or the streaming response), or raises the
-        mapped exception."""
+        mapped exception.
+
+        A ``str`` body is a ``txt`` request; an async iterator of ``length`` bytes is a ``bin``
+        request (arguments holding files). ``headers`` are added to this request only.
+        """
         url = self.endpoint
         token = self.session_token
         if token:
             url = append_query(url, "session", token)
-        url = append_query(url, "_telefunc", "txt")
-        headers = {"content-type": "text/plain", KIND_HEADER: "txt", **self.headers}
+        kind = "txt" if isinstance(body, str) else "bin"
+        url = append_query(url, "_telefunc", kind)
+        content_type = "text/plain" if kind == "txt" else "application/octet-stream"
+        all_headers = {"content-type": content_type, KIND_HEADER: kind, **self.headers}
+        if headers:
+            all_headers.update(headers)
         if token:
-            headers[SESSION_HEADER] = token
+            all_headers[SESSION_HEADER] = token
+        if isinstance(body, str):
+            content: Any = body.encode()
+        else:
+            content = body
+            all_headers["content-length"] = str(length)
         request = self._client.build_request(
-            "POST", url, content=body.encode(), headers=headers, timeout=self._call_timeout
+            "POST", url, content=content, headers=all_headers, timeout=self._call_timeout
         )
         try:
             async with asyncio.timeout(self._timeout):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -112,9 +112,19 @@ class SyncClient:
             if not finished and aclose is not None and not self._closed:
                 self.run(aclose, timeout=10.0)
 
-    def call(self, file: str, name: str, *args: Any) -> Any:
-        """Call a telefunction and wait for its result (see :meth:`Client.call`)."""
-        return self.run(self._client.call(file, name, *args))
+    def call(
+        self,
+        file: str,
+        name: str,
+        *args: Any,
+        stream_transport: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Call a telefunction and wait for its result (see :meth:`Client.call`; function
+        arguments run on the client's loop thread)."""
+        return self.run(
+            self._client.call(file, name, *args, stream_transport=stream_transport, headers=headers)
+        )
 
     def module(self, file: str) -> SyncModuleProxy:
         """A proxy whose attributes call the telefunctions of ``file``, blocking."""

@@ -46,6 +46,7 @@ from telefunc.errors import (
     ChannelClosedError,
     NetworkError,
     ProtocolError,
+    ShieldValidationError,
     TelefuncError,
     UsageError,
 )
@@ -57,6 +58,7 @@ from telefunc.server.broadcast_transport import (
 )
 from telefunc.server.channel import INTERNAL_ERROR, Channel
 from telefunc.server.channel_endpoint import mark_retrieved, parse_peer_text, spawn
+from telefunc.server.channel_shield import shield_of
 from telefunc.wire.credit import INITIAL_MESSAGES
 from telefunc.wire.frames import AckStatus, Frame, Tag
 from telefunc.wire.mux import SLOW_CONSUMER_REASON
@@ -482,9 +484,25 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
             except UnicodeDecodeError:
                 self._core.reply(frame.seq, AckStatus.ERROR, "publish: not UTF-8", self._now())
                 return
+            rejected = self._shield_rejects(text)
+            if rejected is not None:
+                self._core.reply(frame.seq, AckStatus.SHIELD_ERROR, rejected, self._now())
+                return
             self._enqueue(text, frame.seq, None)
         elif tag == Tag.PUBLISH_BINARY_ACK_REQ:
             self._enqueue(frame.payload, frame.seq, None)
+
+    def _shield_rejects(self, text: str) -> str | None:
+        """Why a client publish fails this channel's declared type, or ``None`` if it passes."""
+        if shield_of(self) is None:
+            return None
+        try:
+            self._check_incoming(parse_peer_text(text))
+        except ShieldValidationError as exc:
+            return str(exc)
+        except ValueError:  # unparsable (logged): refused like a value of the wrong type
+            return "channel message: not a telefunc-serialized value"
+        return None
 
     # ── the publish queue ───────────────────────────────────────────────
 

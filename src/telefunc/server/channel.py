@@ -23,12 +23,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from telefunc.config import config
-from telefunc.errors import Abort
+from telefunc.errors import Abort, abort_message
+from telefunc.server.bugs import report_bug
 from telefunc.server.channel_endpoint import ChannelEndpoint
+from telefunc.server.channel_shield import shield_of
 from telefunc.wire.channel_state import ChannelCore
 from telefunc.wire.ids import random_id
 from telefunc.wire.serializer import stringify
@@ -44,6 +47,14 @@ ServerToClient = TypeVar("ServerToClient")
 #: ACK_RES error text when a server listener raised (the details go to the server's log).
 INTERNAL_ERROR = "Internal Server Error — see server logs"
 PLACEHOLDER_PREFIX = "!TelefuncChannel:"
+
+#: The call each returned channel came from, for on_bug reports of its listeners.
+_CALL_SCOPES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def bind_call_scope(channel: Channel[Any, Any], scope: Any) -> None:
+    """Remember that ``channel`` belongs to the call of ``scope`` (named in on_bug reports)."""
+    _CALL_SCOPES[channel] = scope
 
 
 class Channel(
@@ -86,11 +97,18 @@ class Channel(
     def _now(self) -> float:
         return self._hub.now() if self._hub is not None else time.monotonic()
 
-    def abort(self, value: Any = None) -> None:
-        """Abort now: the client's ``onClose`` gets an ``Abort`` error carrying ``value``."""
+    def abort(self, value: Any = None, message: str | None = None) -> None:
+        """Abort now: the client's ``onClose`` gets an ``Abort`` error carrying ``value``.
+
+        ``message`` is the message of this side's own ``Abort`` error (what ``on_close``
+        callbacks here receive); the wire carries the value only, so the client's error message
+        is derived from the value (see :func:`telefunc.errors.abort_message`), as with the
+        official server.
+        """
         if self._core.is_closed:
             return
-        self._core.abort(stringify(value).encode(), Abort(value))
+        local = Abort(value, message if message is not None else abort_message(value))
+        self._core.abort(stringify(value).encode(), local)
 
     def _close_started(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         if self._hub is None:
@@ -106,11 +124,24 @@ class Channel(
             self._hub = hub
             if not self._core.is_shutdown:
                 self._release_hold = scope.hold()
+            bind_call_scope(self, scope)
             hub.register(self)
         meta: dict[str, Any] = {"channelId": self.id}
         if self.ack:
             meta["ack"] = True
         return PLACEHOLDER_PREFIX + json.dumps(meta, separators=(",", ":"))
+
+    def _check_incoming(self, data: Any) -> Any:
+        shield = shield_of(self)
+        return data if shield is None else shield.check_data(data)
+
+    def _check_ack(self, value: Any) -> Any:
+        shield = shield_of(self)
+        return value if shield is None else shield.check_ack(value)
+
+    def _listener_raised(self, exc: BaseException) -> None:
+        super()._listener_raised(exc)
+        report_bug(exc, _CALL_SCOPES.get(self), "channel listener")
 
     def handle_shutdown(self, error: Exception | None) -> None:
         """The channel is finished: settle ``close()`` and release the call's hold."""

@@ -357,6 +357,12 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         except ValueError:
             self._consume_in_order(nbytes)
             return
+        if not binary:
+            try:
+                data = self._check_incoming(data)
+            except ShieldValidationError:  # dropped (and logged), but its credit is consumed
+                self._consume_in_order(nbytes)
+                return
         pending: list[Awaitable[Any]] = []
         for cb in list(self._binary_listeners if binary else self._listeners):
             try:
@@ -428,6 +434,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             core.reply(seq, AckStatus.ERROR, self.LISTENER_ERROR, self._now())
             return
         try:
+            if not binary:
+                data = self._check_incoming(data)
             for cb in listeners:
                 result = cb(data)
                 if inspect.isawaitable(result):
@@ -440,7 +448,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             core.reply(seq, AckStatus.ABORT, stringify(abort.value), self._now())
             self.abort(abort.value)
         except Exception as exc:
-            logger.error("telefunc: a channel listener raised", exc_info=exc)
+            self._listener_raised(exc)
             core.reply(seq, AckStatus.ERROR, self.LISTENER_ERROR, self._now())
         else:
             core.reply(seq, AckStatus.OK, text, self._now())
@@ -452,7 +460,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             return
         try:
             if status == AckStatus.OK:
-                fut.set_result(parse(text))
+                fut.set_result(self._check_ack(parse(text)))
             elif status == AckStatus.ABORT:
                 fut.set_exception(Abort(parse(text)))
             elif status == AckStatus.SHIELD_ERROR:
@@ -525,8 +533,20 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         if isinstance(exc, Abort):
             self.abort(exc.value)
             return True
-        logger.error("telefunc: a channel listener raised", exc_info=exc)
+        self._listener_raised(exc)
         return False
+
+    def _check_incoming(self, data: Any) -> Any:
+        """Validate a text message from the peer (raise ``ShieldValidationError``); a hook."""
+        return data
+
+    def _check_ack(self, value: Any) -> Any:
+        """Validate the peer's answer to an acknowledged send; a hook."""
+        return value
+
+    def _listener_raised(self, exc: BaseException) -> None:
+        """A listener or callback of this end raised something other than ``Abort``."""
+        logger.error("telefunc: a channel listener raised", exc_info=exc)
 
     def _invoke(self, callback: Callable[..., Any], *args: Any) -> None:
         try:

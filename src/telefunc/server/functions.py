@@ -40,7 +40,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from telefunc.errors import ChannelClosedError, ShieldValidationError
-from telefunc.server.channel import Channel
+from telefunc.server.channel import Channel, bind_call_scope
 from telefunc.server.channel_endpoint import close_soon
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.shield import validate_call
@@ -79,6 +79,7 @@ def expose_function(
     closes; a response-wide abort aborts it.
     """
     channel: Channel[Any, Any] = Channel(ack=True)
+    bind_call_scope(channel, scope)
     scope.hub.register(channel)
     release = scope.hold()
     channel.on_close(lambda _error: release())

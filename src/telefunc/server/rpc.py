@@ -37,7 +37,9 @@ from typing import Any
 from telefunc.config import LimitsSettings, config
 from telefunc.errors import Abort, ProtocolError, ShieldValidationError, UsageError
 from telefunc.server import observe
+from telefunc.server.bugs import TELEFUNCTION_EXTRA, report_bug
 from telefunc.server.channel import Channel
+from telefunc.server.channel_shield import attach_return_shield
 from telefunc.server.client_errors import log_client_error
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.files import BodyReader, FileBody, UploadedFile
@@ -385,10 +387,13 @@ async def _run(
         return RpcResponse.text(422, SHIELD_ERROR)
     except RecursionError:  # arguments nested deeper than the shield's recursion can follow
         return malformed(f"arguments of {telefunction.key} nested too deeply to validate")
-    except UsageError:  # the telefunction's own signature is unusable: a server bug
+    except UsageError as exc:  # the telefunction's own signature is unusable: a server bug
         logger.exception("telefunc: cannot validate the arguments of %s", telefunction.key)
+        scope.extras[TELEFUNCTION_EXTRA] = (telefunction.file, telefunction.name)
+        report_bug(exc, scope, "telefunction")
         return RpcResponse.text(500, INTERNAL_ERROR)
     del args
+    scope.extras[TELEFUNCTION_EXTRA] = (telefunction.file, telefunction.name)
     where = f"{telefunction.key}()"
     token = set_scope(scope)
     streams = StreamCollector(channels=transport == CHANNEL)
@@ -398,6 +403,7 @@ async def _run(
     )
     try:
         result = await _invoke(telefunction, positional, keyword)
+        attach_return_shield(telefunction.func, result)
         del positional, keyword
         payload = stringify({"ret": result}, replacer=streams.replacer(fallback))
         if streams.channels and any(isinstance(p.value, UploadedFile) for p in streams.producers):
@@ -411,10 +417,11 @@ async def _run(
         response_abort.abort(abort.value)
         try:
             payload = stringify({"ret": abort.value, "abort": True})
-        except Exception:
+        except Exception as exc:
             logger.exception(
                 "telefunc: the Abort value of %s cannot be serialized", telefunction.key
             )
+            report_bug(exc, scope, "telefunction")
             return RpcResponse.text(500, INTERNAL_ERROR)
         return RpcResponse.text(403, payload)
     except (BodyTooLarge, MalformedBody) as exc:  # an uploaded file's bytes broke the limits
@@ -424,11 +431,12 @@ async def _run(
         if isinstance(exc, BodyTooLarge):
             return too_large(f"{telefunction.key}(): {exc}")
         return malformed(f"{telefunction.key}(): {exc}")
-    except Exception:
+    except Exception as exc:
         streams.discard()
         for channel in spawned:
             channel.abort(None)
         logger.exception("telefunc: telefunction %s raised", telefunction.key)
+        report_bug(exc, scope, "telefunction")
         return RpcResponse.text(500, INTERNAL_ERROR)
     finally:
         reset_scope(token)

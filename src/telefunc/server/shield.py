@@ -18,9 +18,11 @@ Rules that are a decision rather than an obvious mapping:
   a JavaScript function would get ``undefined``); otherwise the call is rejected.
   Unannotated parameters (and ``Any``/``object``) admit ``None``.
 * JavaScript's ``undefined`` (the serializer's ``UNDEFINED`` sentinel) as an argument counts as
-  a missing argument. Inside values it is converted to ``None`` wherever the annotation admits
-  ``None``; a ``NotRequired`` TypedDict key holding it is dropped; a dataclass field holding it
-  takes the field's default. ``Any`` passes it through unchanged.
+  a missing argument, except that an ``Any``/``object``/unannotated parameter without a default
+  receives an explicitly sent ``undefined`` as ``UNDEFINED`` (so ``echo(undefined)`` answers
+  ``undefined``, as the Node server does). Inside values it is converted to ``None`` wherever
+  the annotation admits ``None``; a ``NotRequired`` TypedDict key holding it is dropped; a
+  dataclass field holding it takes the field's default. ``Any`` passes it through unchanged.
 * In TypedDicts and dataclasses a missing key that is required (no ``NotRequired``, no default)
   is an error even when its type admits ``None``: JavaScript sends ``undefined`` members as
   ``"!undefined"``, so an absent key really was absent on the client.
@@ -158,6 +160,8 @@ def validate_call(
         if value is undefined:
             if param.default is not _NO_DEFAULT:
                 slots.append(_OMIT)
+            elif index < count and _is_any(_strip(param.annotation)):
+                slots.append(undefined)  # an explicit ``undefined`` reaches Any as itself
             elif param.admits_none:
                 slots.append(None)
             else:

@@ -134,6 +134,7 @@ class _Pump:
         "opened",
         "release",
         "response_abort",
+        "scope",
         "task",
         "where",
     )
@@ -152,6 +153,7 @@ class _Pump:
         self.open_chunks = open_chunks
         self.response_abort = response_abort
         self.where = where
+        self.scope = scope
         self.release = scope.hold()
         self.opened = asyncio.Event()
         self.client_closed = False
@@ -203,7 +205,9 @@ class _Pump:
                     self.discard()
             finally:
                 if failure is not None and not self.channel.is_closed:
-                    payload = error_payload(failure, f"a streaming value returned by {self.where}")
+                    payload = error_payload(
+                        failure, f"a streaming value returned by {self.where}", self.scope
+                    )
                     # Written at once (credit only delays the future), so it precedes CLOSE.
                     self.channel.send_binary(_ERROR_PREFIX + payload)
                 if not self.channel.is_closed:

@@ -56,6 +56,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any, Final, Protocol, runtime_checkable
 
 from telefunc.errors import Abort, UsageError
+from telefunc.server.bugs import report_bug
 from telefunc.server.client_errors import log_client_error
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.files import UploadedFile
@@ -144,8 +145,11 @@ def frame_error(payload: bytes) -> bytes:
     return _u32(ERROR_MARKER) + _u32(len(payload)) + payload
 
 
-def error_payload(exc: BaseException, where: str = "a streaming value") -> bytes:
-    """The error frame's payload for ``exc``: an abort with its value, else a (logged) bug.
+def error_payload(
+    exc: BaseException, where: str = "a streaming value", scope: CallScope | None = None
+) -> bytes:
+    """The error frame's payload for ``exc``: an abort with its value, else a bug, logged and
+    reported to ``on_bug`` with the call's ``scope``.
 
     An uploaded file whose request body broke its bounds or framing is the client's fault: one
     rate-limited line, no traceback.
@@ -160,6 +164,7 @@ def error_payload(exc: BaseException, where: str = "a streaming value") -> bytes
         log_client_error(kind, "telefunc: %s failed on the request body: %s", where, exc)
     else:
         logger.error("telefunc: %s raised", where, exc_info=exc)
+        report_bug(exc, scope, "streaming value")
     return stringify({"type": "bug"}).encode("utf-8")
 
 
@@ -482,7 +487,7 @@ class InlineBody:
         # An error ends the whole body: stop the other values, then send the error frame.
         self._ended = True
         self._cancel_tasks()
-        data = error_payload(payload, f"a streaming value returned by {self._where}")
+        data = error_payload(payload, f"a streaming value returned by {self._where}", self._scope)
         return self._encode(_u32(ERROR_MARKER), _u32(len(data)), data)
 
     def _start(self) -> None:

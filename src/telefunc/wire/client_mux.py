@@ -54,6 +54,7 @@ from telefunc.errors import (
     ChannelRemoteError,
     NetworkError,
     ProtocolError,
+    abort_message,
 )
 from telefunc.wire.channel_state import ChannelCore, ChannelEvents, PeerLink
 from telefunc.wire.frames import Frame, Tag, decode_frame, encode_frame, encode_json
@@ -223,7 +224,7 @@ class ClientChannelCore(ChannelCore):
                 value = parse(frame.text) if frame.payload else None
             except ValueError as exc:
                 raise ProtocolError("ABORT: payload is not json-serializer text") from exc
-            self.fail(Abort(value, f"Channel aborted by the server: {value!r}"))
+            self.fail(Abort(value, abort_message(value)))
         elif frame.tag == Tag.ERROR:
             self.fail(ChannelRemoteError("Internal Server Error — see server logs"))
         else:

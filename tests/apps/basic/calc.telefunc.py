@@ -28,6 +28,11 @@ async def echo(value: Any) -> Any:
     return value
 
 
+async def maybe(value: int | None) -> str:
+    """What an ``int | None`` parameter received (``undefined`` becomes ``None``)."""
+    return repr(value)
+
+
 async def describe(value: dict[str, Any]) -> dict[str, str]:
     """The Python type each key arrived as, so tests can check the mapping."""
     return {

@@ -85,10 +85,10 @@ async def listener_abort() -> Channel[Any, Any]:
     return ch
 
 
-async def both_ways(n: int) -> Channel[int, Any]:
+async def both_ways(n: int) -> Channel[int | str, Any]:
     """Streams ``n`` ticks while recording what the client streams; ``"report"`` (acked) returns
     what the server received."""
-    ch: Channel[int, Any] = Channel()
+    ch: Channel[int | str, Any] = Channel()
     received: list[int] = []
 
     def on_message(msg: Any) -> Any:
@@ -144,3 +144,31 @@ async def shared_channel(name: str) -> Channel[Any, Any]:
         ch.listen(lambda msg: ch.send(msg))
         SHARED[name] = ch
     return SHARED[name]
+
+
+async def abort_with_message(value: Any, message: str | None) -> Channel[Any, Any]:
+    """Aborts with ``value`` and ``message`` once open; records what its own on_close got."""
+    ch: Channel[Any, Any] = Channel()
+
+    def closed(error: Exception | None) -> None:
+        REPORT_BY_CHANNEL.setdefault(ch.id, {})["closed"] = (
+            None if error is None else {"type": type(error).__name__, "message": str(error)}
+        )
+
+    ch.on_close(closed)
+    ch.on_open(lambda: ch.abort(value, message))
+    return ch
+
+
+async def watch_close() -> Channel[Any, Any]:
+    """Records what its on_close got (for a client-side abort); echoes messages."""
+    ch: Channel[Any, Any] = Channel()
+
+    def closed(error: Exception | None) -> None:
+        REPORT_BY_CHANNEL.setdefault(ch.id, {})["closed"] = (
+            None if error is None else {"type": type(error).__name__, "message": str(error)}
+        )
+
+    ch.on_close(closed)
+    ch.listen(lambda msg: msg)
+    return ch

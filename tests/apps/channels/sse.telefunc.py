@@ -14,10 +14,10 @@ def _transport(ch: Channel[Any, Any]) -> str:
     return str(getattr(peer, "transport", "none"))
 
 
-async def upgrade_flow(n: int) -> Channel[int, Any]:
+async def upgrade_flow(n: int) -> Channel[int | str, Any]:
     """Streams ``n`` ticks spread over time while recording, for every message in both
     directions, the transport the channel was on; ``"report"`` (acked) returns the record."""
-    ch: Channel[int, Any] = Channel()
+    ch: Channel[int | str, Any] = Channel()
     received: list[int] = []
     received_on: list[str] = []
     sent_on: list[str] = []
