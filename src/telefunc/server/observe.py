@@ -398,9 +398,11 @@ def enable_event_log() -> EventLog:
 
 
 def reset() -> None:
-    """Back to the no-op sink (tests)."""
+    """Back to the no-op sink, and forget the hubs seen so far (tests: each starts from zero,
+    whatever apps earlier tests left alive)."""
     global _stats, _event_log
     _stats = _event_log = None
+    _hubs.clear()
     _install()
 
 
