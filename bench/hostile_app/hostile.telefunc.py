@@ -126,4 +126,27 @@ async def stats() -> dict[str, int]:
         "channels": hub.channel_count,
         "sessions": len(hub.mux.sessions),
         "transfers": len(TRANSFERS),
+        # Every other map of the mux that grows with clients: all must shrink back.
+        "mux_entries": sum(
+            len(getattr(hub.mux, name))
+            for name in (
+                "session_lineages",
+                "session_aliases",
+                "session_owners",
+                "channel_owners",
+                "connections_by_conn_id",
+                "_alias_of",
+                "_session_of",
+                "_waiters",
+                "_conn_waiters",
+            )
+            if hasattr(hub.mux, name)
+        ),
     }
+
+
+async def trim_heap() -> None:
+    """glibc's malloc_trim(0): tells freed-but-mapped heap (allocator high water) from live data."""
+    from telefunc.server.memory import _malloc_trim
+
+    _malloc_trim()
