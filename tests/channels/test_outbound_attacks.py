@@ -297,6 +297,37 @@ def test_a_websocket_ping_flood_that_is_never_read_is_closed(
     assert call(server, "hello") == "hello"
 
 
+def test_a_client_flooding_a_connection_the_server_closed_is_dropped_not_parsed(
+    server: Serve,
+) -> None:
+    """A PING flood is a protocol violation (1002); a client that keeps sending after the
+    server's close frame gets its socket dropped past ``AFTER_CLOSE_BUDGET`` instead of having
+    every frame parsed until the close timeout (which kept the loop busy)."""
+    ws = RawWebSocket(server.port)
+    batch = b"".join(_masked_binary(encode_frame(Tag.PING)) for _ in range(1000))
+    sent = 0
+    with pytest.raises(OSError):
+        while sent < 8 * 1024 * 1024:  # far past the budget plus both sockets' buffers
+            ws.sock.sendall(batch)
+            sent += len(batch)
+    assert sent > ws_protocol.AFTER_CLOSE_BUDGET
+
+    def no_websocket_left() -> bool:
+        return not any(
+            isinstance(c, TelefuncWebSocketProtocol) for c in server.server.server_state.connections
+        )
+
+    wait_for(no_websocket_left)
+    ws.close()
+    assert call(server, "hello") == "hello"
+
+
+def _masked_binary(payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return struct.pack("!BB", 0x82, 0x80 | len(payload)) + mask + masked
+
+
 # ── send() yields even with unlimited credit ────────────────────────────────
 
 

@@ -15,6 +15,10 @@ never reads would grow the write buffer without limit. :class:`TelefuncWebSocket
 A closed slow consumer gets the close frame after what was already queued (a client that reads,
 slowly, still sees the code); the socket is dropped :data:`CLOSE_GRACE` seconds later in any
 case, so its memory is released even if it never reads again.
+
+Once the server has sent its close frame (a protocol violation, a slow consumer, the app ending
+the connection), a client may still send :data:`AFTER_CLOSE_BUDGET` bytes (its own close frame,
+what was in flight); past that the socket is dropped rather than parsed until the close timeout.
 """
 
 from __future__ import annotations
@@ -29,14 +33,29 @@ from telefunc.config import config
 from telefunc.server.client_errors import log_client_error
 from telefunc.wire.mux import CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON
 
-__all__ = ["CLOSE_GRACE", "TelefuncWebSocketProtocol"]
+__all__ = ["AFTER_CLOSE_BUDGET", "CLOSE_GRACE", "TelefuncWebSocketProtocol"]
 
 #: Seconds a closed slow consumer's socket may take to flush before it is dropped.
 CLOSE_GRACE = 5.0
+#: Bytes a client may still send after the server's close frame before its socket is dropped.
+AFTER_CLOSE_BUDGET = 64 * 1024
 
 
 class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's ``websockets-sansio`` protocol with a cap on unflushed output (pongs)."""
+
+    _received_after_close = 0
+
+    def data_received(self, data: bytes) -> None:
+        """Parse what arrives, but only a little once the server has sent its close frame: a
+        client that keeps flooding a closing connection would otherwise hold the loop busy
+        until the close timeout."""
+        if self.close_sent:
+            self._received_after_close += len(data)
+            if self._received_after_close > AFTER_CLOSE_BUDGET:
+                self.transport.abort()
+                return
+        super().data_received(data)
 
     def handle_connect(self, event: Request) -> None:
         """Offer the transport extension to the app on an accepted handshake."""
