@@ -87,6 +87,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
+import functools
 import json
 import json.encoder
 import math
@@ -644,6 +645,11 @@ def _make_encoder(replacer: Replacer | None) -> Callable[[Any, list[str]], None]
     return enc
 
 
+#: Reusable encoders without a replacer (list ``pop``/``append`` are atomic).
+_idle_plain_encoders: list[Callable[[Any, list[str]], None]] = []
+_MAX_IDLE_ENCODERS: Final = 8
+
+
 def stringify(
     value: Any,
     *,
@@ -661,8 +667,15 @@ def stringify(
     arbitrary objects, circular references, nesting too deep for the Python stack).
     """
     out: list[str] = []
+    if replacer is None:
+        # A plain encoder holds no state between calls (its cycle set ends empty), so idle ones
+        # are reused instead of rebuilding eight closures per call; each call takes one for
+        # itself, so threads and re-entrant calls never share one.
+        encode = _idle_plain_encoders.pop() if _idle_plain_encoders else _make_encoder(None)
+    else:
+        encode = _make_encoder(replacer)
     try:
-        _make_encoder(replacer)(value, out)
+        encode(value, out)
     except _Fail as e:
         path = tuple(reversed(e.path))
         path_string = _path_string(path)
@@ -680,6 +693,8 @@ def stringify(
             path=(),
             path_string="",
         ) from None
+    if replacer is None and len(_idle_plain_encoders) < _MAX_IDLE_ENCODERS:
+        _idle_plain_encoders.append(encode)  # only after a clean run: its cycle set is empty
     text = "".join(out)
     if script_safe:
         # Only ever inside JSON strings, so these stay valid escapes that JSON.parse undoes.
@@ -863,6 +878,12 @@ def _make_reviver(reviver: Reviver | None, max_depth: int) -> Callable[[Any, int
     return walk
 
 
+@functools.lru_cache(maxsize=8)
+def _plain_reviver(max_depth: int) -> Callable[[Any, int], Any]:
+    """The walk without a caller reviver: stateless, so one per depth bound serves every call."""
+    return _make_reviver(None, max_depth)
+
+
 #: Nesting :func:`parse` accepts when no ``max_depth`` is given: as deep as Python's own
 #: recursion allows (``RecursionError`` becomes ``ValueError``).
 UNBOUNDED_DEPTH: Final = 1 << 30
@@ -882,7 +903,8 @@ def parse(text: str, *, reviver: Reviver | None = None, max_depth: int | None = 
 
     Raises ``ValueError`` for malformed input, including input nested too deeply.
     """
-    walk = _make_reviver(reviver, UNBOUNDED_DEPTH if max_depth is None else max_depth)
+    depth = UNBOUNDED_DEPTH if max_depth is None else max_depth
+    walk = _make_reviver(reviver, depth) if reviver is not None else _plain_reviver(depth)
     try:
         return walk(_loads(text), 0)
     except RecursionError:
