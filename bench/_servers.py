@@ -116,8 +116,9 @@ if __name__ == "__main__":
         settings: dict[str, Any] = {}
         if kind == "telefunc":  # what `telefunc serve` runs with
             from telefunc.asgi.uvicorn_settings import uvicorn_settings
+            from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
 
-            settings = uvicorn_settings()
+            settings = {**uvicorn_settings(), "ws": TelefuncWebSocketProtocol}
         uvicorn.run(
             app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **settings
         )

@@ -46,6 +46,8 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             scope["extensions"][TRANSPORT_EXTENSION] = {
                 "write_buffer_size": self._write_buffer_size,
                 "close_now": self.close_now,
+                "writable": self.writable.is_set,
+                "write_frames": self.write_frames,
             }
 
     def _write_buffer_size(self) -> int:
@@ -67,6 +69,23 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             self.close_now(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON)
             return
         super().handle_ping()
+
+    def write_frames(self, frames: list[bytes]) -> None:
+        """Send each of ``frames`` as one binary message, in one transport write.
+
+        What ``websocket.send`` does per message, without a coroutine per message; the caller
+        checks ``writable`` first (uvicorn's ``send`` would wait for it). Raises
+        ``ConnectionError`` once the client is gone; after a close was sent, drops the frames
+        as ``websocket.send`` does.
+        """
+        if self.disconnected or self.transport.is_closing():
+            raise ConnectionError("the WebSocket is closed")
+        if self.close_sent:
+            return
+        conn = self.conn
+        for frame in frames:
+            conn.send_binary(frame)
+        self.transport.write(b"".join(conn.data_to_send()))
 
     def close_now(self, code: int, reason: str) -> None:
         """Close without waiting for the app: close frame after the queued output, then drop.

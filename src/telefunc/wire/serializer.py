@@ -87,7 +87,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
-import functools
 import json
 import json.encoder
 import math
@@ -450,9 +449,14 @@ def _iso_date(d: datetime) -> str:
     )
 
 
-def _make_encoder(replacer: Replacer | None) -> Callable[[Any, list[str]], None]:
-    """Build the recursive writer; a closure keeps the hot-path lookups local."""
+def _make_encoder() -> tuple[Callable[[Any, list[str]], None], list[Replacer | None]]:
+    """Build the recursive writer and the slot holding its replacer (set per call).
+
+    A closure keeps the hot-path lookups local; building one costs eight function objects, so
+    :func:`stringify` reuses idle ones (see :func:`_take_encoder`).
+    """
     active: set[int] = set()  # ids of the containers being written, to detect cycles
+    slot: list[Replacer | None] = [None]
 
     def enter(container: Any) -> int:
         cid = id(container)
@@ -462,6 +466,7 @@ def _make_encoder(replacer: Replacer | None) -> Callable[[Any, list[str]], None]
         return cid
 
     def enc(v: Any, out: list[str]) -> None:
+        replacer = slot[0]
         if replacer is not None:
             r = replacer(v)
             if r is not None:
@@ -642,12 +647,14 @@ def _make_encoder(replacer: Replacer | None) -> Callable[[Any, list[str]], None]
         else:
             raise _Fail(_describe(v), v)
 
-    return enc
+    return enc, slot
 
 
-#: Reusable encoders without a replacer (list ``pop``/``append`` are atomic).
-_idle_plain_encoders: list[Callable[[Any, list[str]], None]] = []
-_MAX_IDLE_ENCODERS: Final = 8
+#: Idle encoders with their replacer slots. A call takes one for itself (list ``pop`` and
+#: ``append`` are atomic), so threads and re-entrant calls (a replacer or a tzinfo calling
+#: ``stringify``) never share one; it goes back only after a clean run, its cycle set empty.
+_idle_encoders: list[tuple[Callable[[Any, list[str]], None], list[Replacer | None]]] = []
+_MAX_IDLE: Final = 8
 
 
 def stringify(
@@ -667,13 +674,9 @@ def stringify(
     arbitrary objects, circular references, nesting too deep for the Python stack).
     """
     out: list[str] = []
-    if replacer is None:
-        # A plain encoder holds no state between calls (its cycle set ends empty), so idle ones
-        # are reused instead of rebuilding eight closures per call; each call takes one for
-        # itself, so threads and re-entrant calls never share one.
-        encode = _idle_plain_encoders.pop() if _idle_plain_encoders else _make_encoder(None)
-    else:
-        encode = _make_encoder(replacer)
+    encoder = _idle_encoders.pop() if _idle_encoders else _make_encoder()
+    encode, slot = encoder
+    slot[0] = replacer
     try:
         encode(value, out)
     except _Fail as e:
@@ -693,8 +696,9 @@ def stringify(
             path=(),
             path_string="",
         ) from None
-    if replacer is None and len(_idle_plain_encoders) < _MAX_IDLE_ENCODERS:
-        _idle_plain_encoders.append(encode)  # only after a clean run: its cycle set is empty
+    slot[0] = None  # holds no reference to the caller's replacer while idle
+    if len(_idle_encoders) < _MAX_IDLE:
+        _idle_encoders.append(encoder)
     text = "".join(out)
     if script_safe:
         # Only ever inside JSON strings, so these stay valid escapes that JSON.parse undoes.
@@ -775,13 +779,15 @@ class _TooDeep(ValueError):
     """Internal: the input nests deeper than the caller's ``max_depth``."""
 
 
-def _make_reviver(reviver: Reviver | None, max_depth: int) -> Callable[[Any, int], Any]:
-    """Build the post-``json.loads`` walk that revives ``!`` strings in place.
+def _make_reviver(max_depth: int) -> tuple[Callable[[Any, int], Any], list[Reviver | None]]:
+    """Build the post-``json.loads`` walk that revives ``!`` strings in place, and the slot
+    holding the caller's reviver (set per call; :func:`parse` reuses idle walks).
 
     The walk recurses once per level of arrays and objects (a Map's or Set's payload is one),
     and gives up past ``max_depth`` levels: the recursion of this
     walk, and of anything that later walks the result (the shield), stays bounded.
     """
+    slot: list[Reviver | None] = [None]
 
     def load(text: str, depth: int) -> Any:
         return walk(_loads(text), depth)
@@ -821,6 +827,7 @@ def _make_reviver(reviver: Reviver | None, max_depth: int) -> Callable[[Any, int
         return v
 
     def revive(s: str, depth: int) -> Any:
+        reviver = slot[0]
         if reviver is not None:
             hit, replacement = reviver(s)
             if hit:
@@ -875,13 +882,11 @@ def _make_reviver(reviver: Reviver | None, max_depth: int) -> Callable[[Any, int
             return JsSet(items)
         return result
 
-    return walk
+    return walk, slot
 
 
-@functools.lru_cache(maxsize=8)
-def _plain_reviver(max_depth: int) -> Callable[[Any, int], Any]:
-    """The walk without a caller reviver: stateless, so one per depth bound serves every call."""
-    return _make_reviver(None, max_depth)
+#: Idle walks per depth bound, taken and given back like the encoders of ``stringify``.
+_idle_walks: dict[int, list[tuple[Callable[[Any, int], Any], list[Reviver | None]]]] = {}
 
 
 #: Nesting :func:`parse` accepts when no ``max_depth`` is given: as deep as Python's own
@@ -904,8 +909,19 @@ def parse(text: str, *, reviver: Reviver | None = None, max_depth: int | None = 
     Raises ``ValueError`` for malformed input, including input nested too deeply.
     """
     depth = UNBOUNDED_DEPTH if max_depth is None else max_depth
-    walk = _make_reviver(reviver, depth) if reviver is not None else _plain_reviver(depth)
+    idle = _idle_walks.get(depth)
+    walker = idle.pop() if idle else _make_reviver(depth)
+    walk, slot = walker
+    slot[0] = reviver
     try:
         return walk(_loads(text), 0)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    finally:
+        # The walk keeps no state between calls: it goes back even after a failure.
+        slot[0] = None
+        if idle is not None:
+            if len(idle) < _MAX_IDLE:
+                idle.append(walker)
+        elif len(_idle_walks) < _MAX_IDLE:
+            _idle_walks[depth] = [walker]
