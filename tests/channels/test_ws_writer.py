@@ -76,3 +76,14 @@ async def test_frames_keep_their_order_across_direct_writes_and_a_paused_transpo
     assert [frame for _, frame in wire] == [b"1", b"2", b"3", b"4", b"5", b"6"]
     paths = [path for path, _ in wire]
     assert paths == ["direct", "direct", "send", "send", "send", "direct"]
+
+
+def test_direct_frame_headers_are_the_bytes_websockets_writes() -> None:
+    from websockets.frames import Frame, Opcode
+
+    from telefunc.asgi.ws_protocol import _binary_header
+
+    for size in (0, 1, 125, 126, 65535, 65536, 70000):
+        data = b"x" * size
+        expected = Frame(Opcode.BINARY, data).serialize(mask=False, extensions=[])
+        assert _binary_header(size) + data == expected

@@ -23,6 +23,7 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
+from websockets.protocol import State
 
 from telefunc.asgi.websocket import TRANSPORT_EXTENSION
 from telefunc.config import config
@@ -33,6 +34,15 @@ __all__ = ["CLOSE_GRACE", "TelefuncWebSocketProtocol"]
 
 #: Seconds a closed slow consumer's socket may take to flush before it is dropped.
 CLOSE_GRACE = 5.0
+
+
+def _binary_header(size: int) -> bytes:
+    """RFC 6455 header of a final binary frame from a server (FIN, opcode 2, no mask)."""
+    if size < 126:
+        return bytes((0x82, size))
+    if size < 65536:
+        return b"\x82\x7e" + size.to_bytes(2, "big")
+    return b"\x82\x7f" + size.to_bytes(8, "big")
 
 
 class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -83,9 +93,23 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.close_sent:
             return
         conn = self.conn
-        for frame in frames:
-            conn.send_binary(frame)
-        self.transport.write(b"".join(conn.data_to_send()))
+        parts = conn.data_to_send()  # anything websockets queued goes first (none, normally)
+        if (
+            conn.state is State.OPEN
+            and not conn.extensions
+            and not conn.expect_continuation_frame
+            and not conn.debug
+        ):
+            # What Protocol.send_binary writes for a final, unmasked, uncompressed server
+            # frame, without building a Frame object per message.
+            for frame in frames:
+                parts.append(_binary_header(len(frame)))
+                parts.append(frame)
+        else:  # compression negotiated, or closing: websockets frames (or refuses) them
+            for frame in frames:
+                conn.send_binary(frame)
+            parts += conn.data_to_send()
+        self.transport.write(b"".join(parts))
 
     def close_now(self, code: int, reason: str) -> None:
         """Close without waiting for the app: close frame after the queued output, then drop.
