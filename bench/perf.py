@@ -552,7 +552,10 @@ def _burst(quick: bool, runs: int) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {"websockets": [], "telefunc": []}
     for _ in range(runs):
         for kind in out:
-            out[kind].append(burst.measure(kind, subs, msgs, 64, 2))
+            result = burst.measure(kind, subs, msgs, 64, 2)
+            out[kind].append(result)
+            shown = (result.lost, result.duplicates, result.disorder, result.disconnected)
+            print(f"  burst {kind}: lost/dup/order/dropped {shown} {result.notes}", file=sys.stderr)
     return out
 
 
