@@ -17,8 +17,9 @@ def starlette_app() -> Any:
 
     async def add(request: Request) -> PlainTextResponse:
         body = json.loads(await request.body())
-        a, b = body["args"]
-        return PlainTextResponse(json.dumps({"ret": a + b}, separators=(",", ":")))
+        args = body["args"]
+        ret = args[0] if body["name"] == "echo" else args[0] + args[1]
+        return PlainTextResponse(json.dumps({"ret": ret}, separators=(",", ":")))
 
     return Starlette(routes=[Route("/_telefunc", add, methods=["POST"])])
 
@@ -66,10 +67,12 @@ def socketio_app() -> Any:
 
 
 async def websockets_broadcast_server(port: int) -> None:
-    """The fan-out baseline: raw ``websockets`` with ``websockets.broadcast``.
+    """The raw ``websockets`` baseline: fan-out with ``websockets.broadcast``, echo and sink.
 
     A connection that sends ``sub`` becomes a subscriber; ``blast COUNT SIZE`` broadcasts COUNT
-    messages of SIZE characters to every subscriber, each message text built once.
+    messages of SIZE characters to every subscriber, each message text built once; ``pub TEXT``
+    broadcasts TEXT once. ``e:...`` is sent back as is, ``s:...`` is only counted, ``ping`` is
+    answered ``pong`` (after everything sent before it was handled).
     """
     import asyncio
 
@@ -80,8 +83,17 @@ async def websockets_broadcast_server(port: int) -> None:
 
     async def handler(ws: ServerConnection) -> None:
         try:
+            sunk = 0
             async for message in ws:
-                if message == "sub":
+                if isinstance(message, str) and message.startswith("e:"):
+                    await ws.send(message)
+                elif isinstance(message, str) and message.startswith("s:"):
+                    sunk += 1
+                elif message == "ping":
+                    await ws.send("pong")
+                elif isinstance(message, str) and message.startswith("pub "):
+                    websockets.broadcast(subscribers, message[4:])
+                elif message == "sub":
                     subscribers.add(ws)
                     await ws.send("ok")
                 elif isinstance(message, str) and message.startswith("blast "):
@@ -115,4 +127,12 @@ if __name__ == "__main__":
             "telefunc+metrics": telefunc_metrics_app,
         }
         app = apps[kind]()
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        settings: dict[str, Any] = {}
+        if kind == "telefunc":  # what `telefunc serve` runs with
+            from telefunc.asgi.uvicorn_settings import uvicorn_settings
+            from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
+
+            settings = {**uvicorn_settings(), "ws": TelefuncWebSocketProtocol}
+        uvicorn.run(
+            app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **settings
+        )

@@ -25,6 +25,7 @@ import websockets
 from telefunc import config
 from telefunc.asgi import uvicorn_settings
 from telefunc.cli import ORIGINS_ENV, _reload_factory, main
+from telefunc.wire.frames import Tag, decode_frame, encode_frame
 
 REPO = Path(__file__).resolve().parents[2]
 BASIC = REPO / "tests" / "apps" / "basic"
@@ -197,6 +198,9 @@ async def test_ws_compression_is_negotiated_only_when_asked(serve: Any) -> None:
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/_telefunc", open_timeout=20) as ws:
         assert ws.response is not None
         assert "permessage-deflate" in ws.response.headers["sec-websocket-extensions"]
+        # The server's frames then go through websockets' compressing path, and arrive intact.
+        await ws.send(encode_frame(Tag.PING))
+        assert decode_frame(await asyncio.wait_for(ws.recv(), 20)).tag == Tag.PONG
 
 
 BAD_ORIGIN = ["--allow-origin", "ftp://files.example"]

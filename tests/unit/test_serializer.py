@@ -21,7 +21,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -722,3 +722,58 @@ def test_dataclasses_and_enums_travel_as_their_fields_and_values() -> None:
     text = stringify({"note": Note("hi/<", Mood.HAPPY, ["a"])})
     assert text == '{"note":{"text":"hi\\/\\u003c","mood":"happy","tags":["a"]}}'
     assert parse(text) == {"note": {"text": "hi/<", "mood": "happy", "tags": ["a"]}}
+
+
+# --- reused encoders and walks (the per-call closures are cached) ---------------------------
+
+
+def test_a_failed_stringify_leaves_no_state_for_the_next_call() -> None:
+    shared: list[Any] = [1]
+    circular: list[Any] = [shared]
+    circular.append(circular)
+    for _ in range(20):  # more calls than encoders are kept idle
+        with pytest.raises(SerializationError, match="circular"):
+            stringify(circular)
+        # the same inner list twice is not a cycle, whichever encoder the call gets
+        assert stringify([shared, shared, {"a": shared}]) == '[[1],[1],{"a":[1]}]'
+
+
+def test_stringify_called_from_inside_stringify_gets_its_own_encoder() -> None:
+    nested: list[str] = []
+
+    class Offset(tzinfo):
+        def utcoffset(self, dt: datetime | None) -> timedelta:
+            # user code running while the outer call is inside `root`: encoding `root` again
+            # is not a cycle (a shared encoder would think so)
+            if not nested:
+                nested.append("running")
+                nested.append(stringify(root))
+            return timedelta(0)
+
+    root = [{"at": datetime(2024, 1, 2, tzinfo=Offset())}]
+    expected = '[{"at":"!Date:2024-01-02T00:00:00.000Z"}]'
+    assert stringify(root) == expected
+    assert nested == ["running", expected]
+
+
+def test_parse_depth_bounds_are_kept_apart_by_the_cached_walks() -> None:
+    text = "[[[1]]]"
+    assert parse(text, max_depth=3) == [[[1]]]
+    with pytest.raises(ValueError, match="deeper than 2"):
+        parse(text, max_depth=2)
+    assert parse(text, max_depth=3) == [[[1]]]
+
+
+def test_a_reviver_and_a_replacer_may_call_parse_and_stringify_again() -> None:
+    def reviver(s: str) -> tuple[bool, Any]:
+        if s.startswith("!inner:"):
+            return True, parse(s[7:], reviver=reviver, max_depth=4)
+        return False, None
+
+    text = '["!inner:[1,\\"!inner:[2]\\"]"]'
+    assert parse(text, reviver=reviver, max_depth=4) == [[1, [2]]]
+
+    def replacer(v: Any) -> str | None:
+        return "=" + stringify({"n": [v]}) if isinstance(v, int) else None
+
+    assert stringify([1, [2]], replacer=replacer) == '["={\\"n\\":[1]}",["={\\"n\\":[2]}"]]'

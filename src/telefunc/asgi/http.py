@@ -126,7 +126,8 @@ class AsgiBody:
         self._done = False
         self._disconnected = False
         # Set once the body has ended: from then on `receive` can only report the disconnect.
-        self._over = asyncio.Event()
+        # Created only by `wait_disconnect` (a streaming response): most requests never wait.
+        self._over: asyncio.Event | None = None
 
     def _note(self, message: Message) -> None:
         if message["type"] == "http.disconnect":
@@ -141,7 +142,8 @@ class AsgiBody:
 
     def _end(self) -> None:
         self._done = True
-        self._over.set()
+        if self._over is not None:
+            self._over.set()
 
     async def read(self, max_bytes: int = -1) -> bytes:
         """Up to ``max_bytes`` bytes (all that is left when negative); ``b""`` at the end."""
@@ -179,7 +181,10 @@ class AsgiBody:
         uploaded file) while a response streams, and calling ``receive`` here meanwhile would
         swallow its chunks — then for ASGI's ``http.disconnect``.
         """
-        await self._over.wait()
+        if not self._done:
+            if self._over is None:
+                self._over = asyncio.Event()
+            await self._over.wait()
         while not self._disconnected:
             self._note(await self._receive())
 

@@ -48,7 +48,9 @@ PERMANENT_CLOSE_CODES = frozenset({1000, 1001})
 WRITE_BATCH = 64 * 1024
 #: ASGI scope extension a server may offer: ``{"write_buffer_size": () -> int,
 #: "close_now": (code, reason) -> None}`` (bytes its transport holds unflushed; close the socket
-#: without waiting for the writes queued before, and report the disconnect with ``code``).
+#: without waiting for the writes queued before, and report the disconnect with ``code``), and
+#: optionally ``"writable": () -> bool, "write_frames": (list[bytes]) -> None`` (whether a
+#: ``websocket.send`` would go out without waiting; send binary messages now, in one write).
 TRANSPORT_EXTENSION = "telefunc.transport"
 #: Seconds after a slow consumer's handler ended until the heap is trimmed (past the close grace
 #: of :mod:`telefunc.asgi.ws_protocol`, when its socket buffers are gone too).
@@ -109,15 +111,21 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
 
 
 class _Writer:
-    """Sends what the connection queues, from a task that exists only while there is output.
+    """Sends what the connection queues; holds no task or coroutine while there is no output.
 
     An idle connection (the common case: a subscriber between publishes) then holds no task,
-    coroutine frame or ``asyncio.Event`` for its writer, only this small object. At most one task
-    runs at a time, so frames keep their order; it exits as soon as the queue is empty and the
-    next :meth:`wake` (the connection's ``on_output``) starts a new one.
+    coroutine frame or ``asyncio.Event`` for its writer, only this small object.
+
+    With a server offering ``write_frames`` in the transport extension (``telefunc serve``), a
+    :meth:`wake` schedules one loop callback (not a task) that hands the queued frames to the
+    transport in batches, one socket write per batch. It falls back to a task awaiting the ASGI
+    ``send`` whenever the server's writes are paused (its buffer is full), and for the close.
+    Without the extension, a task runs while there is output and exits once the queue is empty.
+    At most one of them runs at a time (the callback only while no task exists), so frames keep
+    their order.
     """
 
-    __slots__ = ("conn", "done", "hub", "send", "task", "transport")
+    __slots__ = ("conn", "done", "hub", "scheduled", "send", "task", "transport")
 
     def __init__(
         self,
@@ -131,6 +139,8 @@ class _Writer:
         self.hub = hub
         self.transport = transport
         self.task: asyncio.Task[None] | None = None
+        #: A :meth:`_flush` callback is scheduled.
+        self.scheduled = False
         #: Set once the close frame went out, sending failed, or the handler ended.
         self.done = False
 
@@ -140,7 +150,40 @@ class _Writer:
         if conn.cut and not self.done:
             self._close_slow_consumer()
             return
-        if self.task is None and not self.done:
+        if self.task is None and not self.done and not self.scheduled:
+            loop = asyncio.get_running_loop()
+            if self.transport is not None and "write_frames" in self.transport:
+                self.scheduled = True
+                loop.call_soon(self._flush)
+            else:
+                self.task = loop.create_task(self._run())
+
+    def _flush(self) -> None:
+        """Write what is queued straight to the transport; a task takes over what must wait."""
+        self.scheduled = False
+        if self.done or self.task is not None:
+            return
+        assert self.transport is not None
+        conn, writable, write_frames = (
+            self.conn,
+            self.transport["writable"],
+            self.transport["write_frames"],
+        )
+        try:
+            while not conn.cut:
+                conn.drained(self.hub.now())
+                if not writable() or conn.close_request is not None or conn.closed:
+                    break
+                frames = conn.data_to_send(WRITE_BATCH)
+                if not frames:
+                    return
+                write_frames(frames)
+        except Exception:
+            self.done = True  # the socket is gone (the receive loop ends the connection)
+            return
+        if conn.cut:
+            self._close_slow_consumer()
+        else:  # paused, or closing: the task awaits the ASGI send for what remains
             self.task = asyncio.get_running_loop().create_task(self._run())
 
     def _close_slow_consumer(self) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
+from websockets.protocol import State
 
 from telefunc.asgi.websocket import TRANSPORT_EXTENSION
 from telefunc.config import config
@@ -39,6 +40,15 @@ __all__ = ["AFTER_CLOSE_BUDGET", "CLOSE_GRACE", "TelefuncWebSocketProtocol"]
 CLOSE_GRACE = 5.0
 #: Bytes a client may still send after the server's close frame before its socket is dropped.
 AFTER_CLOSE_BUDGET = 64 * 1024
+
+
+def _binary_header(size: int) -> bytes:
+    """RFC 6455 header of a final binary frame from a server (FIN, opcode 2, no mask)."""
+    if size < 126:
+        return bytes((0x82, size))
+    if size < 65536:
+        return b"\x82\x7e" + size.to_bytes(2, "big")
+    return b"\x82\x7f" + size.to_bytes(8, "big")
 
 
 class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -65,6 +75,8 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             scope["extensions"][TRANSPORT_EXTENSION] = {
                 "write_buffer_size": self._write_buffer_size,
                 "close_now": self.close_now,
+                "writable": self.writable.is_set,
+                "write_frames": self.write_frames,
             }
 
     def _write_buffer_size(self) -> int:
@@ -86,6 +98,37 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             self.close_now(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON)
             return
         super().handle_ping()
+
+    def write_frames(self, frames: list[bytes]) -> None:
+        """Send each of ``frames`` as one binary message, in one transport write.
+
+        What ``websocket.send`` does per message, without a coroutine per message; the caller
+        checks ``writable`` first (uvicorn's ``send`` would wait for it). Raises
+        ``ConnectionError`` once the client is gone; after a close was sent, drops the frames
+        as ``websocket.send`` does.
+        """
+        if self.disconnected or self.transport.is_closing():
+            raise ConnectionError("the WebSocket is closed")
+        if self.close_sent:
+            return
+        conn = self.conn
+        parts = conn.data_to_send()  # anything websockets queued goes first (none, normally)
+        if (
+            conn.state is State.OPEN
+            and not conn.extensions
+            and not conn.expect_continuation_frame
+            and not conn.debug
+        ):
+            # What Protocol.send_binary writes for a final, unmasked, uncompressed server
+            # frame, without building a Frame object per message.
+            for frame in frames:
+                parts.append(_binary_header(len(frame)))
+                parts.append(frame)
+        else:  # compression negotiated, or closing: websockets frames (or refuses) them
+            for frame in frames:
+                conn.send_binary(frame)
+            parts += conn.data_to_send()
+        self.transport.write(b"".join(parts))
 
     def close_now(self, code: int, reason: str) -> None:
         """Close without waiting for the app: close frame after the queued output, then drop.

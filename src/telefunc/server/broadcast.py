@@ -90,7 +90,7 @@ PLACEHOLDER_PREFIX = "!TelefuncBroadcast:"
 
 #: Yield to the event loop after this many queued publishes handled in a row, so a client that
 #: floods publishes through a synchronous transport cannot starve other connections.
-_PUBLISH_YIELD_EVERY = 64
+_PUBLISH_YIELD_EVERY = 8
 
 
 # ── receipts ────────────────────────────────────────────────────────────────

@@ -327,6 +327,11 @@ class _Producer:
             self.value.close()
 
 
+#: Values that are never streamed (a tuple: ``isinstance`` with a ``X | Y`` union would build the
+#: union on every call, and this check runs once per value of every result).
+_PLAIN_DATA: Final = (str, int, float, bytes, list, dict, type)
+
+
 class StreamCollector:
     """Finds the streaming values of a result while it is serialized, and numbers them.
 
@@ -378,7 +383,7 @@ class StreamCollector:
         return replace
 
     def _classify(self, value: Any) -> tuple[str, dict[str, Any], ChunkOpener] | None:
-        if value is None or isinstance(value, str | int | float | bytes | list | dict | type):
+        if value is None or isinstance(value, _PLAIN_DATA):
             return None  # the hot path: plain data
         method = getattr(type(value), "__telefunc_stream__", None)
         if method is not None:

@@ -449,9 +449,14 @@ def _iso_date(d: datetime) -> str:
     )
 
 
-def _make_encoder(replacer: Replacer | None) -> Callable[[Any, list[str]], None]:
-    """Build the recursive writer; a closure keeps the hot-path lookups local."""
+def _make_encoder() -> tuple[Callable[[Any, list[str]], None], list[Replacer | None]]:
+    """Build the recursive writer and the slot holding its replacer (set per call).
+
+    A closure keeps the hot-path lookups local; building one costs eight function objects, so
+    :func:`stringify` reuses idle ones (see :func:`_take_encoder`).
+    """
     active: set[int] = set()  # ids of the containers being written, to detect cycles
+    slot: list[Replacer | None] = [None]
 
     def enter(container: Any) -> int:
         cid = id(container)
@@ -461,6 +466,7 @@ def _make_encoder(replacer: Replacer | None) -> Callable[[Any, list[str]], None]
         return cid
 
     def enc(v: Any, out: list[str]) -> None:
+        replacer = slot[0]
         if replacer is not None:
             r = replacer(v)
             if r is not None:
@@ -641,7 +647,14 @@ def _make_encoder(replacer: Replacer | None) -> Callable[[Any, list[str]], None]
         else:
             raise _Fail(_describe(v), v)
 
-    return enc
+    return enc, slot
+
+
+#: Idle encoders with their replacer slots. A call takes one for itself (list ``pop`` and
+#: ``append`` are atomic), so threads and re-entrant calls (a replacer or a tzinfo calling
+#: ``stringify``) never share one; it goes back only after a clean run, its cycle set empty.
+_idle_encoders: list[tuple[Callable[[Any, list[str]], None], list[Replacer | None]]] = []
+_MAX_IDLE: Final = 8
 
 
 def stringify(
@@ -661,8 +674,11 @@ def stringify(
     arbitrary objects, circular references, nesting too deep for the Python stack).
     """
     out: list[str] = []
+    encoder = _idle_encoders.pop() if _idle_encoders else _make_encoder()
+    encode, slot = encoder
+    slot[0] = replacer
     try:
-        _make_encoder(replacer)(value, out)
+        encode(value, out)
     except _Fail as e:
         path = tuple(reversed(e.path))
         path_string = _path_string(path)
@@ -680,6 +696,9 @@ def stringify(
             path=(),
             path_string="",
         ) from None
+    slot[0] = None  # holds no reference to the caller's replacer while idle
+    if len(_idle_encoders) < _MAX_IDLE:
+        _idle_encoders.append(encoder)
     text = "".join(out)
     if script_safe:
         # Only ever inside JSON strings, so these stay valid escapes that JSON.parse undoes.
@@ -760,13 +779,15 @@ class _TooDeep(ValueError):
     """Internal: the input nests deeper than the caller's ``max_depth``."""
 
 
-def _make_reviver(reviver: Reviver | None, max_depth: int) -> Callable[[Any, int], Any]:
-    """Build the post-``json.loads`` walk that revives ``!`` strings in place.
+def _make_reviver(max_depth: int) -> tuple[Callable[[Any, int], Any], list[Reviver | None]]:
+    """Build the post-``json.loads`` walk that revives ``!`` strings in place, and the slot
+    holding the caller's reviver (set per call; :func:`parse` reuses idle walks).
 
     The walk recurses once per level of arrays and objects (a Map's or Set's payload is one),
     and gives up past ``max_depth`` levels: the recursion of this
     walk, and of anything that later walks the result (the shield), stays bounded.
     """
+    slot: list[Reviver | None] = [None]
 
     def load(text: str, depth: int) -> Any:
         return walk(_loads(text), depth)
@@ -806,6 +827,7 @@ def _make_reviver(reviver: Reviver | None, max_depth: int) -> Callable[[Any, int
         return v
 
     def revive(s: str, depth: int) -> Any:
+        reviver = slot[0]
         if reviver is not None:
             hit, replacement = reviver(s)
             if hit:
@@ -860,7 +882,11 @@ def _make_reviver(reviver: Reviver | None, max_depth: int) -> Callable[[Any, int
             return JsSet(items)
         return result
 
-    return walk
+    return walk, slot
+
+
+#: Idle walks per depth bound, taken and given back like the encoders of ``stringify``.
+_idle_walks: dict[int, list[tuple[Callable[[Any, int], Any], list[Reviver | None]]]] = {}
 
 
 #: Nesting :func:`parse` accepts when no ``max_depth`` is given: as deep as Python's own
@@ -882,8 +908,20 @@ def parse(text: str, *, reviver: Reviver | None = None, max_depth: int | None = 
 
     Raises ``ValueError`` for malformed input, including input nested too deeply.
     """
-    walk = _make_reviver(reviver, UNBOUNDED_DEPTH if max_depth is None else max_depth)
+    depth = UNBOUNDED_DEPTH if max_depth is None else max_depth
+    idle = _idle_walks.get(depth)
+    walker = idle.pop() if idle else _make_reviver(depth)
+    walk, slot = walker
+    slot[0] = reviver
     try:
         return walk(_loads(text), 0)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    finally:
+        # The walk keeps no state between calls: it goes back even after a failure.
+        slot[0] = None
+        if idle is not None:
+            if len(idle) < _MAX_IDLE:
+                idle.append(walker)
+        elif len(_idle_walks) < _MAX_IDLE:
+            _idle_walks[depth] = [walker]

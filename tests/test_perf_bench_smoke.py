@@ -1,0 +1,39 @@
+"""Smoke test of bench/perf.py: ``--quick`` on one row runs every server and prints the row.
+
+Not a benchmark: it checks that the one-way channel row drives telefunc, raw ``websockets`` and
+the official Node server to the end and prints its table row, not what the figures are.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from testpaths import IN_CI, REPO, node_available
+
+
+def test_quick_oneway_row_runs_against_every_server() -> None:
+    if not node_available():
+        if IN_CI:
+            pytest.fail("node or js/node_modules is missing: .ci/run must install them")
+        pytest.skip("node or js/node_modules is missing (run: cd js && npm ci)")
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO / 'bench'}"}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "perf.py"), "--quick", "--runs=1", "--rows=oneway"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| oneway |")]
+    assert len(rows) == 1, result.stdout
+    cells = [cell.strip() for cell in rows[0].split("|")[1:-1]]
+    websockets, starlette, node, ours = cells[2:6]
+    assert starlette == "–"  # no Starlette baseline for a channel row
+    for figure in (websockets, node, ours):
+        assert float(figure.replace(",", "")) > 0  # each server handled messages
