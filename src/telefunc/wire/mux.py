@@ -47,11 +47,10 @@ rotations and the SSE-to-WebSocket upgrade: presenting a live session id continu
 (an id whose RECONCILED was lost with the wire stands for its successor), anything else starts a
 new one. A channel belongs to the lineage that attached it first; a RECONCILE from another lineage
 gets no entry for it in RECONCILED's ``open`` (the official client fails that channel), so a
-channel id alone neither takes a channel over nor ends it. A RECONCILE (an upgrade too)
-presenting a session that another, still open wire holds takes over only the channels it lists
-(the official client, reconnecting past a half-open wire or upgrading, lists every channel it
-has); the rest stay on that wire, untouched, under the same session id, and an upgrade sends that
-wire FIN only once none is left. Only a RECONCILE presenting a session whose wire is gone
+channel id alone neither takes a channel over nor ends it. A non-upgrade RECONCILE presenting a
+session that another, still open wire holds takes over only the channels it lists (the official
+client reconnecting past a half-open wire lists every channel it has); the rest stay on that wire,
+untouched, under the same session id. Only a RECONCILE presenting a session whose wire is gone
 fails the channels it leaves out. A channel is in at most one session. Session and channel ids are
 122-bit random (:mod:`telefunc.wire.ids`).
 
@@ -812,13 +811,8 @@ class ServerConnection:
                 return
 
     def _live_holder(self, pending: _PendingReconcile) -> ServerConnection | None:
-        """The other, still open wire carrying the session a RECONCILE presents.
-
-        An upgrade is no exception: the official client's upgrade lists every channel, which
-        empties the old session (then the old wire gets FIN); one that lists fewer (a leaked
-        session id) moves only those, and the old wire keeps the rest and gets no FIN.
-        """
-        if pending.prev_session is None:
+        """The other, still open wire carrying the session a non-upgrade RECONCILE presents."""
+        if pending.upgrade or pending.prev_session is None:
             return None
         holder = self.mux.session_owners.get(pending.prev_session)
         if holder is None or holder is self or holder.closed:
