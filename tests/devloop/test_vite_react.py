@@ -126,10 +126,10 @@ def _shot(browser: Browser, page: str, name: str) -> None:
 def _page_works(browser: Browser, url: str, todo: str, shot: str) -> None:
     """Two tabs: presence counts both, a call adds a todo, the report streams, then one leaves."""
     browser("goto", page="a", url=url)
-    browser("wait_text", page="a", selector="#online", text="1 person online")
+    browser("wait_text", page="a", selector="#online", text="1 person online", timeout_ms=30_000)
     browser("goto", page="b", url=url)
-    browser("wait_text", page="a", selector="#online", text="2 people online")
-    browser("wait_text", page="b", selector="#online", text="2 people online")
+    browser("wait_text", page="a", selector="#online", text="2 people online", timeout_ms=30_000)
+    browser("wait_text", page="b", selector="#online", text="2 people online", timeout_ms=30_000)
     browser("fill", page="a", selector="#new-todo", text=todo)
     browser("click", page="a", selector="#add")
     browser("wait_text", page="a", selector="#todos", text=todo)
@@ -140,7 +140,7 @@ def _page_works(browser: Browser, url: str, todo: str, shot: str) -> None:
     _shot(browser, "a", shot)
     browser("close_page", page="b")
     browser("front", page="a")  # the tab the user looks at (a background tab is throttled)
-    browser("wait_text", page="a", selector="#online", text="1 person online")
+    browser("wait_text", page="a", selector="#online", text="1 person online", timeout_ms=30_000)
 
 
 def _tsc(app: Path) -> subprocess.CompletedProcess[str]:
