@@ -265,9 +265,10 @@ def assert_nothing_left(mux: ServerMux) -> None:
     assert mux.channel_owners == {} and mux.session_owners == {} and mux._session_of == {}
 
 
+@pytest.mark.parametrize("upgrade", [False, True], ids=["reconcile", "upgrade"])
 @pytest.mark.parametrize("presented", ["current", "previous"])
 def test_a_leaked_session_id_cannot_end_the_channels_of_its_live_wire(
-    mux: ServerMux, clock: Clock, presented: str
+    mux: ServerMux, clock: Clock, presented: str, upgrade: bool
 ) -> None:
     cores, recs, victim = owns_two(mux, clock)
     victim_conn = conn_of(victim)
@@ -275,8 +276,12 @@ def test_a_leaked_session_id_cannot_end_the_channels_of_its_live_wire(
     assert current is not None
     previous = next(iter(mux.session_aliases))  # the id the victim knew before, still an alias
     session_id = current if presented == "current" else previous
-    intruder = raw_connection(mux, clock, {"sessionId": session_id, "open": []})
+    payload: dict[str, Any] = {"sessionId": session_id, "open": []}
+    if upgrade:
+        payload["upgrade"] = True
+    intruder = raw_connection(mux, clock, payload)
     assert reconciled(intruder)["open"] == []
+    assert mux.upgrades == 0  # no FIN told the victim's wire to go away
     # Not failed, not detached: the victim's wire still carries both, under the same session.
     for core, rec in zip(cores, recs, strict=True):
         assert not core.is_shutdown and core.peer is victim_conn and rec.shutdown == []
@@ -378,3 +383,34 @@ def test_a_reconnect_after_the_wire_closed_still_fails_the_unlisted_channels(
     assert type(recs[1].shutdown[0]).__name__ == "NetworkError"
     client.drop(permanent=True)
     assert_nothing_left(mux)
+
+
+def test_an_upgrade_ends_channels_in_a_close_exchange_and_the_old_wire_gets_fin(
+    mux: ServerMux, clock: Clock
+) -> None:
+    """The official client's upgrade lists the channels it still has: one the server already
+    closed (CLOSE sent, no CLOSE_ACK yet) is gone on its side and is not listed. It must not keep
+    the old session alive, or FIN never comes and the client waits for it forever."""
+    cores, recs, client = owns_two(mux, clock)
+    old_wire, current = conn_of(client), client.session_id
+    assert cores[1].close(5.0, clock.now) and cores[1].is_closing
+    open_entry = {"id": cores[0].id, "ix": 0, "lastSeq": 0}
+    ws = raw_connection(mux, clock, {"sessionId": current, "upgrade": True, "open": [open_entry]})
+    assert reconciled(ws)["open"] == [{"ix": 0, "lastSeq": 0}]
+    assert cores[0].peer is ws and not cores[0].is_shutdown
+    assert cores[1].is_shutdown and recs[1].shutdown != [None]
+    assert mux.upgrades == 1 and any(f.tag == Tag.FIN for f in frames(old_wire))
+    assert current not in mux.sessions
+
+
+def test_an_upgrade_leaving_out_an_open_channel_sends_no_fin(mux: ServerMux, clock: Clock) -> None:
+    """Closing channels end, but an open one nobody listed keeps the old wire and its session."""
+    cores, recs, client = owns_two(mux, clock)
+    old_wire, current = conn_of(client), client.session_id
+    assert current is not None
+    ws = raw_connection(mux, clock, {"sessionId": current, "upgrade": True, "open": []})
+    assert reconciled(ws)["open"] == []
+    assert mux.upgrades == 0 and not any(f.tag == Tag.FIN for f in frames(old_wire))
+    assert mux.sessions[current] == {0: cores[0], 1: cores[1]}
+    assert all(core.peer is old_wire and not core.is_shutdown for core in cores)
+    assert all(rec.shutdown == [] for rec in recs)

@@ -336,6 +336,11 @@ class ChannelCore:
         return self._peer
 
     @property
+    def is_closing(self) -> bool:
+        """Whether a CLOSE went either way: the client drops the channel once it has seen one."""
+        return self._closing
+
+    @property
     def got_close_ack(self) -> bool:
         """Whether the peer acknowledged our CLOSE (``close()`` resolves 0 then, else 1)."""
         return self._got_close_ack

@@ -47,10 +47,12 @@ rotations and the SSE-to-WebSocket upgrade: presenting a live session id continu
 (an id whose RECONCILED was lost with the wire stands for its successor), anything else starts a
 new one. A channel belongs to the lineage that attached it first; a RECONCILE from another lineage
 gets no entry for it in RECONCILED's ``open`` (the official client fails that channel), so a
-channel id alone neither takes a channel over nor ends it. A non-upgrade RECONCILE presenting a
-session that another, still open wire holds takes over only the channels it lists (the official
-client reconnecting past a half-open wire lists every channel it has); the rest stay on that wire,
-untouched, under the same session id. Only a RECONCILE presenting a session whose wire is gone
+channel id alone neither takes a channel over nor ends it. A RECONCILE (an upgrade too)
+presenting a session that another, still open wire holds takes over only the channels it lists
+(the official client, reconnecting past a half-open wire or upgrading, lists every channel it
+has); the rest stay on that wire, untouched, under the same session id, and an upgrade sends that
+wire FIN only once no open channel is left (channels already in a close exchange end, as the
+client has dropped them). Only a RECONCILE presenting a session whose wire is gone
 fails the channels it leaves out. A channel is in at most one session. Session and channel ids are
 122-bit random (:mod:`telefunc.wire.ids`).
 
@@ -751,6 +753,17 @@ class ServerConnection:
         # leaked. Either way only the listed channels move here (taken out of that session
         # below); the others stay on the live wire, untouched, and keep the session id.
         holder = self._live_holder(pending)
+        if holder is not None and pending.upgrade:
+            # The official client lists every channel it still has; one it dropped after a
+            # CLOSE exchange may still be closing here. Those end as before (nothing more would
+            # reach the client), so a real upgrade empties the old session and its wire gets
+            # FIN. A still-open channel nobody listed stays with the live wire, and no FIN.
+            held = mux.sessions.get(pending.prev_session or "", {})
+            for core in [c for c in held.values() if id(c) not in kept and c.is_closing]:
+                mux._take_from_session(core)
+                core.recovery_failed()
+            if pending.prev_session not in mux.sessions:
+                holder = None
         if holder is None and pending.prev_session is not None:
             for core in mux.drop_session(pending.prev_session).values():
                 if id(core) not in kept:
@@ -811,8 +824,13 @@ class ServerConnection:
                 return
 
     def _live_holder(self, pending: _PendingReconcile) -> ServerConnection | None:
-        """The other, still open wire carrying the session a non-upgrade RECONCILE presents."""
-        if pending.upgrade or pending.prev_session is None:
+        """The other, still open wire carrying the session a RECONCILE presents.
+
+        An upgrade is no exception: the official client's upgrade lists every open channel,
+        which empties the old session (then the old wire gets FIN); one that lists fewer (a
+        leaked session id) moves only those, and the old wire keeps the rest and gets no FIN.
+        """
+        if pending.prev_session is None:
             return None
         holder = self.mux.session_owners.get(pending.prev_session)
         if holder is None or holder is self or holder.closed:
