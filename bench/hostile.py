@@ -485,19 +485,23 @@ async def end_foreign_session(ctx: Ctx) -> None:
     cid = await ctx.channel("idle")
     victim = await ctx.open_ws((cid, 1))
     session = (await victim.reconciled())["sessionId"]
-    intruder = await RawWS.connect(ctx.port)
-    intruder.send_frame(encode_json(Tag.RECONCILE, {"open": [], "sessionId": session}))
-    await intruder.drain()
-    with contextlib.suppress(Exception):
-        await intruder.reconciled(5)
-    await asyncio.sleep(0.5)
-    alive = await ctx.call("channel_alive", cid)
+    alive: list[bool] = []
+    # A plain RECONCILE and an SSE-to-WebSocket upgrade, each presenting the victim's session.
+    for extra in ({}, {"upgrade": True}):
+        intruder = await RawWS.connect(ctx.port)
+        payload = {"open": [], "sessionId": session, **extra}
+        intruder.send_frame(encode_json(Tag.RECONCILE, payload))
+        await intruder.drain()
+        with contextlib.suppress(Exception):
+            await intruder.reconciled(5)
+        await asyncio.sleep(0.5)
+        alive.append(bool(await ctx.call("channel_alive", cid)))
+        await intruder.close()
     ctx.note(
-        f"victim's channel still open: {'yes' if alive else 'no'}; "
-        f"refused: {'yes' if alive else 'no'}"
+        "victim's channel still open after a RECONCILE: "
+        f"{'yes' if alive[0] else 'no'}, after an upgrade: {'yes' if alive[1] else 'no'}"
     )
-    ctx.ok = bool(alive)
-    await intruder.close()
+    ctx.ok = all(alive)
     await victim.close()
 
 
