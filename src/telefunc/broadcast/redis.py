@@ -479,7 +479,9 @@ class RedisBroadcast:
 
     async def _open_session(self) -> _Session:
         # No retries, and none of redis-py's own reconnect attempts: the reader decides.
-        session = _Session(self._new_client(Retry(NoBackoff(), 0, ()), max_connections=1))
+        session = _Session(
+            self._new_client(Retry(NoBackoff(), 0, supported_errors=()), max_connections=1)
+        )
         try:
             async with asyncio.timeout(self.connect_timeout):
                 await session.open()
