@@ -30,14 +30,15 @@ calls the ``on_gap`` callbacks with a :class:`~telefunc.server.broadcast_transpo
 (plus a WARNING log) when a seq was skipped (e.g. published while this process was reconnecting),
 went backwards, or the epoch changed (the counter was lost). The message is still delivered.
 
-**Connections.** One pub/sub connection per process, owned by one reader task: SUBSCRIBE (one
-channel per key, at most one subscription per key per process, both lanes) is written when a key
-gets its first local listener and UNSUBSCRIBE when its last one leaves. It reconnects with
-backoff (50 ms doubling to 2 s) and resubscribes every key by itself; a PING every
-``health_check_interval`` seconds of silence detects a dead peer. It speaks RESP2 over asyncio
-streams directly (reusing redis-py's URL parsing) so that it alone decides about reconnects and
-can write SUBSCRIBE synchronously from ``listen()``. Publishes go through a separate redis-py
-(``redis.asyncio``) connection, pipelined by one writer task in call order.
+**Connections.** One pub/sub connection per process (a redis-py ``PubSub``), read by one reader
+task. A sender task SUBSCRIBEs a key (one channel per key, both lanes) when it gets its first
+local listener and UNSUBSCRIBEs it when its last one leaves, so ``listen()`` returns at once and
+``wait_subscribed()`` tells when publishes will arrive. The transport, not redis-py, reconnects:
+with backoff (50 ms doubling to 2 s), on a fresh ``PubSub``, resubscribing every key; a PING after
+``health_check_interval`` seconds of silence detects a dead peer. Publishes go through a separate
+redis-py connection, pipelined by one writer task in call order. Both connections are built from
+the URL alone, so its options (``rediss://...?ssl_ca_certs=...&ssl_check_hostname=...``,
+``ssl_certfile``, ``ssl_keyfile``...) apply to both.
 
 **Failure.** Publishing while Redis is unreachable raises
 :class:`~telefunc.server.broadcast_transport.BroadcastTransportError` (a
@@ -58,16 +59,17 @@ import asyncio
 import contextlib
 import logging
 import random
-import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 try:
     import redis.asyncio as redis_asyncio
-    from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+    from redis.asyncio.client import PubSub
+    from redis.asyncio.connection import UnixDomainSocketConnection, parse_url
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.exceptions import RedisError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError, ResponseError
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "telefunc.broadcast.redis needs redis-py (the `redis` package, version 5 or later): "
@@ -126,99 +128,78 @@ _MAX_BATCH = 256
 _KNOWN_LIMIT = 100_000
 _BACKOFF_START = 0.05
 _BACKOFF_MAX = 2.0
+_MAX_CHANNELS_PER_COMMAND = 1000
 
 # (key, kind, payload, future): the future gets a PublishReceipt, or None for a counter bump.
 _Op = tuple[str, bytes, bytes, "asyncio.Future[Any]"]
 
 
-class _RespError(Exception):
-    """An error reply (``-ERR ...``) on the pub/sub connection."""
+class _Session:
+    """One pub/sub connection (its own redis-py client and ``PubSub``) and what was asked on it."""
 
+    def __init__(self, client: redis_asyncio.Redis) -> None:
+        self.client = client
+        self.pubsub: PubSub = client.pubsub()
+        self.subscribed: dict[str, bool] = {}  # key -> last request sent: SUBSCRIBE (True) or not
+        self.outstanding: dict[str, int] = {}  # key -> SUBSCRIBE/UNSUBSCRIBE replies still due
+        self.confirmed: set[str] = set()  # keys whose latest reply was a SUBSCRIBE confirmation
 
-class _PubSubConnection:
-    """A minimal RESP2 pub/sub client over asyncio streams (one per process)."""
+    async def open(self) -> None:
+        """Connect and authenticate; from then on redis-py may not reconnect it by itself."""
+        await self.pubsub.connect()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        connection = self.pubsub.connection
+        assert connection is not None
+        # redis-py reconnects a PubSub on its own, at once and resubscribing its channels. The
+        # transport owns reconnects (backoff, counter push-up, subscription state), so a second
+        # connect of this connection fails instead and the reader starts a fresh session.
+        connection.deregister_connect_callback(self.pubsub.on_connect)
+        connection.register_connect_callback(self._refuse_reconnect)
 
-    __slots__ = ("_reader", "_writer")
+    def _refuse_reconnect(self, connection: Any) -> None:
+        raise RedisConnectionError("the pub/sub connection was lost")
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
+    def is_live(self, key: str) -> bool:
+        """Whether Redis confirmed the subscription to ``key`` and no request on it is pending."""
+        return (
+            self.subscribed.get(key, False)
+            and key in self.confirmed
+            and not self.outstanding.get(key)
+        )
 
-    @classmethod
-    async def open(cls, params: dict[str, Any], timeout: float) -> _PubSubConnection:
-        """Connect (TCP, TLS or Unix socket) and authenticate, within ``timeout`` seconds."""
-        async with asyncio.timeout(timeout):
-            if params.get("path"):
-                reader, writer = await asyncio.open_unix_connection(params["path"])
-            else:
-                context: ssl.SSLContext | None = None
-                if params.get("connection_class") is SSLConnection:
-                    context = ssl.create_default_context()
-                    if str(params.get("ssl_cert_reqs", "required")).lower() in ("none", "0"):
-                        context.check_hostname = False
-                        context.verify_mode = ssl.CERT_NONE
-                reader, writer = await asyncio.open_connection(
-                    params.get("host", "localhost"), int(params.get("port", 6379)), ssl=context
-                )
-            conn = cls(reader, writer)
-            try:
-                password = params.get("password")
-                if password is not None:
-                    username = params.get("username")
-                    auth = ("AUTH", username, password) if username else ("AUTH", password)
-                    conn.send(*auth)
-                    await conn.read()
-            except BaseException:
-                conn.close()
-                raise
-        return conn
+    def request(self, keys: list[str], subscribe: bool) -> None:
+        """Record a SUBSCRIBE (or UNSUBSCRIBE) of ``keys`` about to be sent."""
+        for key in keys:
+            self.subscribed[key] = subscribe
+            self.outstanding[key] = self.outstanding.get(key, 0) + 1
 
-    def send(self, *args: str | bytes) -> None:
-        """Write one command; synchronous (asyncio buffers it), so callable from ``listen()``."""
-        parts = [b"*%d\r\n" % len(args)]
-        for arg in args:
-            data = arg.encode() if isinstance(arg, str) else arg
-            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        self._writer.write(b"".join(parts))
+    def replied(self, key: str, subscribed: bool) -> None:
+        """Record Redis's confirmation of one SUBSCRIBE or UNSUBSCRIBE of ``key``."""
+        remaining = self.outstanding.pop(key, 0) - 1
+        if remaining > 0:
+            self.outstanding[key] = remaining
+        if subscribed:
+            self.confirmed.add(key)
+        else:
+            self.confirmed.discard(key)
+            if remaining <= 0 and not self.subscribed.get(key, True):
+                del self.subscribed[key]
 
-    async def read_line(self) -> bytes:
-        """The first line of the next reply; cancelling it consumes nothing."""
-        return await self._reader.readuntil(b"\r\n")
-
-    async def read(self, line: bytes | None = None) -> Any:
-        """One reply (``line`` = its first line if already read); error replies raise."""
-        if line is None:
-            line = await self._reader.readuntil(b"\r\n")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"$":
-            size = int(rest)
-            if size < 0:
-                return None
-            return (await self._reader.readexactly(size + 2))[:-2]
-        if kind == b"*":
-            count = int(rest)
-            if count < 0:
-                return None
-            return [await self.read() for _ in range(count)]
-        if kind == b":":
-            return int(rest)
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            raise _RespError(rest.decode(errors="replace"))
-        raise ConnectionError(f"unexpected reply from Redis: {line[:40]!r}")
-
-    def close(self) -> None:
-        """Close the socket (no wait)."""
-        self._writer.close()
+    async def close(self) -> None:
+        """Drop the connection (no wait for the peer)."""
+        with contextlib.suppress(Exception):
+            await self.pubsub.aclose()
+        with contextlib.suppress(Exception):
+            await self.client.aclose()
 
 
 class RedisBroadcast:
     """Broadcast through Redis: every process with the same URL and prefix shares each key.
 
     ``url``: a redis-py URL (``redis://[[user]:password@]host[:port]``, ``rediss://`` for TLS,
-    ``unix:///path``). ``prefix`` namespaces channels and counters (several apps may share a
-    Redis). ``connect_timeout`` bounds connecting, ``command_timeout`` a publish round trip;
+    ``unix:///path``) whose query string carries redis-py's connection options, e.g.
+    ``rediss://host:6380?ssl_ca_certs=/etc/ca.pem&ssl_certfile=...&ssl_keyfile=...``.
+    ``prefix`` namespaces channels and counters (several apps may share a Redis).
+    ``connect_timeout`` bounds connecting, ``command_timeout`` a publish round trip;
     ``health_check_interval`` is the idle time after which the pub/sub connection is pinged.
     See the module docstring for the ordering, restart and gap-reporting guarantees.
     """
@@ -233,7 +214,7 @@ class RedisBroadcast:
         health_check_interval: float = 5.0,
     ) -> None:
         try:
-            params = dict(parse_url(url))
+            params = parse_url(url)
         except (ValueError, TypeError) as exc:
             raise UsageError(f"invalid Redis URL {url!r}: {exc}") from None
         if params.get("connection_class") is UnixDomainSocketConnection and not params.get("path"):
@@ -243,7 +224,6 @@ class RedisBroadcast:
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.health_check_interval = health_check_interval
-        self._params = params
         self._fanout = BroadcastFanout(self._on_first, self._on_last)
         self._tracker = SeqTracker()
         # Highest seq seen per key (receipts and deliveries): the floor for a lost counter.
@@ -258,10 +238,9 @@ class RedisBroadcast:
         # Subscribing side.
         self._reader_task: asyncio.Task[None] | None = None
         self._closing: asyncio.Event | None = None
-        self._conn: _PubSubConnection | None = None
-        self._channels: dict[bytes, str] = {}  # channel name -> key, for keys SUBSCRIBEd
-        self._confirmed: set[str] = set()  # keys Redis confirmed on the current connection
-        self._outstanding: dict[str, int] = {}  # SUBSCRIBE/UNSUBSCRIBE replies still due
+        self._subscriptions_changed: asyncio.Event | None = None  # wakes the sender task
+        self._session: _Session | None = None  # the live pub/sub connection
+        self._dirty: set[str] = set()  # keys whose listeners came or went since the last sync
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         #: How many times the pub/sub connection was re-established after a loss.
         self.reconnects = 0
@@ -273,6 +252,15 @@ class RedisBroadcast:
 
     def _channel(self, key: str) -> bytes:
         return f"{self.prefix}:bc:{key}".encode()
+
+    def _key_of(self, channel: bytes) -> str | None:
+        head = f"{self.prefix}:bc:".encode()
+        if not channel.startswith(head):
+            return None
+        try:
+            return channel[len(head) :].decode()
+        except UnicodeDecodeError:
+            return None
 
     def _counter(self, key: str) -> bytes:
         return f"{self.prefix}:bcseq:{key}".encode()
@@ -348,20 +336,24 @@ class RedisBroadcast:
         assert self._queue_event is not None
         self._queue_event.set()
 
+    def _new_client(self, retry: Retry, max_connections: int) -> redis_asyncio.Redis:
+        """A redis-py client for ``self.url``: both connections take their options from it."""
+        return redis_asyncio.Redis.from_url(
+            self.url,
+            socket_connect_timeout=self.connect_timeout,
+            socket_timeout=self.command_timeout,
+            retry=retry,
+            health_check_interval=0,
+            max_connections=max_connections,
+            # RESP2: with RESP3, redis-py 8 enables maintenance notifications, which turns
+            # off its check that a pooled connection was not closed by the server meanwhile.
+            protocol=2,
+        )
+
     def _get_client(self) -> redis_asyncio.Redis:
         if self._client is None:
-            self._client = redis_asyncio.Redis.from_url(
-                self.url,
-                socket_connect_timeout=self.connect_timeout,
-                socket_timeout=self.command_timeout,
-                # No retries: a retried publish could be published twice; fail fast instead.
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-                max_connections=4,
-                # RESP2: with RESP3, redis-py 8 enables maintenance notifications, which turns
-                # off its check that a pooled connection was not closed by the server meanwhile.
-                protocol=2,
-            )
+            # No retries: a retried publish could be published twice; fail fast instead.
+            self._client = self._new_client(Retry(NoBackoff(), 0), max_connections=4)
         return self._client
 
     async def _writer_main(self) -> None:
@@ -441,37 +433,30 @@ class RedisBroadcast:
                     "RedisBroadcast.listen() must be called on the event loop"
                 ) from None
             self._closing = asyncio.Event()
+            self._subscriptions_changed = asyncio.Event()
             self._reader_task = loop.create_task(
                 self._reader_main(), name=f"telefunc-redis-subscribe {self.url}"
             )
 
     def _on_first(self, key: str) -> None:
-        channel = self._channel(key)
-        self._channels[channel] = key
-        if self._conn is not None:
-            self._send_sub("SUBSCRIBE", [key])
+        self._mark_dirty(key)
 
     def _on_last(self, key: str) -> None:
         self._tracker.forget(key)
         for waiter in self._waiters.pop(key, ()):
             if not waiter.done():
                 waiter.set_exception(UsageError(f"the last listener of {key!r} left"))
-        if self._conn is not None:
-            self._send_sub("UNSUBSCRIBE", [key])
-        else:
-            self._channels.pop(self._channel(key), None)
+        self._mark_dirty(key)
 
-    def _send_sub(self, command: str, keys: list[str]) -> None:
-        assert self._conn is not None
-        for key in keys:
-            self._outstanding[key] = self._outstanding.get(key, 0) + 1
-        # On a broken connection the reader notices and resubscribes everything on reconnect.
-        with contextlib.suppress(OSError, RuntimeError):
-            self._conn.send(command, *(self._channel(key) for key in keys))
+    def _mark_dirty(self, key: str) -> None:
+        # Without a connection there is nothing to update: a new one subscribes every key.
+        if self._session is not None and self._subscriptions_changed is not None:
+            self._dirty.add(key)
+            self._subscriptions_changed.set()
 
     def is_subscribed(self, key: str) -> bool:
         """Whether Redis confirmed this process's subscription to ``key`` (and none is pending)."""
-        return key in self._confirmed and not self._outstanding.get(key)
+        return self._session is not None and self._session.is_live(key)
 
     async def wait_subscribed(self, key: str) -> None:
         """Wait until publishes to ``key`` made from now on reach this process's listeners.
@@ -492,6 +477,19 @@ class RedisBroadcast:
                 if not future.done():
                     future.set_result(None)
 
+    async def _open_session(self) -> _Session:
+        # No retries, and none of redis-py's own reconnect attempts: the reader decides.
+        session = _Session(
+            self._new_client(Retry(NoBackoff(), 0, supported_errors=()), max_connections=1)
+        )
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await session.open()
+        except BaseException:
+            await session.close()
+            raise
+        return session
+
     async def _reader_main(self) -> None:
         assert self._closing is not None
         delay = _BACKOFF_START
@@ -499,8 +497,8 @@ class RedisBroadcast:
         connected_before = False
         while not self._closed:
             try:
-                conn = await _PubSubConnection.open(self._params, self.connect_timeout)
-            except (OSError, TimeoutError, _RespError, ConnectionError) as exc:
+                session = await self._open_session()
+            except (RedisError, OSError, TimeoutError) as exc:
                 failures += 1
                 if failures == 1:
                     logger.warning(
@@ -524,54 +522,104 @@ class RedisBroadcast:
             delay = _BACKOFF_START
             failures = 0
             try:
-                await self._pump(conn, resync=self.reconnects > 0)
-            except (OSError, TimeoutError, ConnectionError, asyncio.IncompleteReadError) as exc:
+                await self._pump(session, resync=self.reconnects > 0)
+            except ResponseError as exc:
+                logger.error("broadcast: Redis at %s answered %s; reconnecting", self.url, exc)
+            except (RedisError, OSError, TimeoutError) as exc:
                 if not self._closed:
                     logger.warning(
                         "broadcast: lost the pub/sub connection to Redis at %s (%s); reconnecting",
                         self.url,
                         exc or type(exc).__name__,
                     )
-            except _RespError as exc:
-                logger.error("broadcast: Redis at %s answered %s; reconnecting", self.url, exc)
             except Exception:
                 # Never let the one reader die: log, drop the connection, reconnect.
                 logger.exception("broadcast: pub/sub reader for %s failed; reconnecting", self.url)
             finally:
-                self._conn = None
-                self._confirmed.clear()
-                self._outstanding.clear()
-                self._channels = {self._channel(key): key for key in self._fanout.keys}
-                conn.close()
+                self._session = None
+                await session.close()
 
-    async def _pump(self, conn: _PubSubConnection, *, resync: bool) -> None:
-        self._conn = conn
-        keys = sorted(self._fanout.keys)
-        self._channels = {self._channel(key): key for key in keys}
-        if keys:
-            self._send_sub("SUBSCRIBE", keys)
-        if resync and keys:
-            await self._bump_counters(keys)
-        ping_pending = False
+    async def _pump(self, session: _Session, *, resync: bool) -> None:
+        assert self._subscriptions_changed is not None
+        self._session = session
+        self._dirty = set(self._fanout.keys)  # subscribe every key on the new connection
+        self._subscriptions_changed.set()
+        sender = asyncio.get_running_loop().create_task(
+            self._sender_main(session), name=f"telefunc-redis-subscriptions {self.url}"
+        )
+        try:
+            keys = sorted(self._fanout.keys)
+            if resync and keys:
+                await self._bump_counters(keys)
+            await self._read_messages(session)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    async def _read_messages(self, session: _Session) -> None:
+        pubsub = session.pubsub
+        loop = asyncio.get_running_loop()
+        ping_sent_at: float | None = None
         while True:
-            try:
-                async with asyncio.timeout(self.health_check_interval):
-                    line = await conn.read_line()
-            except TimeoutError:
-                if ping_pending:
-                    raise ConnectionError("no answer to PING") from None
-                conn.send("PING")
-                ping_pending = True
+            message = await pubsub.get_message(timeout=self.health_check_interval)
+            if message is None:  # silence: PING, and give up if that stays unanswered
+                if ping_sent_at is None:
+                    ping_sent_at = loop.time()
+                    await pubsub.ping()
+                elif loop.time() - ping_sent_at >= self.health_check_interval:
+                    raise RedisConnectionError("no answer to PING")
                 continue
-            ping_pending = False
-            async with asyncio.timeout(self.command_timeout):
-                reply = await conn.read(line)
-            if isinstance(reply, list) and len(reply) >= 3:
-                kind = reply[0]
-                if kind == b"message":
-                    self._on_message(reply[1], reply[2])
-                elif kind in (b"subscribe", b"unsubscribe"):
-                    self._on_sub_reply(kind == b"subscribe", reply[1])
+            ping_sent_at = None
+            kind = message["type"]
+            if kind == "message":
+                self._on_message(message["channel"], message["data"])
+            elif kind in ("subscribe", "unsubscribe"):
+                key = self._key_of(message["channel"])
+                if key is not None:
+                    session.replied(key, kind == "subscribe")
+                    self._wake_waiters(key)
+
+    async def _sender_main(self, session: _Session) -> None:
+        """Bring the connection's subscriptions in line with the keys that have listeners.
+
+        The only task sending SUBSCRIBE/UNSUBSCRIBE, so they reach Redis in the order decided.
+        """
+        assert self._subscriptions_changed is not None
+        changed = self._subscriptions_changed
+        try:
+            while True:
+                await changed.wait()
+                changed.clear()
+                dirty, self._dirty = self._dirty, set()
+                drop: list[str] = []
+                add: list[str] = []
+                for key in sorted(dirty):
+                    wanted = self._fanout.has_listeners(key)
+                    if wanted != session.subscribed.get(key, False):
+                        (add if wanted else drop).append(key)
+                for keys, subscribe in ((drop, False), (add, True)):
+                    for i in range(0, len(keys), _MAX_CHANNELS_PER_COMMAND):
+                        chunk = keys[i : i + _MAX_CHANNELS_PER_COMMAND]
+                        session.request(chunk, subscribe)
+                        channels = [self._channel(key) for key in chunk]
+                        if subscribe:
+                            await session.pubsub.subscribe(*channels)
+                        else:
+                            await session.pubsub.unsubscribe(*channels)
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning(
+                "broadcast: cannot update subscriptions on Redis at %s (%s)",
+                self.url,
+                exc or type(exc).__name__,
+            )
+        except Exception:
+            logger.exception("broadcast: updating subscriptions on Redis at %s failed", self.url)
+        finally:
+            # The sender only ends with its connection: closing it makes the reader start anew.
+            connection = session.pubsub.connection
+            if connection is not None:
+                await connection.disconnect(nowait=True)
 
     async def _bump_counters(self, keys: list[str]) -> None:
         """After a reconnect, raise lost counters to the seq this process last saw (see module)."""
@@ -592,25 +640,8 @@ class RedisBroadcast:
             if not future.done():
                 future.cancel()
 
-    def _on_sub_reply(self, subscribed: bool, channel: bytes) -> None:
-        key = self._channels.get(channel)
-        if key is None:
-            return
-        remaining = self._outstanding.get(key, 0) - 1
-        if remaining > 0:
-            self._outstanding[key] = remaining
-        else:
-            self._outstanding.pop(key, None)
-        if subscribed:
-            self._confirmed.add(key)
-            self._wake_waiters(key)
-        else:
-            self._confirmed.discard(key)
-            if not self._fanout.has_listeners(key) and not self._outstanding.get(key):
-                self._channels.pop(channel, None)
-
     def _on_message(self, channel: bytes, data: bytes) -> None:
-        key = self._channels.get(channel)
+        key = self._key_of(channel)
         if key is None or not self._fanout.has_listeners(key):
             return  # in flight before our UNSUBSCRIBE took effect
         newline = data.find(b"\n")
@@ -655,9 +686,6 @@ class RedisBroadcast:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
         error = BroadcastTransportError(f"the Redis broadcast transport ({self.url}) is closed")
         for *_, future in self._queue:
             if not future.done():
