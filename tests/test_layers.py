@@ -1,4 +1,5 @@
-"""The layering DESIGN.md promises: wire -> server -> adapters -> cli, dependencies pointing down.
+"""The layering of docs/architecture.md: wire -> server -> adapters -> cli, dependencies pointing
+down.
 
 Checked from the source text (every ``import``/``from`` of a telefunc module, including the
 lazy ones inside functions), so a new upward import fails here rather than in a review.

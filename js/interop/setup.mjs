@@ -1,4 +1,5 @@
-// Loads the official telefunc@0.2.23 browser client inside Node 20 (spec §11) and points it at
+// Loads the official telefunc@0.2.23 browser client inside Node 20 (docs/protocol.md §11) and
+// points it at
 // a server. Scenario scripts import this, then print one JSON object per line on stdout; the
 // Python tests read those lines.
 //

@@ -4,7 +4,7 @@
 //
 // With the compat flag `python_workers_development`, workerd loads
 // `<--pyodide-bundle-disk-cache-dir>/pyodide_dev.capnp.bin` without an integrity check
-// (shared/spec/cloudflare.md §2.7). The bundle is a capnp `Bundle` message holding three
+// (docs/cloudflare.md §2.3). The bundle is a capnp `Bundle` message holding three
 // internal modules: the Emscripten glue patched to call workerd's wrappers, the wasm binary and
 // the standard library zip. The patches are plain string replacements whose purpose is listed in
 // workerd's src/pyodide/helpers.bzl; the list below is ours, written for the pinned

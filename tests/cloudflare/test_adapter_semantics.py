@@ -1,8 +1,9 @@
 """The JS adapter's semantics the Python adapter keeps (telefunc@0.2.23 ``telefunc/cloudflare``).
 
 An async ``context(request, env)``; custom binding, KV and instance names end to end; a
-WebSocket upgrade while the ``ws`` transport is off; the seed's shortened channel windows
-letting an object hibernate; the seed's camelCase config keys refused with the Python name.
+WebSocket upgrade while the ``ws`` transport is off; the shortened channel windows telefunc's
+Cloudflare documentation suggests letting an object hibernate; that documentation's camelCase
+config keys refused with the Python name.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ async def test_websocket_upgrade_while_ws_is_disabled_answers_400(make_edge: Any
     assert (status, body) == (200, {"ret": 3})
 
 
-async def test_the_seeds_shorter_windows_let_the_object_hibernate_sooner(make_edge: Any) -> None:
-    # The seed's `config.channel = {reconnectTimeout: 5_000, idleTimeout: 5_000,
+async def test_shorter_channel_windows_let_the_object_hibernate_sooner(make_edge: Any) -> None:
+    # The documented `config.channel = {reconnectTimeout: 5_000, idleTimeout: 5_000,
     # pingInterval: 2_000}`, in Python's names and seconds.
     config.channel = {"reconnect_timeout": 5, "idle_timeout": 5, "ping_interval": 2}
     edge = make_edge()

@@ -1,6 +1,6 @@
 """Conformance: the same scenarios in real workerd (a JS twin) and in the emulator (Python).
 
-workerd runs JavaScript workers offline (cloudflare.md §2.5); ``js/workerd-conformance`` holds
+workerd runs JavaScript workers offline (docs/cloudflare.md §2.2); ``js/workerd-conformance`` holds
 the JS twin and a pinned ``workerd``. Scenarios: KV validation errors, input gates (exact
 read-modify-write, and the race across a KV await), and the 32 MiB WebSocket limit (1009).
 CI must run ``npm ci`` in ``js/workerd-conformance`` first; without it these tests skip.

@@ -103,7 +103,8 @@ async def test_without_input_gates_the_same_code_races(clock: FakeClock) -> None
 
 
 async def test_non_storage_await_opens_the_gate_and_allows_the_race(counter: Any) -> None:
-    # §3: the gate opens on non-storage I/O (here a KV read) as in the real runtime.
+    # docs/cloudflare.md §3: the gate opens on non-storage I/O (here a KV read) as in the
+    # real runtime.
     stub = counter.getByName("race")
     await asyncio.gather(*(stub.increment_with_kv_in_between(1) for _ in range(10)))
     assert await stub.get_n() < 10

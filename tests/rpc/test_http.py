@@ -1,4 +1,7 @@
-"""The call endpoint over real HTTP (uvicorn on 127.0.0.1), status by status (spec §5)."""
+"""The call endpoint over real HTTP (uvicorn on 127.0.0.1), status by status.
+
+See docs/protocol.md §5.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The inline streaming body, without HTTP: exact bytes (spec §6), multiplexing, errors,
+"""The inline streaming body, without HTTP: exact bytes (docs/protocol.md §6), multiplexing, errors,
 cancellation and backpressure."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The "SSE duplex" channel transport (wire protocol §7.8): a thin I/O layer over the mux.
+"""The "SSE duplex" channel transport (docs/protocol.md §7.8): a thin I/O layer over the mux.
 
 Every request is ``POST <telefunc_url>`` whose body is ``[u32 BE len][metadata JSON]`` followed by
 ``[u32 BE len][frame]`` records. The metadata's ``connId`` (stable per client transport) ties the

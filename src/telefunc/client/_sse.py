@@ -1,4 +1,4 @@
-"""The client's "SSE duplex" channel transport (wire protocol §7.8): one wire of a ClientMux over
+"""The client's "SSE duplex" channel transport (docs/protocol.md §7.8): one wire of a ClientMux over
 plain HTTP POSTs (httpx).
 
 Every POST goes to ``<telefunc_url>?_telefunc=sse`` with ``x-telefunc-request: sse`` and a body of

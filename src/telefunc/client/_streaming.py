@@ -1,4 +1,4 @@
-"""Streaming values and functions in call results, on the client side (spec §6).
+"""Streaming values and functions in call results, on the client side (docs/protocol.md §6).
 
 A telefunction's result may hold values that arrive after the call returned:
 

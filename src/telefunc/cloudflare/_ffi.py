@@ -1,7 +1,7 @@
 """The one module of the Cloudflare adapter that touches ``js``, ``pyodide.ffi`` and ``workers``.
 
 Everything else in :mod:`telefunc.cloudflare` works on plain Python values (``str``, ``bytes``,
-``dict``, ``None``); the conversions that bite under Pyodide live here (cloudflare.md §1.9):
+``dict``, ``None``); the conversions that bite under Pyodide live here (docs/cloudflare.md §1.9):
 
 * JS ``null`` is ``pyodide.ffi.jsnull``, not ``None`` (``Headers.get`` and ``KV.get`` return it);
 * JS objects arrive as ``JsProxy``; options objects must be plain ``Object`` s, not ``Map`` s

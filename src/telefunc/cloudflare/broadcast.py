@@ -1,6 +1,7 @@
-"""Distributed broadcast across Durable Objects, with presence in KV (telefunc@0.2.23 §10).
+"""Distributed broadcast across Durable Objects, with presence in KV (docs/cloudflare.md §4.3).
 
-Each telefunc Durable Object has one :class:`DurableBroadcast`, the broadcast transport (§8) its
+Each telefunc Durable Object has one :class:`DurableBroadcast`, the broadcast transport
+(docs/protocol.md §8) its
 ``BroadcastChannel`` / ``Broadcast`` calls use (installed with
 :func:`~telefunc.server.broadcast_transport.set_scoped_broadcast_transport` by the object).
 
@@ -333,7 +334,7 @@ class DurableBroadcast:
             )
         return name, region
 
-    # ── the transport interface (§8) ────────────────────────────────────
+    # ── the transport interface (docs/protocol.md §8) ────────────────────────────────────
 
     def listen(self, key: str, callback: TextCallback) -> Callable[[], None]:
         """Call ``callback(text, info)`` for each text publish to ``key``; returns unsubscribe."""

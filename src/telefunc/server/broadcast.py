@@ -110,7 +110,8 @@ class PublishReceipt(TypedDict):
 
 
 def _field(obj: Any, name: str) -> Any:
-    # Bundled transports return dataclasses; §8 also allows a plain ``{seq, timestamp}`` mapping.
+    # Bundled transports return dataclasses; docs/protocol.md §8 also allows a plain
+    # ``{seq, timestamp}`` mapping.
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)

@@ -1,4 +1,4 @@
-"""The broadcast transport interface (wire-protocol spec §8), its in-memory default, and helpers.
+"""The broadcast transport interface (docs/protocol.md §8), its in-memory default, and helpers.
 
 A *broadcast transport* moves published messages between the processes that serve one app. The
 ``BroadcastChannel`` / ``Broadcast`` layer sits on top of it and never talks to a broker itself::
@@ -141,7 +141,7 @@ class BroadcastGap:
 
 @runtime_checkable
 class BroadcastTransport(Protocol):
-    """What ``config.broadcast.transport`` must provide (wire-protocol spec §8).
+    """What ``config.broadcast.transport`` must provide (docs/protocol.md §8).
 
     See the module docstring for the ordering, fan-out and callback rules.
     """
@@ -329,7 +329,7 @@ def _now_ms() -> int:
 
 
 class InMemoryBroadcast:
-    """The default transport: broadcast within this process only (spec §8).
+    """The default transport: broadcast within this process only (docs/protocol.md §8).
 
     Per-key counter from 1 shared by both lanes, ``timestamp`` = now in ms, meta
     ``{"delivered": <listeners reached>, "transport": "in-memory"}``. A publish is delivered

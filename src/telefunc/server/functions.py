@@ -1,4 +1,4 @@
-"""Functions across the wire, both ways (spec §6).
+"""Functions across the wire, both ways (docs/protocol.md §6).
 
 **Returned functions.** A telefunction may return functions anywhere in its result::
 

@@ -1,4 +1,4 @@
-"""The telefunction call endpoint (spec §5), independent of any HTTP server.
+"""The telefunction call endpoint (docs/protocol.md §5), independent of any HTTP server.
 
 An adapter (ASGI, Cloudflare) works out the request kind, hands the body over as a
 :class:`~telefunc.server.files.BodyReader`, and writes back the :class:`RpcResponse`. Statuses

@@ -1,6 +1,7 @@
 """Streaming values over channels: the ``channel`` stream transport and byte-stream arguments.
 
-With the ``channel`` stream transport (spec §6) the response body is plain text and every
+With the ``channel`` stream transport (docs/protocol.md §6) the response body is plain text and
+every
 streaming value of the result travels on a dedicated channel whose id is its placeholder's
 ``channelId``. :func:`pump_to_channel` drives one value: once the client attaches, each chunk
 goes out as a BINARY frame ``[0x00][payload]``; an exception goes out as ``[0x01][error JSON]``

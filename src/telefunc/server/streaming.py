@@ -1,4 +1,6 @@
-"""Streaming return values: async generators, byte streams, awaitables and downloads (spec §6).
+"""Streaming return values: async generators, byte streams, awaitables, downloads.
+
+See docs/protocol.md §6.
 
 A telefunction may return, anywhere inside its result:
 

@@ -1,7 +1,7 @@
 """A local, in-process emulator of Cloudflare Workers, Durable Objects and KV (CPython).
 
 Python Workers cannot run offline (workerd downloads a pinned Pyodide bundle, see
-cloudflare.md §2), so code written for the real runtime is tested here::
+docs/cloudflare.md §2), so code written for the real runtime is tested here::
 
     from telefunc.testing import Emulator, FakeClock, install
 

@@ -43,7 +43,7 @@ async def reenter_gate() -> None:
     """Wait until the current object's input gate is open again.
 
     Called at the end of every non-storage I/O (KV, fetch, other objects): its completion is an
-    event, and the real runtime holds events while the gate is closed (cloudflare.md §3).
+    event, and the real runtime holds events while the gate is closed (docs/cloudflare.md §3).
     """
     host = current_host.get()
     if host is not None and not gate_exempt.get():

@@ -1,7 +1,7 @@
 """A structured-clone-like deep copy for values crossing an object boundary.
 
 RPC arguments and results, DO storage values, KV JSON and WebSocket attachments are serialized in
-the real runtime (V8 serializer / ``python_to_rpc``, cloudflare.md §1.4), so the receiver never
+the real runtime (V8 serializer / ``python_to_rpc``, docs/cloudflare.md §1.4), so the receiver never
 shares a mutable object with the sender. :func:`structured_clone` copies the value and rejects
 what the serializer rejects (arbitrary class instances), raising ``DataCloneError``.
 """

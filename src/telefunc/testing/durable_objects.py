@@ -1,6 +1,6 @@
 """Durable Objects: namespaces, ids, stubs, per-object hosts with input/output gates, storage.
 
-Faithful to cloudflare.md §1.2-§1.6 and §3:
+Faithful to docs/cloudflare.md §1.2-§1.6 and docs/cloudflare.md §3:
 
 * one instance per id, events (RPC calls, ``fetch``, alarms, WebSocket messages, timers)
   delivered one at a time through an **input gate**: while a storage operation runs no event is
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 LOCATION_HINTS = ("wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me")
-"""Valid ``locationHint`` values (cloudflare.md §1.3)."""
+"""Valid ``locationHint`` values (docs/cloudflare.md §1.3)."""
 
 JURISDICTIONS = {"eu": "01", "fedramp": "02", "fedramp-high": "03", "us": "04"}
 """Jurisdictions and the tag the emulator embeds in their ids (last two hex digits)."""
@@ -61,13 +61,17 @@ JURISDICTIONS = {"eu": "01", "fedramp": "02", "fedramp-high": "03", "us": "04"}
 _NO_JURISDICTION_TAG = "00"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MAX_KEY_BYTES = 2048
-MAX_VALUE_BYTES = 2 * 1024 * 1024  # SQLite-backed objects: key + value <= 2 MB (§3)
+# SQLite-backed objects: key + value <= 2 MB (docs/cloudflare.md §3)
+MAX_VALUE_BYTES = 2 * 1024 * 1024
 MAX_BATCH = 128
 _ALARM_RETRY_LIMIT = 6
 
 
 class DurableObjectAbort(BaseException):
-    """Raised by ``ctx.abort(reason)``; a ``BaseException`` as in the SDK (§1.5)."""
+    """Raised by ``ctx.abort(reason)``; a ``BaseException`` as in the SDK.
+
+    See docs/cloudflare.md §1.5.
+    """
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,7 +114,7 @@ class DurableObjectNamespace(JsProxy):
     """A DO namespace binding (``env.COUNTER``), optionally restricted to a jurisdiction.
 
     Each jurisdiction is a separate id space: the same name gives different ids, and an id from
-    one jurisdiction is rejected by another (§1.3).
+    one jurisdiction is rejected by another (docs/cloudflare.md §1.3).
     """
 
     def __init__(
@@ -258,7 +262,8 @@ class DurableObjectStub(JsProxy):
             raise AttributeError(name)
 
         async def rpc(*args: Any, **kwargs: Any) -> Any:
-            # Arguments and results cross a serialization boundary (python_to_rpc, §1.4).
+            # Arguments and results cross a serialization boundary (python_to_rpc,
+            # docs/cloudflare.md §1.4).
             cargs = structured_clone(list(args), passthrough=_is_by_reference)
             ckw = structured_clone(dict(kwargs), passthrough=_is_by_reference)
             host = self._host()
@@ -376,7 +381,8 @@ class ObjectHost:
         self.timers: dict[int, TimerHandle] = {}
         self._idle_handle: TimerHandle | None = None
         self.last_active = emu.clock.now()
-        # Output gate (§3): writes get a version; a commit makes all written versions durable.
+        # Output gate (docs/cloudflare.md §3): writes get a version; a commit makes all written
+        # versions durable.
         self.write_version = 0
         self.durable_version = 0
         self._commit_scheduled = False
@@ -444,7 +450,10 @@ class ObjectHost:
 
     @property
     def hibernatable(self) -> bool:
-        """Idle state could hibernate: no plain sockets, no timers, gate open (§3)."""
+        """Idle state could hibernate: no plain sockets, no timers, gate open.
+
+        See docs/cloudflare.md §3.
+        """
         open_plain = any(ws.readyState != CLOSED for ws in self.plain_sockets)
         return not open_plain and not self.timers and self.gate.is_open
 
@@ -510,7 +519,7 @@ class ObjectHost:
         return result
 
     async def output_gate(self) -> None:
-        """Wait until every write made so far is durable (§3 output gate)."""
+        """Wait until every write made so far is durable (docs/cloudflare.md §3 output gate)."""
         target = self.write_version
         if self.durable_version >= target:
             return
@@ -554,7 +563,7 @@ class ObjectHost:
             fn()
 
     async def storage_op(self, fn: Callable[[], Any]) -> Any:
-        """Run a storage operation with the input gate closed (§3 input gate)."""
+        """Run a storage operation with the input gate closed (docs/cloudflare.md §3 input gate)."""
         self.gate.close()
         try:
             result = fn()
@@ -653,7 +662,7 @@ class ObjectHost:
         except Exception as exc:
             self.emu.errors.append(exc)
             if self.alarm_ms is None and retry < _ALARM_RETRY_LIMIT:
-                # At-least-once: retry with exponential backoff from 2 s (§3).
+                # At-least-once: retry with exponential backoff from 2 s (docs/cloudflare.md §3).
                 backoff = 2.0 ** (retry + 1)
                 self.alarm_ms = int((self.emu.clock.now() + backoff) * 1000)
                 self._alarm_handle = self.emu.clock.call_later(

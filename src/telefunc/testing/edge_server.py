@@ -8,7 +8,8 @@ broadcast) can be watched on one machine. Each request's colo comes from the
 first region). ``--allow-origin`` adds to
 ``config.allowed_origins``, as with ``telefunc serve`` (the adapter refuses other foreign origins).
 
-Convention for ``ROOT/worker.py`` (the entry module of a Python Worker, cloudflare.md §1.1-§1.2):
+Convention for ``ROOT/worker.py`` (the entry module of a Python Worker,
+docs/cloudflare.md §1.1-§1.2):
 
 * it exports ``Default`` (a ``WorkerEntrypoint`` subclass) or a module-level ``on_fetch`` /
   ``fetch(request, env[, ctx])``, and its Durable Object classes at top level;

@@ -1,7 +1,7 @@
 """Stand-in for ``pyodide.ffi``: ``JsProxy``, ``jsnull``, ``to_js``, ``create_proxy`` and friends.
 
 Only the behaviour the Workers SDK and the telefunc adapter rely on is modelled, as observed in
-Pyodide 0.28.2 (cloudflare.md §1.9):
+Pyodide 0.28.2 (docs/cloudflare.md §1.9):
 
 * JS ``null`` is :data:`jsnull`, which is *not* ``None``; JS ``undefined`` is ``None``.
 * ``to_js(dict)`` gives a JS ``Map``; ``to_js(dict, dict_converter=js.Object.fromEntries)`` gives
@@ -368,7 +368,8 @@ def to_js(
     """Convert a Python value to its JS counterpart (``pyodide.ffi.to_js``).
 
     Dicts become a :class:`JsMap` unless ``dict_converter`` is given (``js.Object.fromEntries``
-    gives a :class:`JsObject`, §1.9); lists and tuples become :class:`JsArray`; ``None`` stays
+    gives a :class:`JsObject`, docs/cloudflare.md §1.9); lists and tuples become
+    :class:`JsArray`; ``None`` stays
     ``None`` (JS ``undefined``); scalars, bytes and existing JS values pass through.
     """
     if depth == 0 or (isinstance(obj, JsProxy) and not isinstance(obj, JsArray)):

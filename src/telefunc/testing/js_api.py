@@ -1,6 +1,6 @@
 """Stand-in for Pyodide's ``js`` module: the JavaScript globals a Python Worker reaches for.
 
-JS classes are built with ``.new(...)`` as under Pyodide (cloudflare.md §1.9). Time comes from
+JS classes are built with ``.new(...)`` as under Pyodide (docs/cloudflare.md §1.9). Time comes from
 the emulator's clock, so ``Date.now()`` follows a :class:`~telefunc.testing.clock.FakeClock`.
 """
 

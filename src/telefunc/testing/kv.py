@@ -1,6 +1,6 @@
 """Workers KV with per-colo caches, propagation delay, negative caching and the platform limits.
 
-Model (cloudflare.md §3 "KV eventual consistency"):
+Model (docs/cloudflare.md §3 "KV eventual consistency"):
 
 * the central store keeps every version of a key with the colo that wrote it and the time it
   becomes visible elsewhere (``written + kv_delay``); the writing colo sees it at once;
@@ -115,7 +115,7 @@ class KVNamespace(JsProxy):
 
     async def _io(self) -> None:
         # KV is network I/O: it yields, and its completion re-enters the caller's input gate
-        # (§3 "Gates open on non-storage I/O").
+        # (docs/cloudflare.md §3 "Gates open on non-storage I/O").
         await asyncio.sleep(0)
         await reenter_gate()
 
@@ -179,7 +179,7 @@ class KVNamespace(JsProxy):
         now = self._now()
         last = self._last_write.get(key)
         if self._emu.kv_write_limit and last is not None and now - last < 1.0:
-            # §3: 1 write per second to the same key, else 429 (production only).
+            # docs/cloudflare.md §3: 1 write per second to the same key, else 429 (production only).
             raise JsException("Error", f"KV {op} failed: 429 Too Many Requests")
         self._last_write[key] = now
 
@@ -245,7 +245,7 @@ class KVNamespace(JsProxy):
         # Versions visible everywhere supersede older ones; keep the list short.
         while len(versions) > 1 and versions[1].visible_at <= now:
             versions.pop(0)
-        # Read-your-write in the writing colo (§3).
+        # Read-your-write in the writing colo (docs/cloudflare.md §3).
         self._caches.setdefault(colo, {})[key] = _CacheEntry(v, now + DEFAULT_CACHE_TTL)
 
     # -- list ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 ``Emulator`` holds the clock, the KV and Durable Object namespaces bound into ``env``, the
 counters, and the worker. ``await emu.fetch(url, colo="NRT")`` runs the worker's ``fetch`` for a
-request arriving at that colo, with ``request.cf`` filled in (cloudflare.md §1.8).
+request arriving at that colo, with ``request.cf`` filled in (docs/cloudflare.md §1.8).
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ class Emulator:
     ``colos``: colo -> (region, country, continent); a colo is any string.
     ``kv_delay``: seconds until a KV write is visible outside the colo that wrote it.
     ``hibernate_after`` / ``evict_after``: idle times before hibernation (hibernatable) or
-    eviction (not hibernatable), 10 s and 70 s as in production (§3); ``None`` disables.
+    eviction (not hibernatable), 10 s and 70 s as in production (docs/cloudflare.md §3);
+    ``None`` disables.
     ``write_latency``: clock seconds until a DO write is durable (delays the output gate).
     ``input_gates``: turn the input gate off to watch the races it prevents.
     ``kv_write_limit``: enforce 1 write/s per key (429).
@@ -246,7 +247,7 @@ class Emulator:
         cf: Mapping[str, Any] | None = None,
         **init: Any,
     ) -> Request:
-        """A request arriving at ``colo`` with ``request.cf`` set (§1.8)."""
+        """A request arriving at ``colo`` with ``request.cf`` set (docs/cloudflare.md §1.8)."""
         colo = colo or self.default_colo
         info = self.colos.get(colo) or DEFAULT_COLOS.get(colo)
         dcountry, dcontinent = (info[1], info[2]) if info else (None, None)

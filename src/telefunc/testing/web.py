@@ -37,7 +37,7 @@ BodyInit = Any  # str | bytes | ReadableStream | AsyncIterable[bytes | str] | No
 def init_options(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Merge a trailing JS options object (dict/JsObject/JsMap) with Python keyword arguments.
 
-    Pyodide turns keyword arguments into a trailing options object (cloudflare.md §1.3), so
+    Pyodide turns keyword arguments into a trailing options object (docs/cloudflare.md §1.3), so
     ``get(id, locationHint="enam")`` and ``get(id, {"locationHint": "enam"})`` mean the same.
     """
     out: dict[str, Any] = {}
@@ -439,7 +439,7 @@ class Body:
 class Request(Body, JsProxy):
     """An HTTP request (``workers.Request`` / JS ``Request``).
 
-    ``cf`` carries ``colo``, ``country``, ``continent``, ... (cloudflare.md §1.8); the emulator
+    ``cf`` carries ``colo``, ``country``, ``continent``, ... (docs/cloudflare.md §1.8); the emulator
     fills it from the colo a test chose.
     """
 

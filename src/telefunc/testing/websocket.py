@@ -2,10 +2,11 @@
 
 The two ends of a pair are connected: ``send`` on one is a ``message`` on the other. An end
 accepted with ``ws.accept()`` dispatches to ``addEventListener`` handlers; an end accepted with
-``ctx.acceptWebSocket(ws)`` (hibernation API, cloudflare.md §1.6) dispatches to the Durable
+``ctx.acceptWebSocket(ws)`` (hibernation API, docs/cloudflare.md §1.6) dispatches to the Durable
 Object's ``webSocketMessage/Close/Error`` methods through the object's input gate, and survives
 hibernation together with its attachment. Messages received by an accepted server end are limited
-to 32 MiB; a larger one closes the socket with 1009 (§3, workerd ``WEBSOCKET_MAX_MESSAGE_SIZE``).
+to 32 MiB; a larger one closes the socket with 1009 (docs/cloudflare.md §3, workerd
+``WEBSOCKET_MAX_MESSAGE_SIZE``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 MAX_MESSAGE_BYTES = 32 << 20
-"""Largest message an accepted end receives (32 MiB, cloudflare.md §3)."""
+"""Largest message an accepted end receives (32 MiB, docs/cloudflare.md §3)."""
 
 MAX_ATTACHMENT_BYTES = 2048
 """Largest serialized attachment (Cloudflare documents 2,048 bytes; JSON size approximates it)."""
@@ -196,7 +197,8 @@ class WebSocket(JsProxy):
             return
         n = _size(data)
         if self._limit and n > MAX_MESSAGE_BYTES:
-            # §3: the receiving runtime fails the connection with 1009. The peer's close frame
+            # docs/cloudflare.md §3: the receiving runtime fails the connection with 1009.
+            # The peer's close frame
             # says "Message is too large" (checked against workerd by test_conformance); the
             # detailed "Message is too large: N > 33554432" is the error the object sees.
             detail = f"Message is too large: {n} > {MAX_MESSAGE_BYTES}"
@@ -262,7 +264,8 @@ def _send_out(fn: Callable[[], None]) -> None:
     if host is None:
         fn()
     else:
-        # §3 output gate: a message sent after a write leaves once the write is durable.
+        # docs/cloudflare.md §3 output gate: a message sent after a write leaves once the
+        # write is durable.
         host.send_through_output_gate(fn)
 
 
@@ -280,7 +283,7 @@ class WebSocketPair(JsProxy):
     """Two connected :class:`WebSocket` ends: ``client, server = WebSocketPair.new()``.
 
     Also indexable (``pair[0]``, ``pair[1]``) and ``object_values()``-able, as in Pyodide
-    (cloudflare.md §1.6).
+    (docs/cloudflare.md §1.6).
     """
 
     __slots__ = ("client", "server")

@@ -23,7 +23,8 @@ moves bytes; every protocol decision is made here:
   (capped at 5 s). If no wire reconciles within ``reconnect_timeout`` of the first loss, every
   channel fails with ``NetworkError``. If the very first wire is refused, channels fail at once.
 * **Idle.** With no channel left for ``idle_timeout``, the wire is closed (code 1000).
-* **Upgrade** (SSE to WebSocket, wire protocol §7.7): once :attr:`ClientMux.settled`, the I/O layer
+* **Upgrade** (SSE to WebSocket, docs/protocol.md §7.7): once :attr:`ClientMux.settled`, the
+  I/O layer
   may probe a new socket and call :meth:`ClientMux.begin_upgrade`: the channels detach from the old
   wire (their sends wait), a RECONCILE with ``"upgrade": true`` goes on the new one. Everything
   the old wire delivers up to its FIN was queued before the server switched, so it is processed
