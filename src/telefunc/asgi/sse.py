@@ -1,37 +1,10 @@
 """The "SSE duplex" channel transport (docs/protocol.md §7.8): a thin I/O layer over the mux.
 
-Every request is ``POST <telefunc_url>`` whose body is ``[u32 BE len][metadata JSON]`` followed by
-``[u32 BE len][frame]`` records. The metadata's ``connId`` (stable per client transport) ties the
-three kinds of POST of one client to one :class:`~telefunc.wire.mux.ServerConnection`:
-
-* **stream-response** (``"streamResponse": true``): opens the wire. The answer is a
-  ``text/event-stream`` that starts with ``: open`` and carries every server frame as
-  ``data: <base64url>``, written as soon as the mux queues it. Its (finite) body carries the
-  client's initial RECONCILE and buffered frames; RECONCILED is held until that body ends. A new
-  stream-response with a ``connId`` already in use replaces the older wire (transient close).
-  When the client goes away the wire is lost *transiently*: channels wait ``reconnect_timeout``.
-* **stream-request** (``"streamRequest": true``): an endless chunked upload read record by record
-  while everything else goes on. STREAM_REQUEST_OPEN_ACK goes down the event stream at once; the
-  empty 200 answer comes only when the upload ends (the client ends it to upgrade) or the wire
-  is gone.
-* **batch** (neither flag): a finite body of frames, answered 200 once processed; RECONCILED for a
-  RECONCILE inside it is held until the body ends.
-
-Data POSTs whose ``connId`` has no live wire wait up to ``connect_ttl`` for it (the stream-request
-may overtake the stream-response), then get 400.
-
-**Upload order.** The frames of one wire are fed in the order its data POSTs arrived, each body
-whole before the next: a POST that arrives while an earlier one of its wire is still being read
-waits for it. The official client pushes frames into its stream-request as soon as it has
-RECONCILED, and when that upload fails (refused, or no STREAM_REQUEST_OPEN_ACK within 3 s) it
-ends it and sends the following frames in batch POSTs, which may reach the server while the
-upload's tail is still being read. Fed in the wrong order, the older frames would be taken for
-replays and dropped (the channel core fails the connection if that ever happens).
-
-Bodies are read as fast as they arrive (back-pressure is the protocol's job, WINDOW/MSG_WINDOW
-credit), except that a POST waiting for its turn reads ahead only ``max_pending_bytes`` /
-``max_pending_frames`` per wire; more than ``max_waiting_posts`` waiting POSTs end the wire as a
-protocol violation. With ``"sse"`` missing from ``config.channel.transports`` every SSE POST is
+:func:`serve_sse` handles the three kinds of POST (stream-response, stream-request, batch) and
+ties them to one :class:`~telefunc.wire.mux.ServerConnection` by ``connId``. Frames of one wire
+are fed in the order its POSTs arrived; a POST waiting for its turn reads ahead only
+``max_pending_bytes`` / ``max_pending_frames``, and more than ``max_waiting_posts`` waiting
+POSTs end the wire. With ``"sse"`` missing from ``config.channel.transports`` every SSE POST is
 answered 400.
 """
 

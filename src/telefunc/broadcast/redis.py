@@ -1,56 +1,13 @@
 """A broadcast transport over Redis pub/sub, so several processes (and machines) share broadcast.
 
-    from telefunc import config
-    from telefunc.broadcast.redis import RedisBroadcast
-
     config.broadcast.transport = RedisBroadcast("redis://127.0.0.1:6379")
     # or: telefunc serve --redis redis://127.0.0.1:6379
 
-Design
-------
-**Ordering and seq.** Every publish runs one Lua script that increments the key's counter and
-PUBLISHes the message. Redis runs scripts one at a time, so the order of ``seq`` is the order in
-which every subscriber, in every process, receives the messages of a key, whoever published
-them. The timestamp is Redis's ``TIME`` taken inside the script: one clock for all publishers,
-so timestamps never go backwards along a key's order (unless the Redis host's clock does).
-
-**Counter loss.** The counter lives in the hash ``{prefix}:bcseq:{key}`` (fields ``s`` = last
-seq, ``e`` = epoch). An unpersisted Redis restart loses it. A missing counter is initialised to
-``max(Redis TIME in seconds, floor)`` where ``floor`` is the highest seq of that key the calling
-process has seen (its receipts and its deliveries); every process subscribed to a key also pushes
-the counter up to what it has seen right after it reconnects. The initialisation starts a new
-*epoch* (the init time in microseconds), carried in every message. Seconds keep ``seq`` within an
-unsigned 32-bit integer (the binary PUBLISH frame's field) until 2106; a fresh key's first seq is
-therefore about the current Unix time, not 1. Seq stays strictly increasing across a restart
-when a process that saw the key's last seq publishes or is subscribed, or when the key averaged
-under one publish per second since its counter was created; otherwise the break is reported.
-
-**Gaps are reported, not hidden.** Each process checks every key's sequence (both lanes) and
-calls the ``on_gap`` callbacks with a :class:`~telefunc.server.broadcast_transport.BroadcastGap`
-(plus a WARNING log) when a seq was skipped (e.g. published while this process was reconnecting),
-went backwards, or the epoch changed (the counter was lost). The message is still delivered.
-
-**Connections.** One pub/sub connection per process (a redis-py ``PubSub``), read by one reader
-task. A sender task SUBSCRIBEs a key (one channel per key, both lanes) when it gets its first
-local listener and UNSUBSCRIBEs it when its last one leaves, so ``listen()`` returns at once and
-``wait_subscribed()`` tells when publishes will arrive. The transport, not redis-py, reconnects:
-with backoff (50 ms doubling to 2 s), on a fresh ``PubSub``, resubscribing every key; a PING after
-``health_check_interval`` seconds of silence detects a dead peer. Publishes go through a separate
-redis-py connection, pipelined by one writer task in call order. Both connections are built from
-the URL alone, so its options (``rediss://...?ssl_ca_certs=...&ssl_check_hostname=...``,
-``ssl_certfile``, ``ssl_keyfile``...) apply to both.
-
-**Failure.** Publishing while Redis is unreachable raises
-:class:`~telefunc.server.broadcast_transport.BroadcastTransportError` (a
-:class:`~telefunc.errors.NetworkError`) naming the URL, after at most ``connect_timeout`` +
-``command_timeout`` seconds; there is no retry (a publish must not be duplicated).
-
-**Message on the Redis channel** ``{prefix}:bc:{key}``: ``<kind><seq>,<timestamp ms>,<epoch>\\n``
-followed by the raw payload (``kind`` is ``t`` for UTF-8 text, ``b`` for bytes): compact,
-binary-safe, readable in ``redis-cli monitor``.
-
-The transport binds to the event loop that first uses it; build it anywhere (the CLI builds it
-before the server's loop starts).
+Per-key order and ``seq`` come from one Lua script per publish; a lost counter starts a new epoch;
+gaps are reported through ``on_gap``, never hidden; publishing while Redis is unreachable raises
+:class:`~telefunc.server.broadcast_transport.BroadcastTransportError` without retrying. Details
+and the message format: docs/protocol.md §8.1. The transport binds to the event loop that first
+uses it.
 """
 
 from __future__ import annotations

@@ -1,22 +1,9 @@
-"""The client's "SSE duplex" channel transport (docs/protocol.md §7.8): one wire of a ClientMux over
-plain HTTP POSTs (httpx).
+"""The client's "SSE duplex" channel transport (docs/protocol.md §7.8): one wire of a ClientMux.
 
-Every POST goes to ``<telefunc_url>?_telefunc=sse`` with ``x-telefunc-request: sse`` and a body of
-``[u32 BE len][metadata JSON]`` followed by ``[u32 BE len][frame]`` records; the metadata's
-``connId`` (stable per connection) ties the POSTs of one client together:
-
-* **downstream**, the stream-response POST (``"streamResponse": true``): its body carries the
-  RECONCILE; its answer is a ``text/event-stream`` of ``data: <base64url frame>`` events, read
-  for as long as the wire lives. The wire is open once the answer's headers arrived; a non-2xx
-  answer, or no answer, is a refused wire.
-* **upstream**, preferably one endless chunked stream-request POST (``"streamRequest": true``),
-  opened once the downstream is up (so the server already knows the ``connId``); if
-  STREAM_REQUEST_OPEN_ACK does not come down within 3 s the upload is ended and this connection
-  sends batch POSTs (finite bodies, one at a time, in order) from then on.
-
-Frames handed over while the upstream is being set up wait in order. The end of the downstream,
-a failed batch POST or an upload that dies while in use is the loss of the wire: the mux
-reconnects, replays and deduplicates.
+The downstream is the stream-response POST, read as an event stream for as long as the wire
+lives; the upstream is one endless stream-request POST, or batch POSTs (one at a time, in order)
+when STREAM_REQUEST_OPEN_ACK does not arrive within 3 s. The end of the downstream or a failed
+upload is the loss of the wire; the mux reconnects, replays and deduplicates.
 """
 
 from __future__ import annotations

@@ -1,32 +1,11 @@
 """Streaming values and functions in call results, on the client side (docs/protocol.md §6).
 
-A telefunction's result may hold values that arrive after the call returned:
-
-=========================================  ==============================================
-placeholder                                revived as
-=========================================  ==============================================
-``!TelefuncGenerator:``                    :class:`RemoteGenerator` (``async for``)
-``!TelefuncStream:``                       :class:`RemoteStream` (``async for`` of bytes)
-``!TelefuncPromise:``                      :class:`RemotePromise` (``await``)
-``!TelefuncFileDownload:`` /               :class:`RemoteFile` (lazy: ``read()``,
-``!TelefuncBlobDownload:``                 ``chunks()``)
-``!TelefuncFile:`` / ``!TelefuncBlob:``    :class:`RemoteFile`, read completely before the
-                                           call returns (as the reference client does)
-``!TelefuncFunction:``                     :class:`RemoteFunction` (``await fn(*args)``)
-=========================================  ==============================================
-
-Their bytes come from one of two kinds of *chunk source*:
-
-* :class:`InlineDemux` — the ``binary-inline`` / ``sse-inline`` response body, which
-  multiplexes every streaming value of the result by index. The body is read only when a
-  consumer asks for a chunk; frames for other values are buffered per index, and reading pauses
-  while a value nobody is reading holds :data:`MAX_BUFFER_PER_INDEX` bytes (the reference
-  client's rule): large values of one result should be read concurrently, or in the order the
-  server produces them. The response is closed once every value finished or was closed, which
-  cancels what still runs on the server (a generator's ``finally`` runs there).
-* :class:`ChannelSource` — the ``channel`` transport: one channel per value, ``0x00``-tagged
-  BINARY frames carry data, a ``0x01`` frame an error, CLOSE the end. A frame counts as consumed
-  (returning channel credit to the server) only once the consumer took it.
+Placeholders revive as :class:`RemoteGenerator`, :class:`RemoteStream`, :class:`RemotePromise`,
+:class:`RemoteFile` and :class:`RemoteFunction`. Their bytes come from an :class:`InlineDemux`
+(the inline body, read only when a consumer asks, at most :data:`MAX_BUFFER_PER_INDEX` buffered
+for a value nobody reads) or a :class:`ChannelSource` (one channel per value, credit returned
+only once the consumer took a frame). Closing every value closes the response, which cancels the
+server side.
 """
 
 from __future__ import annotations

@@ -1,51 +1,10 @@
 """Distributed broadcast across Durable Objects, with presence in KV (docs/cloudflare.md §4.3).
 
 Each telefunc Durable Object has one :class:`DurableBroadcast`, the broadcast transport
-(docs/protocol.md §8) its
-``BroadcastChannel`` / ``Broadcast`` calls use (installed with
-:func:`~telefunc.server.broadcast_transport.set_scoped_broadcast_transport` by the object).
-
-**Publish.** ``publisher object → authority → one coordinator per region with subscribers →
-the objects with subscribers → their local listeners``:
-
-* the *authority* of a key is the object ``<instance>:broadcast:authority:<key>``, created near
-  whichever first reaches it — its first publisher or first subscribing object (``locationHint``;
-  the region is kept in its storage under ``broadcast:<key>:authority-bucket``). It handles the
-  key's publishes one at a time (a lock of the object), gives each the next ``seq``
-  (``broadcast:<key>:sequence`` in its storage), a ``timestamp`` (``Date.now()``), and lists the
-  key's presence records in KV, merged with the presence objects reported to it directly (below);
-* for each region with presence it calls the region's coordinator
-  ``<instance>:broadcast:<region>:<hash(key) % ceil(scale_region / 2)>`` with the object names;
-  the coordinator calls ``telefuncBroadcastDeliver`` on each of them;
-* ``publish()`` resolves (receipt ``{key, seq, timestamp, meta: {authorityBucket,
-  fanoutBuckets}}``) once every listed object has received the message.
-
-Order: the authority starts a publish's fan-out calls before it takes the next publish, every hop
-reuses one stub per destination (calls on one stub arrive in order), and an object drops a
-message whose ``seq`` is not above the last one it delivered for that key (so its listeners see
-strictly increasing numbers even if the network reordered two calls).
-
-**Presence.** While an object has listeners of a key it keeps the KV record
-``tfps:<encodeURIComponent(key)>:<region>:<object name>`` (value: the object name, TTL 90 s),
-written on the first subscribe, rewritten every 30 s, deleted on the last unsubscribe. An evicted
-object stops refreshing; its record expires within 90 s and its region drops out of the fan-out.
-
-**Direct presence at the authority.** KV is eventually consistent: the authority lists it from its
-own colo, where a record written in another colo appears only once KV has propagated it (up to
-60 s). So alongside each KV write the object also tells the key's authority with the RPC
-``telefuncBroadcastPresence({key, bucket, doName, present})`` — on the first subscribe, on every
-30 s refresh, and (``present: false``) on the last unsubscribe. The authority keeps these entries
-(``<region>:<object>`` → expiry, 90 s after the last report, like the KV record) in memory and in
-its storage (``broadcast:<key>:presence``, so they survive its eviction), under the same lock as
-its publishes, and merges them with the KV listing on every publish. An unsubscribe also leaves a
-tombstone for :data:`PRESENCE_KV_PROPAGATION` seconds that hides the object's KV record while its
-delete propagates. The subscription is *effective* (``wait_subscribed`` returns, publishes of
-this object are released) once the KV write and the authority's acknowledgement are both done,
-so a publish that reaches the authority after that acknowledgement reaches the new subscriber —
-wherever it is and however slow KV is. Publishes made meanwhile are buffered (512 KiB, the oldest
-rejected with :class:`~telefunc.errors.ChannelOverflowError` beyond that) and sent afterwards.
-If the RPC fails, KV alone still finds the object once it has propagated (the RPC is retried).
-
+(docs/protocol.md §8) of every event it handles. A publish goes through the key's authority
+object, which orders it, to one coordinator per region with subscribers, to the objects with
+subscribers. Presence is kept in KV and reported to the authority directly
+(docs/cloudflare.md §4.4), so a subscription is effective once the authority acknowledged it.
 Pure Python: every JS value goes through :mod:`telefunc.cloudflare._ffi`.
 """
 

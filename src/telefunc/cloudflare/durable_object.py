@@ -1,30 +1,11 @@
 """Inside the Durable Object: calls, SSE and WebSocket channels on the same core as the ASGI app.
 
-Every object runs one :class:`DurableHub` (a :class:`~telefunc.server.hub.ChannelHub` whose clock
-is ``Date.now()`` and whose deadlines are ``setTimeout`` timers of the object) and serves:
-
-Every request first passes the cross-site check (:func:`refuse_cross_site`, 403); the worker's
-``Telefunc.serve`` does the same before forwarding.
-
-* **calls** (``POST <telefunc_url>``): :func:`~telefunc.server.rpc.handle_call`, streamed bodies
-  included; the app's ``context(request, env)`` runs here;
-* **WebSocket channels**: the upgrade is accepted with the hibernation API
-  (``ctx.acceptWebSocket``); ``webSocketMessage`` / ``webSocketClose`` drive the connection's
-  sans-I/O :class:`~telefunc.wire.mux.ServerConnection`. Each socket carries its connection key
-  as attachment, so after an eviction the fresh instance recognises sockets it does not know and
-  closes them (1012): the client reconnects, and its channels fail with ``NetworkError``;
-* **SSE channels** (``?_telefunc=sse``) through :func:`telefunc.asgi.sse.serve_sse` when that
-  transport is installed;
-* **broadcast** (RPC ``telefuncBroadcastPublish`` / ``telefuncBroadcastDeliver`` /
-  ``telefuncBroadcastPresence``): the object's
-  :class:`~telefunc.cloudflare.broadcast.DurableBroadcast` is the broadcast transport of every
-  event it handles (a scoped transport, so ``BroadcastChannel`` and ``Broadcast`` use it).
-
-**Lifetime.** While any channel or client connection exists the hub has a deadline (ping
-deadline of a connection, reconnect window of a detached channel, ``connect_ttl``), and a pending
-``setTimeout`` keeps the object in memory (it wakes at least every :data:`MAX_TIMER` seconds).
-Once every channel is closed, no client is connected and the reconnect and idle windows have
-passed, no timer is left and the runtime may hibernate the object.
+Every object runs one :class:`DurableHub` (a ChannelHub on ``Date.now()`` and ``setTimeout``) and
+serves calls through :func:`~telefunc.server.rpc.handle_call`, hibernatable WebSockets and SSE
+wires on the sans-I/O :class:`~telefunc.wire.mux.ServerConnection`, and the broadcast RPCs of
+:class:`~telefunc.cloudflare.broadcast.DurableBroadcast`. Every request passes the cross-site
+check first. Sockets a fresh instance does not know are closed with 1012; a pending timer keeps
+the object alive while channels exist (docs/cloudflare.md §4.2).
 """
 
 from __future__ import annotations

@@ -1,34 +1,11 @@
 """Keyed publish/subscribe: :class:`BroadcastChannel` (returned to clients) and :class:`Broadcast`.
 
-A ``BroadcastChannel`` is a :class:`~telefunc.server.channel.Channel` bound to a *key*. Return one
-from a telefunction and the official client can ``subscribe`` to the key and ``publish`` to it::
-
-    async def join(room: str) -> BroadcastChannel[dict]:
-        ch = BroadcastChannel(key=f"room:{room}")
-        ch.on_open(lambda: ch.publish({"joined": True}))
-        return ch
-
-Every publish to a key, from any client or from the server (:meth:`Broadcast.publish`), goes
-through the broadcast transport (:mod:`telefunc.server.broadcast_transport`: in-memory, or Redis
-for several processes), which gives it the key's next ``seq``. Subscribers receive publishes in
-that order, the publisher included.
-
-On the wire (telefunc@0.2.23): the client's first ``subscribe`` sends BROADCAST_SUB, and only then
-are publishes forwarded to it, as PUBLISH data frames ``"<seq>,<timestampMs>\\n<serialized>"`` (or
-PUBLISH_BINARY ``[u32 LE seq][f64 LE timestamp][bytes]``). They are ordinary sequenced frames of
-the channel, so they get its pre-attach buffering, replay and dedup across reconnects. A client
-``publish`` is a PUBLISH_ACK_REQ answered with an ACK_RES carrying the receipt
-``{key, seq, timestamp, meta}``.
-
-A subscriber that stays behind — a delivery finds its connection's queued output past twice
-``config.limits.max_connection_buffer`` (PUBLISH frames bypass credit, so nothing else slows
-them) — is dropped: the connection is closed with code 4002 (``CLOSE_SLOW_CONSUMER``, reason
-``SLOW_CONSUMER_REASON``), the subscription channel ends with :class:`NetworkError` (the client
-reconnects and finds it gone), the drop is logged and counted in ``ChannelHub.stats``.
-
-Fan-out cost: the transport keeps one upstream subscription per key and calls each subscribed
-channel synchronously in one loop; the PUBLISH payload is built once per message and the same
-bytes are handed to every channel — no task per message or per recipient.
+A ``BroadcastChannel`` is a :class:`~telefunc.server.channel.Channel` bound to a key. Every
+publish to a key, by a client or by the server, goes through the broadcast transport, which gives
+it the key's next ``seq``; subscribers, the publisher included, receive publishes in that order
+as ordinary sequenced frames of their channel (docs/protocol.md §8). The payload is built once
+per message and handed to every subscriber in one loop; a subscriber that falls too far behind
+is closed as a slow consumer.
 """
 
 from __future__ import annotations

@@ -1,41 +1,12 @@
-"""The broadcast transport interface (docs/protocol.md §8), its in-memory default, and helpers.
+"""The broadcast transport contract (docs/protocol.md §8), its in-memory default, and helpers.
 
-A *broadcast transport* moves published messages between the processes that serve one app. The
-``BroadcastChannel`` / ``Broadcast`` layer sits on top of it and never talks to a broker itself::
-
-    transport = get_broadcast_transport()          # config.broadcast.transport, else in-memory
-    unsubscribe = transport.listen("room1", on_text)
-    receipt = await transport.publish("room1", "hello")   # -> PublishReceipt(seq=..., ...)
-
-Contract every transport keeps (the in-memory default here, ``telefunc.broadcast.redis`` and
-any user-written one):
-
-* **Per-key order and a monotonic ``seq``.** All listeners of a key, in every process, see that
-  key's publishes in one order, and ``seq`` increases along it. Text and binary publishes of a
-  key share one ``seq`` counter (as in telefunc@0.2.23), so each lane sees increasing, not
-  necessarily consecutive, numbers.
-* **At most one upstream subscription per key per process.** Local listeners of a key (both
-  lanes) share it; it is dropped when the last local listener leaves. :class:`BroadcastFanout`
-  does this bookkeeping for a transport.
-* **Cheap synchronous callbacks.** ``callback(payload, info)`` runs on the event loop thread and
-  must not block; the consumer pushes into per-connection buffers. A transport calls every
-  listener of a message in a plain loop with the *same* payload and :class:`PublishInfo` objects:
-  no task per message or per listener. A listener's exception is logged and does not stop the
-  others.
-* ``publish`` resolves to a :class:`PublishReceipt` once the message is ordered (its ``seq`` is
-  known); it raises :class:`BroadcastTransportError` (a :class:`~telefunc.errors.NetworkError`)
-  when the broker cannot be reached, within a bounded time.
-
-Optional extension: a transport whose upstream subscription takes effect asynchronously may
-offer ``async wait_subscribed(key)``; :func:`wait_subscribed` calls it when present.
-
-Scoped transports: code that serves several independent "processes" in one interpreter (each
-Cloudflare Durable Object has its own broadcast transport) installs one for the current context
-with :func:`set_scoped_broadcast_transport`; :func:`get_broadcast_transport` prefers it to
-``config.broadcast.transport``. A ``contextvars`` variable, so tasks started inside the scope
-keep it and other objects' tasks never see it.
-
-Standard library only (this module must import under Pyodide).
+Every transport (:class:`InMemoryBroadcast` here, ``telefunc.broadcast.redis``, the Durable
+Object's) keeps per-key order with a monotonic ``seq``, one upstream subscription per key per
+process (:class:`BroadcastFanout` does the bookkeeping), synchronous listener calls with no task
+per message, and a bounded-time :class:`BroadcastTransportError` when its broker is unreachable.
+:func:`set_scoped_broadcast_transport` installs one for the current context (a Durable Object);
+:func:`get_broadcast_transport` prefers it to ``config.broadcast.transport``. Standard library
+only: this module imports under Pyodide.
 """
 
 from __future__ import annotations

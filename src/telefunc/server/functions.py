@@ -1,32 +1,10 @@
 """Functions across the wire, both ways (docs/protocol.md §6).
 
-**Returned functions.** A telefunction may return functions anywhere in its result::
-
-    async def counter(start: int) -> dict[str, Any]:
-        count = start
-
-        async def increment(by: int) -> int:
-            nonlocal count
-            count += by
-            return count
-
-        return {"increment": increment}
-
-Each one becomes ``!TelefuncFunction:{"channelId":…}`` and lives on an ack channel: every call
-on the client arrives as ``TEXT_ACK_REQ`` carrying the argument list, is validated against the
-function's type hints (the shield), runs in the call's context (``get_context()`` works) and
-its return value goes back in ``ACK_RES``. Arguments the shield rejects are answered with the ack
-value ``{"__telefunc_fn_shield_error": true}`` (the client raises ``ShieldValidationError``);
-raising :class:`~telefunc.errors.Abort` aborts the channel and the client's call raises it. The
-closure is kept as long as the channel: state survives across calls. The client closes the
-channel with ``close(result)`` (or by dropping the function); the call's ``on_close`` waits for
-that.
-
-**Function arguments.** A function the client passes as an argument arrives as a
-:class:`RemoteFunction`: ``await fn(*args)`` sends the arguments and returns the client
-function's return value. Once its channel is closed, calling it raises
-:class:`~telefunc.errors.ChannelClosedError`. Dropping the last reference to it closes the
-channel.
+A function in a telefunction's result becomes ``!TelefuncFunction:`` on an ack channel: each
+client call is shielded against its type hints, runs in the call's context, and answers with
+its return value; the closure lives as long as the channel. A function the client passes as an
+argument arrives as a :class:`RemoteFunction` (``await fn(*args)``); once its channel is closed a
+call raises :class:`~telefunc.errors.ChannelClosedError`, and dropping it closes the channel.
 """
 
 from __future__ import annotations

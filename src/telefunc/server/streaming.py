@@ -1,51 +1,11 @@
-"""Streaming return values: async generators, byte streams, awaitables, downloads.
+"""Streaming return values: async generators, byte streams, awaitables, downloads and files.
 
-See docs/protocol.md §6.
-
-A telefunction may return, anywhere inside its result:
-
-==================================  ============================  ===============================
-Python value                        placeholder                   what travels
-==================================  ============================  ===============================
-async generator / async iterator    ``!TelefuncGenerator:``       one chunk per item: UTF-8 of
-                                                                  ``stringify(item)``
-``ByteStream(iterable of bytes)``   ``!TelefuncStream:``          the raw bytes
-coroutine, ``asyncio`` future/task  ``!TelefuncPromise:``         one chunk: ``stringify(value)``
-``download(...)``                   ``!TelefuncFileDownload:`` /  the raw bytes (a lazily read
-                                    ``!TelefuncBlobDownload:``    file on the client)
-:class:`UploadedFile` (echoed)      ``!TelefuncFile:`` /          the raw bytes (the client waits
-                                    ``!TelefuncBlob:``            for all of them)
-==================================  ============================  ===============================
-
-A byte stream is marked explicitly with :class:`ByteStream`: an async generator that yields
-``bytes`` is a generator of ``Uint8Array`` *values* (each item serialized), exactly as an
-``AsyncGenerator<Uint8Array>`` is in JavaScript.
-
-When a result holds any of these, the response body streams. With the ``binary-inline``
-transport (``application/octet-stream``) it is::
-
-    [u32 BE len][metadata JSON]                    {"ret": "!TelefuncGenerator:{…}"}
-    [u32 BE len][u8 index][payload] …              len counts the index byte; several values
-                                                   are multiplexed by index (at most 256)
-    [u32 BE 1][u8 index]                           that index is done
-    [u32 0]                                        the end
-    or instead of the end:
-    [u32 0xFFFFFFFF][u32 len][payload]             {"type":"abort","abortValue":…} / {"type":"bug"}
-
-``sse-inline`` (``text/event-stream``) sends the very same bytes cut into ``data: <base64url>``
-events. An exception raised by any streaming value ends the whole body with the error frame
-(an :class:`Abort` carries its value, anything else is logged and sent as a bug); the status
-stays 200. With the ``channel`` transport the body is plain text and each streaming value
-travels on its own channel (placeholder metadata ``{"channelId": …}``, see
-:mod:`telefunc.server.stream_channel`); it needs a channel hub and falls back to
-``binary-inline`` without one.
-
-Each streaming value is driven by its own task, which runs in the call's context
-(``get_context()`` works inside a generator) and computes its next chunk only once the previous
-one was written out (backpressure). Closing the body (:meth:`InlineBody.aclose`, done by the
-HTTP adapter when the client disconnects) cancels every value, so a generator's ``finally``
-runs. The call's scope is held until then: ``get_context().on_close`` and ``signal`` fire only
-after every stream finished.
+:class:`InlineBody` encodes them in the response body (``binary-inline`` or ``sse-inline``,
+docs/protocol.md §6); the ``channel`` transport is :mod:`telefunc.server.stream_channel`. A
+byte stream must be marked with :class:`ByteStream` (an async generator of ``bytes`` is a
+generator of ``Uint8Array`` values). Each value is produced only as fast as it is written out,
+runs in the call's context, and is cancelled when the body is closed; an exception in one value
+ends the whole body with the in-band error frame, and the call's scope stays open until then.
 """
 
 from __future__ import annotations

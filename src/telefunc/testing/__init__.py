@@ -1,31 +1,20 @@
 """A local, in-process emulator of Cloudflare Workers, Durable Objects and KV (CPython).
 
-Python Workers cannot run offline (workerd downloads a pinned Pyodide bundle, see
-docs/cloudflare.md §2), so code written for the real runtime is tested here::
+Python Workers cannot run offline (docs/cloudflare.md §2), so code written for the real runtime
+is tested here, under Cloudflare's own ``workers`` SDK::
 
     from telefunc.testing import Emulator, FakeClock, install
 
     install()                      # js, pyodide.ffi, ...: what sits beneath the `workers` SDK
-    from workers import DurableObject, Response, WorkerEntrypoint   # workers-runtime-sdk
-
     emu = Emulator(clock=FakeClock(), kv_delay=2.0)
     emu.durable_object("COUNTER", Counter)
     emu.kv("KV")
     emu.set_worker(Default)
     resp = await emu.fetch("https://app.test/", colo="NRT")
-    await emu.clock.advance(10)    # hibernation, alarms, KV propagation happen on the way
 
-``install()`` also works as a context manager that removes the stand-ins on exit. The
-``workers`` module is Cloudflare's own (PyPI ``workers-runtime-sdk``, pinned in the ``dev``
-extra); the emulator provides only what sits beneath it in production: ``js`` (the JS globals
-and Workers classes), ``pyodide.ffi``, ``pyodide.http`` (``FetchResponse``/``pyfetch``, which
-``workers.Response`` and stub ``fetch`` build on) and the runtime's private
-``_cloudflare_compat_flags`` / ``_pyodide_entrypoint_helper``. Not emulated, because they need
-the runtime's JS module loader: ``workers.import_from_javascript`` of modules other than
-``cloudflare:workers``/``cloudflare:sockets``, module-level ``workers.env``/``workers.waitUntil``
-(the ``cloudflare:workers`` module is an empty object here), ``workers.patch_env`` and
-Workflows' ``workflows.js``. Worker modules load under the startup rules
-(:mod:`telefunc.testing.startup`).
+The emulator provides only what sits beneath the SDK in production (``js``, ``pyodide.ffi``,
+``pyodide.http`` and the runtime's private modules); APIs that need the runtime's JS module loader
+are not emulated. Worker modules load under the startup rules (:mod:`telefunc.testing.startup`).
 """
 
 from __future__ import annotations

@@ -1,44 +1,10 @@
-"""The per-channel protocol state machine of the server side, sans-I/O.
+"""One channel's protocol state on the server, sans-I/O: :class:`ChannelCore`.
 
-A :class:`ChannelCore` is everything one channel knows about the wire, independent of which
-connection currently carries it. It outlives connections: a client that drops and reconnects
-re-*attaches* the same core to a new connection.
-
-Lifecycle::
-
-    created --register--> registered --attach--> attached <--transient drop / attach--> detached
-                              |                     |                                      |
-                         connect_ttl          close() or CLOSE                   reconnect_timeout
-                              v                     v                                      v
-                          SHUTDOWN <---- closing: in-flight acks, CLOSE_ACK, onClose ---- SHUTDOWN
-
-* **Sending.** Data frames get the next outgoing ``seq`` and are written to the attached
-  connection and stored in the :class:`~telefunc.wire.replay.ReplayBuffer`. While no connection is
-  attached (before the first attach, or during a transient disconnect) sends go to the
-  :class:`PreAttachBuffer` instead (separate text/binary byte budgets, oldest evicted FIFO with
-  :class:`~telefunc.errors.ChannelOverflowError`), flushed in order on the next attach.
-  Fire-and-forget TEXT/BINARY consume :class:`~telefunc.wire.credit.SendCredit`.
-  While the attached connection is *congested* (its outgoing queue is at
-  ``config.limits.max_connection_buffer``) data sends go to that same buffer, with the same
-  budgets and :class:`~telefunc.errors.ChannelOverflowError`, until the connection drains
-  (:meth:`ChannelCore.flush_held`). PUBLISH deliveries are never held: they bypass credit, so
-  the connection's hard limit is what bounds them (see :mod:`telefunc.wire.mux`).
-* **Receiving.** The connection routes the frames of this channel to :meth:`ChannelCore.receive`.
-  Data frames with ``seq <= last_peer_seq`` are duplicates (a replay) and dropped. A frame that
-  skips seqs leaves a *hole* (the peer's replay may skip frames it no longer holds, and never
-  sends them later); a frame falling into a recent hole was never received, so it is no replay
-  but a reordering: a :class:`ProtocolError` rather than silent loss.
-* **Attach** replays frames with ``seq > lastSeq`` the client reported, resets the send credit,
-  flushes the pre-attach buffer, then pending ACK_RES, CLOSE_ACK and CLOSE, and fires ``open``.
-* **Closing** (:meth:`ChannelCore.close` or a CLOSE from the peer) finishes when no ack is in
-  flight either way, the CLOSE_ACK arrived (if we asked), and the ``on_close`` callbacks settled,
-  or at the close deadline, whichever is first.
-
-What happens to the application is reported synchronously through a :class:`ChannelEvents`
-handler (the asyncio ``Channel`` of :mod:`telefunc.server.channel` implements it). Sends carry an
-opaque ``token`` the core hands back when that send completes or fails, so the caller can map it
-to a future. Time is always passed in (``now``, float seconds); the core's single deadline is
-published to a shared :class:`~telefunc.wire.timers.Timers` heap.
+The core outlives wires (a reconnecting client re-attaches it) and owns sequence numbers, the
+replay and pre-attach buffers, duplicate dropping, credit both ways, acks and the close
+handshake (docs/protocol.md §7.2-§7.6). It reports to the application synchronously through a
+:class:`ChannelEvents` handler and writes frames to a :class:`PeerLink`; time is always passed
+in. A frame that arrives out of order raises :class:`ProtocolError` rather than being lost.
 """
 
 from __future__ import annotations

@@ -1,45 +1,10 @@
 """The client side of the channel multiplexer, sans-I/O (time is passed in as float seconds).
 
-One :class:`ClientMux` is one logical connection from a client to one server: every channel the
-client holds for that server is multiplexed on it, over a succession of *wires* (WebSocket
-connections). The I/O layer (:mod:`telefunc.client._connection`) opens and closes sockets and
-moves bytes; every protocol decision is made here:
-
-* **Wires.** When a channel is registered and no wire exists, :attr:`ClientMux.want_connect`
-  becomes true. The I/O layer calls :meth:`ClientMux.connecting`, then
-  :meth:`ClientMux.connection_made` (which queues a RECONCILE listing every channel with the
-  highest server seq it received and the previous ``sessionId``) or
-  :meth:`ClientMux.connection_failed`; later :meth:`ClientMux.connection_lost`.
-* **RECONCILED** carries the new session id, the server's settings (``pingInterval``,
-  ``reconnectTimeout``, ``idleTimeout``, replay budgets, in ms) and, per channel, the last client
-  seq the server processed: each channel is (re-)attached to the wire, which replays its own frames
-  with a higher seq, flushes what was sent while detached, and fires ``open`` the first time.
-  Channels the server did not list fail with :class:`~telefunc.errors.NetworkError`. Channels
-  registered while a RECONCILE is in flight go out in the next one (a zero-delay timer coalesces
-  registrations made in one burst, like the reference client).
-* **Heartbeat.** After RECONCILED a PING goes out every ``ping_interval``; no PONG within
-  ``2 * ping_interval`` (or no RECONCILED within 10 s) drops the wire as a transient loss.
-* **Reconnect.** After a transient loss the next attempt is due after ``0.5 s * 2**attempt``
-  (capped at 5 s). If no wire reconciles within ``reconnect_timeout`` of the first loss, every
-  channel fails with ``NetworkError``. If the very first wire is refused, channels fail at once.
-* **Idle.** With no channel left for ``idle_timeout``, the wire is closed (code 1000).
-* **Upgrade** (SSE to WebSocket, docs/protocol.md §7.7): once :attr:`ClientMux.settled`, the
-  I/O layer
-  may probe a new socket and call :meth:`ClientMux.begin_upgrade`: the channels detach from the old
-  wire (their sends wait), a RECONCILE with ``"upgrade": true`` goes on the new one. Everything
-  the old wire delivers up to its FIN was queued before the server switched, so it is processed
-  first (at FIN), then the new wire's RECONCILED (re-attaching the channels), then what the new
-  wire delivered meanwhile (duplicates drop by seq); then the old wire is closed.
-  A FIN without RECONCILED within 2 s, or the loss of either wire, aborts the upgrade: both wires
-  are dropped, the connection reconnects (backoff as usual) and :attr:`ClientMux.upgrade_disabled`
-  tells the I/O layer to stay on the old transport.
-
-Each channel is a :class:`ClientChannelCore`: the server's
-:class:`~telefunc.wire.channel_state.ChannelCore` (sequence numbers, replay buffer, duplicate
-dropping, credit windows both ways, BDP probes, acks, close handshake) with the client's
-differences: a client abort is ``CLOSE(ix, 0)``, ABORT and ERROR frames from the server end the
-channel, PUBLISH frames go to the handler, and the connection, not the channel, owns the
-reconnect deadline.
+One :class:`ClientMux` is one logical connection from a client to one server, carried by a
+succession of wires; the I/O layer (:mod:`telefunc.client._connection`) opens sockets and moves
+bytes, and every protocol decision is made here: RECONCILE/RECONCILED, heartbeat, reconnect with
+backoff, idle close and the SSE-to-WebSocket upgrade (docs/protocol.md §7.3-§7.7). Each channel
+is a :class:`ClientChannelCore`, the server's ``ChannelCore`` with the client's differences.
 """
 
 from __future__ import annotations

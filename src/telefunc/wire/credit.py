@@ -1,32 +1,10 @@
 """Per-channel credit flow control (WINDOW / MSG_WINDOW / BDP probes), sans-I/O.
 
-Two independent axes bound what a sender may have in flight on one channel: bytes
-(``WINDOW``) and messages (``MSG_WINDOW``). Only fire-and-forget TEXT/BINARY frames count;
-ack-bearing frames, ACK_RES and PUBLISH are exempt (an ack's own round trip already paces the
-caller, and ACK_RES must never deadlock behind credit).
-
-* :class:`SendCredit` is the sender side: it starts at 2 MiB / 100 messages, each send takes one
-  message and its payload bytes, and a ``WINDOW`` / ``MSG_WINDOW`` frame from the peer *sets*
-  (not adds to) the credit, clamped to the protocol's maximum window (a peer cannot grant itself
-  more than 64 MiB / 50,000 messages in flight). When either axis is ``<= 0`` the sender waits.
-* :class:`ReceiveWindow` is the receiver side: it advertises again after a quarter of its window
-  has been consumed, and grows the window gRPC-style: one ``BDP_PING`` in flight at a time, and
-  when the bytes (messages) received between the ping and its ``BDP_PING_ACK`` reach 2/3 of the
-  window, the window doubles, up to 64 MiB / 50,000 messages.
-
-Because a window frame *sets* the sender's credit, advertising the whole window while part of it
-still sits unconsumed in the receiver would let the sender add a full window on top of that
-backlog, again and again. So the receiver counts what it holds (received minus consumed) and:
-
-* advertises only the room left, ``window - unconsumed`` (never less than 0), and
-* refuses to grow an axis while more than a quarter of that axis's window is unconsumed: a BDP
-  sample only says the link is fast, not that the application keeps up.
-
-A consumer that stops reading therefore holds at most about one window (plus what was already in
-flight when the last advertisement left), instead of growing towards the 64 MiB cap. The JS
-client's receiver (0.2.23) grows and re-advertises regardless; the wire format is unchanged.
-
-Both classes only count; the caller emits the frames they ask for.
+:class:`SendCredit` is the sender's credit, set (not added to) by the peer's window frames and
+clamped to the protocol's maximum; :class:`ReceiveWindow` decides when to advertise and when to
+grow. The receiver advertises only the room left and does not grow while a quarter of its window
+is unconsumed, so a stalled consumer holds about one window (docs/protocol.md §7.6). Both
+classes only count; the caller emits the frames they ask for.
 """
 
 from __future__ import annotations

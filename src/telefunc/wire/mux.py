@@ -1,82 +1,13 @@
-"""The server side of the channel multiplexer: sessions and connections, sans-I/O.
+"""The server side of the channel multiplexer, sans-I/O: sessions, channels and wires.
 
-One :class:`ServerMux` per server (the hub owns it) holds
-
-* every registered :class:`~telefunc.wire.channel_state.ChannelCore`, by channel id;
-* *sessions*: ``session id -> {ix: channel}``, what a client's next RECONCILE refers to;
-* one :class:`~telefunc.wire.timers.Timers` heap for every channel and connection deadline.
-
-A :class:`ServerConnection` is one wire (a WebSocket, or later an SSE stream pair). The transport
-feeds it each received frame (:meth:`ServerConnection.receive`), sends whatever
-:meth:`ServerConnection.data_to_send` returns, closes the socket when
-:attr:`ServerConnection.close_request` is set, and reports the end of the wire with
-:meth:`ServerConnection.connection_lost`. The state machine, top to bottom:
-
-1. **Awaiting RECONCILE.** Only PING (answered with PONG) and RECONCILE are allowed; anything
-   else is a protocol violation.
-2. **Reconciling.** For each ``{"id", "ix", "lastSeq", "initial"?}`` entry the channel is found
-   and attached (replay of ``seq > lastSeq``, pre-attach flush, ``open``). An ``initial`` channel
-   that is not registered yet is waited for, up to ``connect_ttl`` (the client opens its channel
-   connection while the HTTP response that registers the channel may still be in flight). Frames
-   received meanwhile are queued, in order, except PING. Then channels of the previous session the
-   client did not list again fail with ``NetworkError`` (unless another wire still holds that
-   session, see *Ownership*), a **new session id** replaces the old one, and RECONCILED is sent:
-   ``{"sessionId", "open": [{"ix", "lastSeq"}], ...settings in ms}``.
-3. **Reconciled.** Frames are routed to the channel with their ``ix`` in the session (frames for
-   an unknown ``ix`` are dropped: a channel the client closed may still have frames in flight). A
-   further RECONCILE (new channels on a live wire) goes back to step 2.
-
-A PING or RECONCILE must arrive every ``2 * ping_interval``; otherwise the wire is dropped as a
-*transient* close. Protocol violations (unknown tag, truncated frame, data before RECONCILE, a
-server-only tag from the client) close this one connection with code 1002, permanently for its
-channels, as the reference server does; other connections are unaffected.
-
-On ``connection_lost``: a *permanent* close (client close code 1000/1001) shuts the session's
-channels down at once; a *transient* one detaches them, each waiting ``reconnect_timeout``.
-
-**Bounds** (``config.limits``, passed in as :class:`~telefunc.config.LimitsSettings`): at most
-``max_pending_frames`` / ``max_pending_bytes`` queued while a RECONCILE waits, at most
-``max_reconcile_entries`` entries in one RECONCILE and ``max_channels_per_session`` channels in a
-session, PINGs at ``max_pings_per_second`` (burst twice that), and per channel no more than
-``max_window_overrun`` receive windows of unprocessed messages and unanswered ack requests.
-Past any of them the connection is closed as a protocol violation (1002) and reported through
-:attr:`ServerMux.on_client_error` for a rate-limited log line.
-
-**Ownership.** Each session belongs to a *lineage*, the identity a client keeps across session-id
-rotations and the SSE-to-WebSocket upgrade: presenting a live session id continues its lineage
-(an id whose RECONCILED was lost with the wire stands for its successor), anything else starts a
-new one. A channel belongs to the lineage that attached it first; a RECONCILE from another lineage
-gets no entry for it in RECONCILED's ``open`` (the official client fails that channel), so a
-channel id alone neither takes a channel over nor ends it. A RECONCILE (an upgrade too)
-presenting a session that another, still open wire holds takes over only the channels it lists
-(the official client, reconnecting past a half-open wire or upgrading, lists every channel it
-has); the rest stay on that wire, untouched, under the same session id, and an upgrade sends that
-wire FIN only once no open channel is left (channels already in a close exchange end, as the
-client has dropped them). Only a RECONCILE presenting a session whose wire is gone
-fails the channels it leaves out. A channel is in at most one session. Session and channel ids are
-122-bit random (:mod:`telefunc.wire.ids`).
-
-**SSE duplex wires** have a stable client ``connId``: :meth:`ServerMux.open_connection` with a
-``conn_id`` already in use replaces (transiently closes) the older wire, and the data POSTs of
-that client find their wire with :meth:`ServerMux.connection_for` (or wait for it with
-:meth:`ServerMux.wait_for_conn_id`). A body whose RECONCILED must wait until the body ends (the
-stream-response body carrying the initial RECONCILE, a batch POST) brackets its frames with
-:meth:`ServerConnection.hold_reconciled` / :meth:`ServerConnection.release_reconciled`.
-
-**Outgoing memory** is bounded per connection by ``max_buffer``
-(``config.limits.max_connection_buffer``): what :meth:`ServerConnection.write` queued and the I/O
-layer has not taken yet, plus what the transport still holds unflushed (:attr:`io_buffered`).
-At the cap the connection is :attr:`~ServerConnection.congested`: channels hold their data sends
-(see :meth:`ChannelCore.send`) until the I/O layer reports :meth:`~ServerConnection.drained`.
-Frames that cannot wait (PUBLISH deliveries, which bypass credit, PONG, ACK_RES, WINDOW, replays)
-are queued up to ``HARD_LIMIT_FACTOR`` times the cap; past that the peer is a *slow consumer*:
-its queue is dropped, it is closed with :data:`CLOSE_SLOW_CONSUMER` (transient for its channels)
-and counted in :attr:`ServerMux.stats`.
-
-**Upgrade** (SSE to WebSocket): a RECONCILE with ``"upgrade": true`` naming the session of a live
-wire moves its channels to the new wire (replaying what the client has not seen), answers
-RECONCILED on the new wire and then **FIN** on the old one, which the client closes itself. The
-old wire keeps delivering whatever was queued on it before FIN; the client dedups by ``seq``.
+One :class:`ServerMux` per app holds every registered channel, the sessions a client's RECONCILE
+refers to, and one deadline heap. A :class:`ServerConnection` is one wire (WebSocket or SSE
+duplex): the I/O layer feeds it frames with :meth:`~ServerConnection.receive`, sends what
+:meth:`~ServerConnection.data_to_send` returns, closes the socket when
+:attr:`~ServerConnection.close_request` is set and reports the end with
+:meth:`~ServerConnection.connection_lost`. Reconcile, heartbeat, ownership, upgrade:
+docs/protocol.md §7.3-§7.7; the bounds on client input and on output: docs/protocol.md §12.
+A protocol violation closes only the wire it arrived on.
 """
 
 from __future__ import annotations

@@ -1,85 +1,10 @@
-"""A byte-compatible port of ``@brillout/json-serializer`` 0.5.27 (as telefunc 0.2.23 ships it).
+"""A byte-compatible port of ``@brillout/json-serializer`` 0.5.27, as telefunc@0.2.23 ships it.
 
-The text format is JSON in which values that JSON cannot express are encoded as strings that
-start with ``!`` (``"!undefined"``, ``"!Date:…"``, ``"!Map:[…]"`` …); a real string that starts
-with ``!`` gets one more ``!``. :func:`stringify` produces, for the Python equivalent of a
-JavaScript value, exactly the bytes the npm ``stringify()`` produces (including the default
-``htmlScriptSafe`` post-processing ``<`` -> ``\\u003c`` and ``/`` -> ``\\/``), and :func:`parse`
-accepts everything the npm side produces.
-
-Python <-> JavaScript mapping
-=============================
-
-=============================  ==================================  ============================
-Python value (``stringify``)   JavaScript value and wire text      What ``parse`` returns
-=============================  ==================================  ============================
-``None``                       ``null``                            ``None``
-``UNDEFINED``                  undefined, ``"!undefined"``         ``UNDEFINED``
-``bool``                       ``true`` / ``false``                ``bool``
-``int``, abs <= 2**53-1        number, decimal digits              ``int``
-other ``int``, ``BigInt``      bigint, ``"!BigInt:<digits>"``      ``BigInt``
-finite ``float``               number, ``Number#toString`` text    ``float``; ``int`` for an
-                               (``1.0`` -> ``1``, ``1e21`` ->      integer literal within
-                               ``1e+21``, ``-0.0`` -> ``0``)       +/-(2**53-1)
-nan, inf, -inf                 ``"!NaN"``, ``"!Infinity"``,        ``float``
-                               ``"!-Infinity"``
-``str``                        string; ``"!x"`` -> ``"!!x"``       ``str``
-``datetime``                   Date, ``"!Date:<ISO ms>Z"``         aware UTC ``datetime``
-``bytes``, ``bytearray``,      Uint8Array,                         ``bytes``
-``memoryview``                 ``"!Uint8Array:<base64url>"``
-``set``, ``frozenset``,        Set, ``"!Set:<JSON of items>"``     ``set``, or ``JsSet``
-``JsSet``                                                          (see below)
-``dict``, all keys ``str``     plain object ``{...}``              ``dict``
-``dict`` with a non-``str``    Map, ``"!Map:<JSON of [k, v]       ``JsMap``, or
-key, ``JsMap``,                pairs>"``                           ``JsMapEntries``
-``JsMapEntries``                                                   (see below)
-``list``, ``tuple``            array                               ``list``
-``JsRegExp``, ``re.Pattern``   RegExp, ``"!RegExp:/src/flags"``    ``JsRegExp``
-anything else                  (none)                              ``SerializationError``
-=============================  ==================================  ============================
-
-Details that follow the JavaScript behaviour:
-
-* A ``dict`` value of ``UNDEFINED`` is kept as ``"key":"!undefined"`` (json-serializer's
-  replacer turns ``undefined`` into a string before ``JSON.stringify`` could drop the key), and
-  ``parse`` keeps the key with the value ``UNDEFINED``. In arrays ``UNDEFINED`` is
-  ``"!undefined"`` as well.
-* Object keys are emitted in JavaScript property order: keys that are array indices (canonical
-  decimal integers below 2**32-1, such as ``"0"`` or ``"42"``) come first in ascending numeric
-  order, all other keys follow in insertion order. For any dict without such keys this is
-  simply insertion order. Keys are never ``!``-escaped (JavaScript does not escape them either).
-* Strings are escaped exactly like ``JSON.stringify``: ``"``, ``\\``, ``\\b \\f \\n \\r \\t``, other
-  control characters as ``\\u00xx``, lone surrogates as ``\\udxxx``; everything else (including
-  non-ASCII and U+2028/U+2029) is left raw. A Python string holding a *paired* high+low
-  surrogate is treated like the JavaScript string with those two code units (one astral
-  character).
-* A Map or Set is serialized as its own JSON text (entries / values, with the same rules and the
-  same ``replacer``) embedded in a JSON string, so nested containers are escaped once per level;
-  the ``htmlScriptSafe`` replacements run once, on the final text, as in JavaScript.
-* Dates: a naive ``datetime`` is taken to be UTC; an aware one is converted to UTC. Microseconds
-  are truncated to milliseconds (JavaScript Dates have millisecond precision).
-* ``BigInt`` is an ``int`` subclass; arithmetic on it returns plain ``int``. Any ``int`` beyond
-  +/-(2**53-1) is sent as a bigint because a JavaScript number cannot hold it exactly.
-* Sets: ``parse`` returns a plain ``set`` when that is lossless. When an element is unhashable
-  (an array, object, Map or Set inside the Set) or when two elements are distinct in JavaScript
-  but equal in Python (``true`` and ``1``, two Dates with the same time, ...), it returns a
-  :class:`JsSet` instead: an ordered ``list`` subclass that serializes back to the same Set.
-  Serializing a :class:`JsSet` drops repeated elements the way ``new Set(items)`` would
-  (primitives by value with NaN equal to NaN, containers and other objects by identity).
-  A plain Python ``set`` has no insertion order, so re-stringifying a parsed multi-element
-  ``set`` may list its elements in another order than the original text (the Set is equal).
-* Maps: ``parse`` returns a :class:`JsMap` (a ``dict`` subclass, insertion order kept). When a key
-  is unhashable or keys would collide in Python (as for sets), it returns a
-  :class:`JsMapEntries` instead: a ``list`` of ``(key, value)`` tuples that serializes back to
-  the same Map. Serializing a :class:`JsMapEntries` with a repeated key keeps the first
-  position and the last value, like ``new Map(entries)``.
-* RegExps: :class:`JsRegExp` holds the JavaScript ``source`` and ``flags`` verbatim. A
-  ``re.Pattern`` is converted with :meth:`JsRegExp.from_pattern` (flags ``i``/``m``/``s``;
-  ``/`` and line terminators escaped like V8 does; Python-only syntax is not translated).
-* Numbers: JSON integer literals outside +/-(2**53-1) parse to ``float``, as ``JSON.parse``
-  would, so ``stringify(parse(text)) == text`` holds for every text the JavaScript side emits.
-
-``parse`` raises ``ValueError`` (``json.JSONDecodeError`` included) for malformed input.
+:func:`stringify` produces, for the Python equivalent of a JavaScript value, exactly the text the
+npm ``stringify()`` produces; :func:`parse` accepts everything the npm side produces and returns
+values that serialize back to the same text (``JsSet``, ``JsMap``, ``JsMapEntries`` where a plain
+Python type would lose information). Anything else raises :class:`SerializationError`; malformed
+text raises ``ValueError``. The format and the Python/JavaScript mapping: docs/protocol.md §3.
 """
 
 from __future__ import annotations
