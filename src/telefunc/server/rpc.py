@@ -1,25 +1,10 @@
-"""The telefunction call endpoint (docs/protocol.md §5), independent of any HTTP server.
+"""The telefunction call endpoint, independent of any HTTP server (docs/protocol.md §5).
 
 An adapter (ASGI, Cloudflare) works out the request kind, hands the body over as a
-:class:`~telefunc.server.files.BodyReader`, and writes back the :class:`RpcResponse`. Statuses
-and bodies are exactly telefunc@0.2.23's:
-
-==========  =========================================  ==================================
-status      body                                        when
-==========  =========================================  ==================================
-200         ``{"ret": <value>}``                        the telefunction returned
-200         streaming body (``stream`` is set)          the result holds streaming values
-403         ``{"ret": <abort value>, "abort": true}``   it raised :class:`Abort`
-400         ``Malformed Telefunc Request``              bad JSON / method / kind, unknown
-                                                            telefunction, too deep, too many
-                                                            placeholders, bad file metadata
-413         ``Content Too Large``                       body over ``config.limits``
-422         ``Shield Validation Error``                 arguments don't match the hints
-500         ``Internal Server Error``                   any other exception (logged)
-==========  =========================================  ==================================
-
-Client mistakes (400, 413, 422) log one rate-limited line (``log_client_error``), never a
-traceback. The limits come from a ``config.limits`` snapshot taken per request.
+:class:`~telefunc.server.files.BodyReader`, and writes back the :class:`RpcResponse`, whose
+statuses and bodies are exactly telefunc@0.2.23's (plus 413 for a body over ``config.limits``).
+Client mistakes (400, 413, 422) log one rate-limited line, never a traceback; the limits come
+from a ``config.limits`` snapshot taken per request.
 """
 
 from __future__ import annotations
