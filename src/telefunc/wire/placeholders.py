@@ -73,7 +73,7 @@ CHANNEL_PREFIX: Final = "!TelefuncChannel:"
 FUNCTION_PREFIX: Final = "!TelefuncFunction:"
 BROADCAST_PREFIX: Final = "!TelefuncBroadcast:"
 
-#: Every prefix, in the order of telefunc's ``shared/constants.js``.
+#: Every prefix, in the order of telefunc's ``wire-protocol/constants.js``.
 PREFIXES: Final = (
     FILE_PREFIX,
     BLOB_PREFIX,
