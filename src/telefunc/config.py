@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
 from telefunc.errors import UsageError
+from telefunc.wire.placeholders import BINARY_INLINE, STREAM_TRANSPORTS
 
 __all__ = [
     "BroadcastConfig",
@@ -33,7 +34,6 @@ __all__ = [
 ]
 
 TRANSPORTS = ("sse", "ws")
-STREAM_TRANSPORTS = ("binary-inline", "sse-inline", "channel")
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +302,7 @@ class StreamConfig(_Section):
     __slots__ = ("_transport",)
 
     def __init__(self) -> None:
-        self._transport = "binary-inline"
+        self._transport: str = BINARY_INLINE
 
     @property
     def transport(self) -> str:

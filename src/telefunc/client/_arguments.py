@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 import os
 import struct
@@ -32,6 +31,13 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from telefunc.errors import ChannelClosedError, UsageError
+from telefunc.wire.placeholders import (
+    BLOB_PREFIX,
+    FILE_PREFIX,
+    FUNCTION_PREFIX,
+    STREAM_PREFIX,
+    encode_json,
+)
 
 if TYPE_CHECKING:
     from telefunc.client._channel import Channel
@@ -40,10 +46,6 @@ __all__ = ["File", "RequestArguments"]
 
 logger = logging.getLogger("telefunc.client")
 
-FUNCTION_PREFIX = "!TelefuncFunction:"
-STREAM_PREFIX = "!TelefuncStream:"
-FILE_PREFIX = "!TelefuncFile:"
-BLOB_PREFIX = "!TelefuncBlob:"
 _DATA_TAG = b"\x00"
 _CHUNK = 64 * 1024
 
@@ -162,7 +164,7 @@ class RequestArguments:
             self.files.append(value)
             if value.name is None:
                 meta: dict[str, Any] = {"index": index, "size": value.size, "type": value.type}
-                return BLOB_PREFIX + _json(meta)
+                return encode_json(BLOB_PREFIX, meta)
             meta = {
                 "index": index,
                 "name": value.name,
@@ -170,11 +172,11 @@ class RequestArguments:
                 "type": value.type,
                 "lastModified": value.last_modified,
             }
-            return FILE_PREFIX + _json(meta)
+            return encode_json(FILE_PREFIX, meta)
         if hasattr(value, "__aiter__"):
             channel = self._channel(ack=False)
             self.pumps.append((channel, value))
-            return STREAM_PREFIX + _json({"channelId": channel.id})
+            return encode_json(STREAM_PREFIX, {"channelId": channel.id})
         if _is_function(value):
             channel = self._channel(ack=True)
             fn = value
@@ -183,7 +185,7 @@ class RequestArguments:
                 return fn(*args) if isinstance(args, list) else fn(args)
 
             channel.listen(call)
-            return FUNCTION_PREFIX + _json({"channelId": channel.id})
+            return encode_json(FUNCTION_PREFIX, {"channelId": channel.id})
         return None
 
     def _channel(self, *, ack: bool) -> Channel[Any, Any]:
@@ -247,7 +249,3 @@ async def pump(channel: Channel[Any, Any], source: AsyncIterable[Any]) -> None:
                 await close()
         if not channel.is_closed:
             channel.close()
-
-
-def _json(meta: dict[str, Any]) -> str:
-    return json.dumps(meta, separators=(",", ":"))

@@ -15,15 +15,6 @@ from telefunc.client._channel import BroadcastChannel, Channel
 from telefunc.client._connection import TRANSPORTS, Connection
 from telefunc.client._http import HttpTransport, StreamedResponse, append_query
 from telefunc.client._streaming import (
-    BLOB_DOWNLOAD_PREFIX,
-    BLOB_PREFIX,
-    FILE_DOWNLOAD_PREFIX,
-    FILE_PREFIX,
-    FUNCTION_PREFIX,
-    GENERATOR_PREFIX,
-    PROMISE_PREFIX,
-    STREAM_PREFIX,
-    STREAM_TRANSPORTS,
     CallInfo,
     ChannelSource,
     ChunkSource,
@@ -36,13 +27,11 @@ from telefunc.client._streaming import (
     read_meta,
 )
 from telefunc.errors import UsageError
+from telefunc.wire import placeholders
+from telefunc.wire.placeholders import STREAM_TRANSPORTS
 from telefunc.wire.serializer import parse, stringify
 
 __all__ = ["Client", "ModuleProxy"]
-
-CHANNEL_PREFIX = "!TelefuncChannel:"
-BROADCAST_PREFIX = "!TelefuncBroadcast:"
-TELEFUNC_PREFIX = "!Telefunc"
 
 
 class Client:
@@ -209,93 +198,25 @@ class Client:
         return ModuleProxy(self, file)
 
     async def _revive(self, text: str, info: CallInfo, demux: InlineDemux | None) -> Any:
-        file, name = info.file, info.name
-        revived: dict[str, Any] = {}
-        sources: list[ChunkSource] = []
-        channels: list[Channel[Any, Any]] = []
-        waits: list[Callable[[], Awaitable[Any]]] = []
-
-        def source_for(meta: dict[str, Any]) -> ChunkSource:
-            if "channelId" in meta:
-                channel: Channel[Any, Any] = Channel(self._get_connection(), str(meta["channelId"]))
-                source: ChunkSource = ChannelSource(channel, info)
-            elif demux is not None and isinstance(meta.get("__index"), int):
-                demux.register(meta["__index"])
-                source = demux.source(meta["__index"])
-            else:
-                raise UsageError(f"{name}() of {file}: a streaming value without a source")
-            sources.append(source)
-            return source
-
-        def reviver(s: str) -> tuple[bool, Any]:
-            if not s.startswith(TELEFUNC_PREFIX):
-                return False, None
-            if s in revived:  # the same object referenced twice is one object here too
-                return True, revived[s]
-            value: Any
-            if s.startswith(CHANNEL_PREFIX):
-                meta = read_meta(s[len(CHANNEL_PREFIX) :])
-                value = Channel(
-                    self._get_connection(), str(meta["channelId"]), bool(meta.get("ack", False))
-                )
-                channels.append(value)
-            elif s.startswith(BROADCAST_PREFIX):
-                meta = read_meta(s[len(BROADCAST_PREFIX) :])
-                value = BroadcastChannel(
-                    self._get_connection(), str(meta["channelId"]), str(meta["key"])
-                )
-                channels.append(value)
-            elif s.startswith(FUNCTION_PREFIX):
-                meta = read_meta(s[len(FUNCTION_PREFIX) :])
-                fn_channel: Channel[Any, Any] = Channel(
-                    self._get_connection(), str(meta["channelId"]), True
-                )
-                channels.append(fn_channel)
-                value = RemoteFunction(fn_channel)
-            elif s.startswith(GENERATOR_PREFIX):
-                value = RemoteGenerator(source_for(read_meta(s[len(GENERATOR_PREFIX) :])))
-            elif s.startswith(STREAM_PREFIX):
-                value = RemoteStream(source_for(read_meta(s[len(STREAM_PREFIX) :])))
-            elif s.startswith(PROMISE_PREFIX):
-                value = RemotePromise(source_for(read_meta(s[len(PROMISE_PREFIX) :])), info)
-            elif s.startswith((FILE_DOWNLOAD_PREFIX, BLOB_DOWNLOAD_PREFIX)):
-                is_file = s.startswith(FILE_DOWNLOAD_PREFIX)
-                prefix = FILE_DOWNLOAD_PREFIX if is_file else BLOB_DOWNLOAD_PREFIX
-                meta = read_meta(s[len(prefix) :])
-                value = RemoteFile(source_for(meta), meta, file=is_file)
-            elif s.startswith((FILE_PREFIX, BLOB_PREFIX)):
-                # An echoed upload: the reference client reads it all before resolving.
-                is_file = s.startswith(FILE_PREFIX)
-                meta = read_meta(s[len(FILE_PREFIX if is_file else BLOB_PREFIX) :])
-                value = RemoteFile(source_for(meta), meta, file=is_file)
-                waits.append(value.read)
-            else:
-                kind = s[1 : s.index(":")] if ":" in s else s[1:]
-                raise UsageError(
-                    f"{name}() of {file} returned a {kind} value, which the Python client "
-                    "does not support"
-                )
-            revived[s] = value
-            return True, value
-
+        revival = _Revival(self._get_connection, info, demux)
         try:
             try:
-                result = parse(text, reviver=reviver)
+                result = parse(text, reviver=revival.revive)
             except ValueError as exc:
-                raise UsageError(f"{name}() of {file}: unreadable response {text[:200]!r}") from exc
+                raise UsageError(
+                    f"{info.name}() of {info.file}: unreadable response {text[:200]!r}"
+                ) from exc
             if not isinstance(result, dict) or "ret" not in result:
-                raise UsageError(f"{name}() of {file}: the response has no 'ret': {text[:200]!r}")
-            for wait in waits:
+                raise UsageError(
+                    f"{info.name}() of {info.file}: the response has no 'ret': {text[:200]!r}"
+                )
+            for wait in revival.waits:
                 await wait()
             if demux is not None:
                 demux.check_idle()
         except BaseException:
             # Nothing of this result reaches the caller: let go of every stream and channel.
-            for source in sources:
-                source.cancel()
-            for channel in channels:
-                if not channel.is_closed:
-                    channel.close()
+            revival.release()
             if demux is not None:
                 await demux.aclose()
             raise
@@ -335,6 +256,128 @@ def _check_stream_transport(transport: str | None) -> None:
         raise UsageError(
             f"stream_transport must be one of {STREAM_TRANSPORTS} or None, got {transport!r}"
         )
+
+
+class _Revival:
+    """The placeholders of one call's result, revived by the handler of their prefix.
+
+    Keeps what they opened (chunk sources, channels) so a failed call lets go of all of it, and
+    the uploads echoed in the result, which are read completely before the call returns.
+    """
+
+    __slots__ = ("channels", "connection", "demux", "info", "revived", "sources", "waits")
+
+    def __init__(
+        self, connection: Callable[[], Connection], info: CallInfo, demux: InlineDemux | None
+    ) -> None:
+        self.connection = connection
+        self.info = info
+        self.demux = demux
+        self.revived: dict[str, Any] = {}
+        self.sources: list[ChunkSource] = []
+        self.channels: list[Channel[Any, Any]] = []
+        self.waits: list[Callable[[], Awaitable[Any]]] = []
+
+    def revive(self, text: str) -> tuple[bool, Any]:
+        """The serializer reviver: every ``!Telefunc…:`` string becomes its object."""
+        if not text.startswith(placeholders.MARK):
+            return False, None
+        if text in self.revived:  # the same object referenced twice is one object here too
+            return True, self.revived[text]
+        found = placeholders.split(text)
+        handler = _REVIVERS.get(found[0]) if found is not None else None
+        if found is None or handler is None:
+            kind = text[1 : text.index(":")] if ":" in text else text[1:]
+            raise UsageError(
+                f"{self.info.name}() of {self.info.file} returned a {kind} value, which the "
+                "Python client does not support"
+            )
+        value = handler(self, read_meta(found[1]))
+        self.revived[text] = value
+        return True, value
+
+    def release(self) -> None:
+        """Cancel every chunk source and close every channel the result opened."""
+        for source in self.sources:
+            source.cancel()
+        for channel in self.channels:
+            if not channel.is_closed:
+                channel.close()
+
+    def _source(self, meta: dict[str, Any]) -> ChunkSource:
+        source: ChunkSource
+        if "channelId" in meta:
+            channel: Channel[Any, Any] = Channel(self.connection(), str(meta["channelId"]))
+            source = ChannelSource(channel, self.info)
+        elif self.demux is not None and isinstance(meta.get("__index"), int):
+            self.demux.register(meta["__index"])
+            source = self.demux.source(meta["__index"])
+        else:
+            raise UsageError(
+                f"{self.info.name}() of {self.info.file}: a streaming value without a source"
+            )
+        self.sources.append(source)
+        return source
+
+    def _channel(self, meta: dict[str, Any]) -> Channel[Any, Any]:
+        channel: Channel[Any, Any] = Channel(
+            self.connection(), str(meta["channelId"]), bool(meta.get("ack", False))
+        )
+        self.channels.append(channel)
+        return channel
+
+    def _broadcast(self, meta: dict[str, Any]) -> BroadcastChannel[Any]:
+        channel: BroadcastChannel[Any] = BroadcastChannel(
+            self.connection(), str(meta["channelId"]), str(meta["key"])
+        )
+        self.channels.append(channel)
+        return channel
+
+    def _function(self, meta: dict[str, Any]) -> RemoteFunction:
+        channel: Channel[Any, Any] = Channel(self.connection(), str(meta["channelId"]), True)
+        self.channels.append(channel)
+        return RemoteFunction(channel)
+
+    def _generator(self, meta: dict[str, Any]) -> RemoteGenerator:
+        return RemoteGenerator(self._source(meta))
+
+    def _stream(self, meta: dict[str, Any]) -> RemoteStream:
+        return RemoteStream(self._source(meta))
+
+    def _promise(self, meta: dict[str, Any]) -> RemotePromise:
+        return RemotePromise(self._source(meta), self.info)
+
+    def _file_download(self, meta: dict[str, Any]) -> RemoteFile:
+        return RemoteFile(self._source(meta), meta, file=True)
+
+    def _blob_download(self, meta: dict[str, Any]) -> RemoteFile:
+        return RemoteFile(self._source(meta), meta, file=False)
+
+    def _file(self, meta: dict[str, Any]) -> RemoteFile:
+        # An echoed upload: the reference client reads it all before resolving.
+        value = RemoteFile(self._source(meta), meta, file=True)
+        self.waits.append(value.read)
+        return value
+
+    def _blob(self, meta: dict[str, Any]) -> RemoteFile:
+        value = RemoteFile(self._source(meta), meta, file=False)
+        self.waits.append(value.read)
+        return value
+
+
+#: What each placeholder of a result becomes (every prefix of :mod:`telefunc.wire.placeholders`).
+_REVIVERS: dict[str, Callable[[_Revival, dict[str, Any]], Any]] = {
+    placeholders.FILE_PREFIX: _Revival._file,
+    placeholders.BLOB_PREFIX: _Revival._blob,
+    placeholders.FILE_DOWNLOAD_PREFIX: _Revival._file_download,
+    placeholders.BLOB_DOWNLOAD_PREFIX: _Revival._blob_download,
+    placeholders.STREAM_PREFIX: _Revival._stream,
+    placeholders.GENERATOR_PREFIX: _Revival._generator,
+    placeholders.PROMISE_PREFIX: _Revival._promise,
+    placeholders.CHANNEL_PREFIX: _Revival._channel,
+    placeholders.FUNCTION_PREFIX: _Revival._function,
+    placeholders.BROADCAST_PREFIX: _Revival._broadcast,
+}
 
 
 class ModuleProxy:

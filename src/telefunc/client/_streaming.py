@@ -29,23 +29,14 @@ from telefunc.errors import (
 )
 from telefunc.server.channel_endpoint import close_soon
 from telefunc.wire.framing import b64url_decode
+from telefunc.wire.placeholders import FN_SHIELD_ERROR_KEY
 from telefunc.wire.serializer import parse
 
 if TYPE_CHECKING:
     from telefunc.client._channel import Channel
 
 __all__ = [
-    "BLOB_DOWNLOAD_PREFIX",
-    "BLOB_PREFIX",
-    "FILE_DOWNLOAD_PREFIX",
-    "FILE_PREFIX",
-    "FN_SHIELD_ERROR_KEY",
-    "FUNCTION_PREFIX",
-    "GENERATOR_PREFIX",
     "MAX_BUFFER_PER_INDEX",
-    "PROMISE_PREFIX",
-    "STREAM_PREFIX",
-    "STREAM_TRANSPORTS",
     "CallInfo",
     "ChannelSource",
     "ChunkSource",
@@ -59,19 +50,6 @@ __all__ = [
 
 logger = logging.getLogger("telefunc.client")
 
-GENERATOR_PREFIX: Final = "!TelefuncGenerator:"
-STREAM_PREFIX: Final = "!TelefuncStream:"
-PROMISE_PREFIX: Final = "!TelefuncPromise:"
-FILE_PREFIX: Final = "!TelefuncFile:"
-BLOB_PREFIX: Final = "!TelefuncBlob:"
-FILE_DOWNLOAD_PREFIX: Final = "!TelefuncFileDownload:"
-BLOB_DOWNLOAD_PREFIX: Final = "!TelefuncBlobDownload:"
-FUNCTION_PREFIX: Final = "!TelefuncFunction:"
-#: The ack value of a returned function whose arguments the server's shield refused.
-FN_SHIELD_ERROR_KEY: Final = "__telefunc_fn_shield_error"
-
-#: Values of ``stream.transport`` in the call envelope.
-STREAM_TRANSPORTS: Final = ("binary-inline", "sse-inline", "channel")
 #: Bytes buffered for a value nobody is reading before the body stops being read.
 MAX_BUFFER_PER_INDEX: Final = 1024 * 1024
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -39,6 +38,7 @@ from telefunc.server.channel_shield import shield_of
 from telefunc.wire.credit import INITIAL_MESSAGES
 from telefunc.wire.frames import AckStatus, Frame, Tag
 from telefunc.wire.mux import SLOW_CONSUMER_REASON
+from telefunc.wire.placeholders import BROADCAST_PREFIX, encode_json
 from telefunc.wire.publish import (
     decode_publish_binary,
     decode_publish_text,
@@ -48,7 +48,6 @@ from telefunc.wire.publish import (
 from telefunc.wire.serializer import parse, stringify
 
 __all__ = [
-    "PLACEHOLDER_PREFIX",
     "Broadcast",
     "BroadcastChannel",
     "PublishInfo",
@@ -62,8 +61,6 @@ __all__ = [
 logger = logging.getLogger("telefunc")
 
 T = TypeVar("T")
-
-PLACEHOLDER_PREFIX = "!TelefuncBroadcast:"
 
 #: Yield to the event loop after this many queued publishes handled in a row, so a client that
 #: floods publishes through a synchronous transport cannot starve other connections.
@@ -577,4 +574,4 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         """Register with the call's hub like a channel; the placeholder also carries the key."""
         super().__telefunc_placeholder__(scope)
         meta = {"channelId": self.id, "key": self.key}
-        return PLACEHOLDER_PREFIX + json.dumps(meta, separators=(",", ":"))
+        return encode_json(BROADCAST_PREFIX, meta)

@@ -21,7 +21,6 @@ broadcast channel can extend it.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import weakref
 from collections.abc import Callable
@@ -34,19 +33,19 @@ from telefunc.server.channel_endpoint import ChannelEndpoint
 from telefunc.server.channel_shield import shield_of
 from telefunc.wire.channel_state import ChannelCore
 from telefunc.wire.ids import random_id
+from telefunc.wire.placeholders import CHANNEL_PREFIX, encode_json
 from telefunc.wire.serializer import stringify
 
 if TYPE_CHECKING:
     from telefunc.server.hub import ChannelHub
 
-__all__ = ["INTERNAL_ERROR", "PLACEHOLDER_PREFIX", "Channel"]
+__all__ = ["INTERNAL_ERROR", "Channel"]
 
 ClientToServer = TypeVar("ClientToServer")
 ServerToClient = TypeVar("ServerToClient")
 
 #: ACK_RES error text when a server listener raised (the details go to the server's log).
 INTERNAL_ERROR = "Internal Server Error — see server logs"
-PLACEHOLDER_PREFIX = "!TelefuncChannel:"
 
 #: The call each returned channel came from, for on_bug reports of its listeners.
 _CALL_SCOPES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -129,7 +128,7 @@ class Channel(
         meta: dict[str, Any] = {"channelId": self.id}
         if self.ack:
             meta["ack"] = True
-        return PLACEHOLDER_PREFIX + json.dumps(meta, separators=(",", ":"))
+        return encode_json(CHANNEL_PREFIX, meta)
 
     def _check_incoming(self, data: Any) -> Any:
         shield = shield_of(self)

@@ -30,11 +30,10 @@ from typing import Any, Final
 from telefunc.errors import UsageError
 from telefunc.server.files import UploadedFile
 from telefunc.server.streaming import ChunkOpener, iter_bytes
+from telefunc.wire.placeholders import BLOB_DOWNLOAD_PREFIX, FILE_DOWNLOAD_PREFIX
 
 __all__ = ["BlobDownload", "Download", "FileDownload", "download"]
 
-FILE_DOWNLOAD_PREFIX: Final = "!TelefuncFileDownload:"
-BLOB_DOWNLOAD_PREFIX: Final = "!TelefuncBlobDownload:"
 CHUNK: Final = 256 * 1024
 # Pyodide (Cloudflare Python Workers) has no threads: files are read inline there.
 _CAN_USE_THREADS = sys.platform != "emscripten"

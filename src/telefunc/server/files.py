@@ -15,16 +15,15 @@ file placeholders must carry a whole ``index`` below ``max_files`` and a whole `
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from telefunc.errors import ProtocolError
 from telefunc.server.request_body import BodyReader, BodyTooLarge, MalformedBody
+from telefunc.wire.placeholders import BLOB_PREFIX, FILE_PREFIX
 
 __all__ = ["BodyReader", "FileBody", "UploadedFile"]
 
-FILE_PREFIX = "!TelefuncFile:"
-BLOB_PREFIX = "!TelefuncBlob:"
 CHUNK = 64 * 1024
 
 
@@ -81,31 +80,37 @@ class FileBody:
         if self._announced > self._max_upload:
             raise BodyTooLarge(f"upload of more than {self._max_upload} bytes")
 
-    def revive(self, text: str) -> tuple[bool, Any]:
-        """A serializer reviver turning file/blob placeholders into :class:`UploadedFile`."""
-        for prefix, is_blob in ((FILE_PREFIX, False), (BLOB_PREFIX, True)):
-            if text.startswith(prefix):
-                meta = _file_metadata(text[len(prefix) :])
-                index, size = meta["index"], meta["size"]
-                if not 0 <= index < self._max_files:
-                    raise MalformedBody(f"file index {index} out of range")
-                known = self._sizes.get(index)
-                if known is None:
-                    self._announce(size)
-                    self._sizes[index] = size
-                elif known != size:
-                    raise MalformedBody(f"file {index} announced with two sizes")
-                name = meta.get("name", "")
-                kind = meta.get("type", "")
-                return True, UploadedFile(
-                    self,
-                    index=index,
-                    size=size,
-                    name=None if is_blob else (name if isinstance(name, str) else str(name)),
-                    type=kind if isinstance(kind, str) else str(kind),
-                    last_modified=meta.get("lastModified"),
-                )
-        return False, None
+    def revivers(self) -> dict[str, Callable[[str], UploadedFile]]:
+        """The placeholder handlers of this body: file and blob metadata become uploads."""
+        return {FILE_PREFIX: self._revive_file, BLOB_PREFIX: self._revive_blob}
+
+    def _revive_file(self, meta_text: str) -> UploadedFile:
+        return self._revive(meta_text, is_blob=False)
+
+    def _revive_blob(self, meta_text: str) -> UploadedFile:
+        return self._revive(meta_text, is_blob=True)
+
+    def _revive(self, meta_text: str, *, is_blob: bool) -> UploadedFile:
+        meta = _file_metadata(meta_text)
+        index, size = meta["index"], meta["size"]
+        if not 0 <= index < self._max_files:
+            raise MalformedBody(f"file index {index} out of range")
+        known = self._sizes.get(index)
+        if known is None:
+            self._announce(size)
+            self._sizes[index] = size
+        elif known != size:
+            raise MalformedBody(f"file {index} announced with two sizes")
+        name = meta.get("name", "")
+        kind = meta.get("type", "")
+        return UploadedFile(
+            self,
+            index=index,
+            size=size,
+            name=None if is_blob else (name if isinstance(name, str) else str(name)),
+            type=kind if isinstance(kind, str) else str(kind),
+            last_modified=meta.get("lastModified"),
+        )
 
     async def _chunks(self, index: int) -> AsyncIterator[bytes]:
         if index < self._next_index:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import weakref
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from telefunc.errors import ChannelClosedError, ShieldValidationError
 from telefunc.server.channel import Channel, bind_call_scope
@@ -23,20 +22,11 @@ from telefunc.server.channel_endpoint import close_soon
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.shield import validate_call
 from telefunc.server.stream_channel import ResponseAbort
+from telefunc.wire.placeholders import FN_SHIELD_ERROR_KEY, FUNCTION_PREFIX, encode_json
 
-__all__ = [
-    "FN_SHIELD_ERROR_KEY",
-    "FUNCTION_PREFIX",
-    "RemoteFunction",
-    "expose_function",
-    "is_function",
-]
+__all__ = ["RemoteFunction", "expose_function", "is_function"]
 
 logger = logging.getLogger("telefunc")
-
-FUNCTION_PREFIX: Final = "!TelefuncFunction:"
-#: The ack value telling the client that the shield rejected a returned function's arguments.
-FN_SHIELD_ERROR_KEY: Final = "__telefunc_fn_shield_error"
 
 
 def is_function(value: Any) -> bool:
@@ -88,8 +78,7 @@ def expose_function(
             reset_scope(token)
 
     channel.listen(answer)
-    meta = json.dumps({"channelId": channel.id}, separators=(",", ":"))
-    return FUNCTION_PREFIX + meta, channel
+    return encode_json(FUNCTION_PREFIX, {"channelId": channel.id}), channel
 
 
 class RemoteFunction:

@@ -28,7 +28,7 @@ from telefunc.server.channel_shield import attach_return_shield
 from telefunc.server.client_errors import log_client_error
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.files import BodyReader, FileBody, UploadedFile
-from telefunc.server.functions import FUNCTION_PREFIX, RemoteFunction, expose_function, is_function
+from telefunc.server.functions import RemoteFunction, expose_function, is_function
 from telefunc.server.registry import Registry, Telefunction
 from telefunc.server.request_body import (
     BodyTooLarge,
@@ -39,9 +39,6 @@ from telefunc.server.request_body import (
 from telefunc.server.shield import validate_call
 from telefunc.server.stream_channel import ChannelByteStream, ResponseAbort, pump_to_channel
 from telefunc.server.streaming import (
-    BINARY_INLINE,
-    CHANNEL,
-    STREAM_PREFIX,
     STREAMING_HEADERS,
     BodyStream,
     InlineBody,
@@ -49,6 +46,8 @@ from telefunc.server.streaming import (
     content_type_for,
     resolve_transport,
 )
+from telefunc.wire import placeholders
+from telefunc.wire.placeholders import BINARY_INLINE, CHANNEL, FUNCTION_PREFIX, STREAM_PREFIX
 from telefunc.wire.serializer import parse, stringify
 
 __all__ = [
@@ -167,33 +166,39 @@ class _RequestValues:
 
     A reviver for the request body: ``!TelefuncStream:`` becomes a :class:`ChannelByteStream`,
     ``!TelefuncFunction:`` a :class:`RemoteFunction`, each on a channel registered under the
-    client's id. Every channel holds the call's scope until it closes.
+    client's id (and in a ``bin`` request ``!TelefuncFile:`` / ``!TelefuncBlob:`` an
+    :class:`UploadedFile`). Every channel holds the call's scope until it closes.
     """
 
-    __slots__ = ("channel_ids", "channels", "files", "max_placeholders", "placeholders", "scope")
+    __slots__ = ("channel_ids", "channels", "max_placeholders", "placeholders", "revivers", "scope")
 
     def __init__(self, scope: CallScope, files: FileBody | None, max_placeholders: int) -> None:
         self.scope = scope
-        self.files = files
         self.channels: list[Channel[Any, Any]] = []
         self.channel_ids: set[str] = set()
         self.max_placeholders = max_placeholders
         self.placeholders = 0
+        #: The placeholders a client may send (files only in a ``bin`` request).
+        self.revivers: dict[str, Callable[[str], Any]] = {
+            STREAM_PREFIX: self._byte_stream,
+            FUNCTION_PREFIX: self._function,
+        }
+        if files is not None:
+            self.revivers.update(files.revivers())
 
     def revive(self, text: str) -> tuple[bool, Any]:
-        if text.startswith(_PLACEHOLDER_PREFIX):
-            self.placeholders += 1
-            if self.placeholders > self.max_placeholders:
-                raise ProtocolError(f"more than {self.max_placeholders} placeholders in a call")
-        if self.files is not None:
-            hit, value = self.files.revive(text)
-            if hit:
-                return True, value
-        if text.startswith(STREAM_PREFIX):
-            return True, ChannelByteStream(self._channel(text[len(STREAM_PREFIX) :], ack=False))
-        if text.startswith(FUNCTION_PREFIX):
-            return True, RemoteFunction(self._channel(text[len(FUNCTION_PREFIX) :], ack=True))
-        return False, None
+        if not text.startswith(placeholders.MARK):
+            return False, None
+        self.placeholders += 1
+        if self.placeholders > self.max_placeholders:
+            raise ProtocolError(f"more than {self.max_placeholders} placeholders in a call")
+        return placeholders.revive(self.revivers, text)
+
+    def _byte_stream(self, meta_text: str) -> ChannelByteStream:
+        return ChannelByteStream(self._channel(meta_text, ack=False))
+
+    def _function(self, meta_text: str) -> RemoteFunction:
+        return RemoteFunction(self._channel(meta_text, ack=True))
 
     def _channel(self, meta_text: str, *, ack: bool) -> Channel[Any, Any]:
         try:
@@ -230,8 +235,6 @@ class _RequestValues:
                 channel.close()
 
 
-#: Every placeholder a client may send in a call's arguments starts with this.
-_PLACEHOLDER_PREFIX = "!Telefunc"
 #: How much of a client-supplied reason a log line quotes.
 _REASON_CHARS = 200
 

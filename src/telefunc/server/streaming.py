@@ -24,14 +24,22 @@ from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.files import UploadedFile
 from telefunc.server.request_body import BodyTooLarge, MalformedBody
 from telefunc.wire.ids import random_id
+from telefunc.wire.placeholders import (
+    BINARY_INLINE,
+    BLOB_PREFIX,
+    CHANNEL,
+    FILE_PREFIX,
+    GENERATOR_PREFIX,
+    PROMISE_PREFIX,
+    SSE_INLINE,
+    STREAM_PREFIX,
+    STREAM_TRANSPORTS,
+)
 from telefunc.wire.serializer import stringify
 
 __all__ = [
-    "BINARY_INLINE",
-    "CHANNEL",
     "ERROR_MARKER",
     "MAX_STREAMS",
-    "SSE_INLINE",
     "STREAMING_HEADERS",
     "TERMINATOR",
     "BodyStream",
@@ -50,17 +58,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("telefunc")
-
-BINARY_INLINE: Final = "binary-inline"
-SSE_INLINE: Final = "sse-inline"
-CHANNEL: Final = "channel"
-_TRANSPORTS = (BINARY_INLINE, SSE_INLINE, CHANNEL)
-
-GENERATOR_PREFIX: Final = "!TelefuncGenerator:"
-STREAM_PREFIX: Final = "!TelefuncStream:"
-PROMISE_PREFIX: Final = "!TelefuncPromise:"
-FILE_PREFIX: Final = "!TelefuncFile:"
-BLOB_PREFIX: Final = "!TelefuncBlob:"
 
 #: The u8 stream index limits one response to this many streaming values.
 MAX_STREAMS: Final = 256
@@ -149,7 +146,7 @@ def resolve_transport(requested: Any, default: str, *, channels: bool = False) -
     ``channels`` says whether the server can open channels (it has a hub); without them
     ``channel`` falls back to ``binary-inline`` (logged once).
     """
-    transport = requested if requested in _TRANSPORTS else default
+    transport = requested if requested in STREAM_TRANSPORTS else default
     if transport == CHANNEL and not channels:
         global _warned_channel
         if not _warned_channel:
