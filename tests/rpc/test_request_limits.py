@@ -15,8 +15,8 @@ import pytest
 from telefunc import config
 from telefunc.asgi import TelefuncApp
 from telefunc.asgi.http import AsgiBody
+from telefunc.endpoint.client_errors import ClientErrorLog
 from telefunc.server import rpc
-from telefunc.server.client_errors import ClientErrorLog
 from testpaths import APPS_DIR
 
 BASIC = APPS_DIR / "basic"

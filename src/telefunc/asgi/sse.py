@@ -47,9 +47,9 @@ from typing import Any, NamedTuple
 
 from telefunc.asgi.http import AsgiBody, HttpRequest, Send, send_response
 from telefunc.config import LimitsSettings, config
+from telefunc.endpoint.client_errors import log_client_error
 from telefunc.errors import ProtocolError
 from telefunc.server import observe
-from telefunc.server.client_errors import log_client_error
 from telefunc.server.hub import ChannelHub
 from telefunc.server.memory import release_freed_memory_soon
 from telefunc.wire.frames import Tag, encode_frame

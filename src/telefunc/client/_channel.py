@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
+from telefunc.endpoint.channel import ChannelEndpoint
 from telefunc.errors import Abort, ChannelClosedError, UsageError, abort_message
-from telefunc.server.channel_endpoint import ChannelEndpoint
 from telefunc.wire.frames import Frame, Tag
 from telefunc.wire.publish import decode_publish_binary, decode_publish_text
 from telefunc.wire.serializer import parse, stringify

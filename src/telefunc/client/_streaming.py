@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from telefunc.endpoint.channel import close_soon
 from telefunc.errors import (
     Abort,
     ChannelClosedError,
@@ -48,7 +49,6 @@ from telefunc.errors import (
     ShieldValidationError,
     TelefuncConnectionError,
 )
-from telefunc.server.channel_endpoint import close_soon
 from telefunc.wire.framing import b64url_decode
 from telefunc.wire.serializer import parse
 

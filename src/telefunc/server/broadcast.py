@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypedDict, TypeVar
 
 from telefunc.config import config
+from telefunc.endpoint.channel import mark_retrieved, parse_peer_text, spawn
 from telefunc.errors import (
     ChannelClosedError,
     NetworkError,
@@ -57,7 +58,6 @@ from telefunc.server.broadcast_transport import (
     wait_subscribed,
 )
 from telefunc.server.channel import INTERNAL_ERROR, Channel
-from telefunc.server.channel_endpoint import mark_retrieved, parse_peer_text, spawn
 from telefunc.server.channel_shield import shield_of
 from telefunc.wire.credit import INITIAL_MESSAGES
 from telefunc.wire.frames import AckStatus, Frame, Tag

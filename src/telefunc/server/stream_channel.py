@@ -26,9 +26,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
+from telefunc.endpoint.channel import close_soon
 from telefunc.errors import Abort, ChannelClosedError, ProtocolError, TelefuncError
 from telefunc.server.channel import Channel
-from telefunc.server.channel_endpoint import close_soon
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.streaming import error_payload
 from telefunc.wire.serializer import parse
