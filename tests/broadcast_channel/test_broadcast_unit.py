@@ -17,6 +17,11 @@ from typing import Any
 import pytest
 
 import telefunc.server.broadcast as broadcast_module
+from telefunc.broadcast.transport import (
+    BroadcastTransportError,
+    InMemoryBroadcast,
+    PublishInfo,
+)
 from telefunc.config import config
 from telefunc.errors import Abort, ChannelClosedError, ProtocolError, UsageError
 from telefunc.server.broadcast import (
@@ -26,11 +31,6 @@ from telefunc.server.broadcast import (
     decode_publish_text,
     encode_publish_binary,
     encode_publish_text,
-)
-from telefunc.server.broadcast_transport import (
-    BroadcastTransportError,
-    InMemoryBroadcast,
-    PublishInfo,
 )
 from telefunc.wire.credit import INITIAL_MESSAGES
 from telefunc.wire.frames import AckStatus, Frame, Tag, decode_frame, encode_frame

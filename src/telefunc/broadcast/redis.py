@@ -26,7 +26,7 @@ when a process that saw the key's last seq publishes or is subscribed, or when t
 under one publish per second since its counter was created; otherwise the break is reported.
 
 **Gaps are reported, not hidden.** Each process checks every key's sequence (both lanes) and
-calls the ``on_gap`` callbacks with a :class:`~telefunc.server.broadcast_transport.BroadcastGap`
+calls the ``on_gap`` callbacks with a :class:`~telefunc.broadcast.transport.BroadcastGap`
 (plus a WARNING log) when a seq was skipped (e.g. published while this process was reconnecting),
 went backwards, or the epoch changed (the counter was lost). The message is still delivered.
 
@@ -41,7 +41,7 @@ the URL alone, so its options (``rediss://...?ssl_ca_certs=...&ssl_check_hostnam
 ``ssl_certfile``, ``ssl_keyfile``...) apply to both.
 
 **Failure.** Publishing while Redis is unreachable raises
-:class:`~telefunc.server.broadcast_transport.BroadcastTransportError` (a
+:class:`~telefunc.broadcast.transport.BroadcastTransportError` (a
 :class:`~telefunc.errors.NetworkError`) naming the URL, after at most ``connect_timeout`` +
 ``command_timeout`` seconds; there is no retry (a publish must not be duplicated).
 
@@ -76,9 +76,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pip install redis"
     ) from exc
 
-from telefunc.errors import UsageError
-from telefunc.server import observe
-from telefunc.server.broadcast_transport import (
+from telefunc.broadcast.transport import (
     BinaryCallback,
     BroadcastFanout,
     BroadcastGap,
@@ -89,6 +87,8 @@ from telefunc.server.broadcast_transport import (
     SeqTracker,
     TextCallback,
 )
+from telefunc.errors import UsageError
+from telefunc.server import observe
 
 __all__ = ["RedisBroadcast"]
 

@@ -2,7 +2,7 @@
 
 Each telefunc Durable Object has one :class:`DurableBroadcast`, the broadcast transport (§8) its
 ``BroadcastChannel`` / ``Broadcast`` calls use (installed with
-:func:`~telefunc.server.broadcast_transport.set_scoped_broadcast_transport` by the object).
+:func:`~telefunc.broadcast.transport.set_scoped_broadcast_transport` by the object).
 
 **Publish.** ``publisher object → authority → one coordinator per region with subscribers →
 the objects with subscribers → their local listeners``:
@@ -60,9 +60,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from telefunc.cloudflare import _ffi
-from telefunc.errors import ChannelOverflowError, UsageError
-from telefunc.server.broadcast_transport import (
+from telefunc.broadcast.transport import (
     BinaryCallback,
     BroadcastFanout,
     BroadcastTransportError,
@@ -70,6 +68,8 @@ from telefunc.server.broadcast_transport import (
     PublishReceipt,
     TextCallback,
 )
+from telefunc.cloudflare import _ffi
+from telefunc.errors import ChannelOverflowError, UsageError
 
 __all__ = [
     "PRESENCE_KEY_PREFIX",

@@ -9,7 +9,7 @@ from a telefunction and the official client can ``subscribe`` to the key and ``p
         return ch
 
 Every publish to a key, from any client or from the server (:meth:`Broadcast.publish`), goes
-through the broadcast transport (:mod:`telefunc.server.broadcast_transport`: in-memory, or Redis
+through the broadcast transport (:mod:`telefunc.broadcast.transport`: in-memory, or Redis
 for several processes), which gives it the key's next ``seq``. Subscribers receive publishes in
 that order, the publisher included.
 
@@ -41,6 +41,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypedDict, TypeVar
 
+from telefunc.broadcast.transport import (
+    PublishInfo,
+    get_broadcast_transport,
+    wait_subscribed,
+)
 from telefunc.config import config
 from telefunc.endpoint.channel import mark_retrieved, parse_peer_text, spawn
 from telefunc.errors import (
@@ -52,11 +57,6 @@ from telefunc.errors import (
     UsageError,
 )
 from telefunc.server import observe
-from telefunc.server.broadcast_transport import (
-    PublishInfo,
-    get_broadcast_transport,
-    wait_subscribed,
-)
 from telefunc.server.channel import INTERNAL_ERROR, Channel
 from telefunc.server.channel_shield import shield_of
 from telefunc.wire.credit import INITIAL_MESSAGES
