@@ -48,7 +48,7 @@ file). ``c.call(..., headers={...})`` adds headers to one call.
 from __future__ import annotations
 
 from telefunc.client._arguments import File
-from telefunc.client._channel import BroadcastChannel, Channel, PublishInfo
+from telefunc.client._channel import BroadcastChannel, Channel, PublishInfoDict
 from telefunc.client._client import Client, ModuleProxy
 from telefunc.client._streaming import (
     RemoteFile,
@@ -81,7 +81,7 @@ __all__ = [
     "File",
     "ModuleProxy",
     "NetworkError",
-    "PublishInfo",
+    "PublishInfoDict",
     "RemoteCallError",
     "RemoteFile",
     "RemoteFunction",
