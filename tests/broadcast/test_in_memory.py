@@ -13,7 +13,6 @@ from telefunc.broadcast.transport import (
     BroadcastFanout,
     BroadcastGap,
     BroadcastTransport,
-    BroadcastTransportError,
     InMemoryBroadcast,
     PublishInfo,
     SeqTracker,
@@ -22,7 +21,7 @@ from telefunc.broadcast.transport import (
     wait_subscribed,
 )
 from telefunc.config import config
-from telefunc.errors import NetworkError, UsageError
+from telefunc.errors import BroadcastTransportError, NetworkError, UsageError
 
 
 @pytest.fixture

@@ -23,10 +23,9 @@ from telefunc.broadcast.redis import _PUBLISH_LUA, RedisBroadcast
 from telefunc.broadcast.transport import (
     BroadcastGap,
     BroadcastTransport,
-    BroadcastTransportError,
     PublishReceipt,
 )
-from telefunc.errors import NetworkError, UsageError
+from telefunc.errors import BroadcastTransportError, NetworkError, UsageError
 
 TOTAL = 1000
 

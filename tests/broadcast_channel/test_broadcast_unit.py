@@ -18,12 +18,17 @@ import pytest
 
 import telefunc.server.broadcast as broadcast_module
 from telefunc.broadcast.transport import (
-    BroadcastTransportError,
     InMemoryBroadcast,
     PublishInfo,
 )
 from telefunc.config import config
-from telefunc.errors import Abort, ChannelClosedError, ProtocolError, UsageError
+from telefunc.errors import (
+    Abort,
+    BroadcastTransportError,
+    ChannelClosedError,
+    ProtocolError,
+    UsageError,
+)
 from telefunc.server.broadcast import (
     Broadcast,
     BroadcastChannel,

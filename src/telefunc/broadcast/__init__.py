@@ -20,7 +20,6 @@ from telefunc.broadcast.transport import (
     BroadcastFanout,
     BroadcastGap,
     BroadcastTransport,
-    BroadcastTransportError,
     InMemoryBroadcast,
     PublishInfo,
     PublishReceipt,
@@ -28,6 +27,7 @@ from telefunc.broadcast.transport import (
     get_broadcast_transport,
     wait_subscribed,
 )
+from telefunc.errors import BroadcastTransportError
 
 if TYPE_CHECKING:
     from telefunc.broadcast.redis import RedisBroadcast

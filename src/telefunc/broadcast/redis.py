@@ -41,7 +41,7 @@ the URL alone, so its options (``rediss://...?ssl_ca_certs=...&ssl_check_hostnam
 ``ssl_certfile``, ``ssl_keyfile``...) apply to both.
 
 **Failure.** Publishing while Redis is unreachable raises
-:class:`~telefunc.broadcast.transport.BroadcastTransportError` (a
+:class:`~telefunc.errors.BroadcastTransportError` (a
 :class:`~telefunc.errors.NetworkError`) naming the URL, after at most ``connect_timeout`` +
 ``command_timeout`` seconds; there is no retry (a publish must not be duplicated).
 
@@ -81,13 +81,12 @@ from telefunc.broadcast.transport import (
     BroadcastFanout,
     BroadcastGap,
     BroadcastTransport,
-    BroadcastTransportError,
     PublishInfo,
     PublishReceipt,
     SeqTracker,
     TextCallback,
 )
-from telefunc.errors import UsageError
+from telefunc.errors import BroadcastTransportError, UsageError
 from telefunc.server import observe
 
 __all__ = ["RedisBroadcast"]

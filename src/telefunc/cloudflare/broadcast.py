@@ -63,13 +63,12 @@ from urllib.parse import quote
 from telefunc.broadcast.transport import (
     BinaryCallback,
     BroadcastFanout,
-    BroadcastTransportError,
     PublishInfo,
     PublishReceipt,
     TextCallback,
 )
 from telefunc.cloudflare import _ffi
-from telefunc.errors import ChannelOverflowError, UsageError
+from telefunc.errors import BroadcastTransportError, ChannelOverflowError, UsageError
 
 __all__ = [
     "PRESENCE_KEY_PREFIX",

@@ -36,7 +36,14 @@ from typing import Any
 
 from telefunc.config import LimitsSettings, config
 from telefunc.endpoint.client_errors import log_client_error
-from telefunc.errors import Abort, ProtocolError, ShieldValidationError, UsageError
+from telefunc.errors import (
+    Abort,
+    BodyTooLarge,
+    MalformedBody,
+    ProtocolError,
+    ShieldValidationError,
+    UsageError,
+)
 from telefunc.server import observe
 from telefunc.server.bugs import TELEFUNCTION_EXTRA, report_bug
 from telefunc.server.channel import Channel
@@ -46,9 +53,7 @@ from telefunc.server.files import BodyReader, FileBody, UploadedFile
 from telefunc.server.functions import FUNCTION_PREFIX, RemoteFunction, expose_function, is_function
 from telefunc.server.registry import Registry, Telefunction
 from telefunc.server.request_body import (
-    BodyTooLarge,
     BoundedBody,
-    MalformedBody,
     parse_content_length,
 )
 from telefunc.server.shield import validate_call
