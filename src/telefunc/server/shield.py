@@ -56,7 +56,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from telefunc.errors import ShieldValidationError, UsageError
-from telefunc.server.hints import QUALIFIERS, TYPE_ALIAS_TYPE, class_hints, typeddict_key_required
+from telefunc.server.hints import NONE_TYPES as _NONE_TYPES
+from telefunc.server.hints import UNION_ORIGINS as _UNION_ORIGINS
+from telefunc.server.hints import admits_none as _admits_none
+from telefunc.server.hints import class_hints, typeddict_key_required
+from telefunc.server.hints import is_any as _is_any
+from telefunc.server.hints import strip as _strip
 
 __all__ = ["is_valid", "validate_call", "validate_value"]
 
@@ -324,55 +329,6 @@ def _check_annotation(annotation: Any, func_name: str, param_name: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # Annotation helpers
 # ---------------------------------------------------------------------------------------------
-
-_ANY_LIKE: frozenset[Any] = frozenset({Any, object, inspect.Parameter.empty})
-_NONE_TYPES: frozenset[Any] = frozenset({None, type(None)})
-_UNION_ORIGINS: frozenset[Any] = frozenset({typing.Union, types.UnionType})
-
-
-def _strip(tp: Any) -> Any:
-    """Remove wrappers that do not change what is accepted: Annotated, qualifiers, aliases."""
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is typing.Annotated:
-            tp = tp.__origin__
-        elif origin in QUALIFIERS:
-            args = typing.get_args(tp)
-            tp = args[0] if args else Any
-        elif tp is typing.LiteralString:
-            return str
-        elif isinstance(tp, typing.NewType):
-            tp = tp.__supertype__
-        elif TYPE_ALIAS_TYPE is not None and isinstance(tp, TYPE_ALIAS_TYPE):
-            tp = tp.__value__
-        elif isinstance(tp, typing.TypeVar):
-            if tp.__bound__ is not None:
-                tp = tp.__bound__
-            elif tp.__constraints__:
-                tp = typing.Union[tp.__constraints__]  # noqa: UP007 - built from a tuple
-            else:
-                return Any
-        else:
-            return tp
-
-
-def _is_any(tp: Any) -> bool:
-    try:
-        return tp in _ANY_LIKE
-    except TypeError:  # unhashable annotation: certainly not Any
-        return False
-
-
-def _admits_none(tp: Any) -> bool:
-    tp = _strip(tp)
-    if _is_any(tp) or tp is None or tp is type(None):
-        return True
-    origin = typing.get_origin(tp)
-    if origin in _UNION_ORIGINS:
-        return any(_admits_none(member) for member in typing.get_args(tp))
-    if origin is typing.Literal:
-        return any(arg is None for arg in typing.get_args(tp))
-    return False
 
 
 def _describe(tp: Any) -> str:
