@@ -440,10 +440,8 @@ class DurableServer:
         return _ffi.new_response(None, status=101, web_socket=client)
 
     async def _sse(self, request: Any) -> Any:
-        try:
-            from telefunc.asgi.sse import serve_sse  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            return _ffi.new_response(MALFORMED, status=400, headers={"content-type": "text/plain"})
+        from telefunc.asgi.sse import serve_sse
+
         return await _AsgiBridge(request).run(lambda r, b, s: serve_sse(self.hub, r, b, s))
 
     # ── WebSocket events (hibernation API) ──────────────────────────────
