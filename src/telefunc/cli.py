@@ -195,9 +195,9 @@ def _serve(args: argparse.Namespace) -> int:
         from telefunc.config import config
 
         try:
-            from telefunc.broadcast.redis import RedisBroadcast  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            return _fail("--redis needs the Redis broadcast transport, which is not installed")
+            from telefunc.broadcast.redis import RedisBroadcast
+        except ImportError:  # redis-py is the `redis` extra
+            return _fail("--redis needs redis-py: pip install 'telefunc[redis]'")
         config.broadcast.transport = RedisBroadcast(args.redis)
     try:
         app = with_server_id(build_app(args.root, args.context), args.server_id)
@@ -259,29 +259,21 @@ def _dev(args: argparse.Namespace) -> int:
     missing = _missing_server_packages()
     if missing:
         return _fail(missing)
-    try:
-        from telefunc.testing.edge_server import (  # type: ignore[import-not-found,unused-ignore]
-            main_edge,
-        )
-    except ImportError as exc:
-        return _fail(f"the Cloudflare emulator is not available: {exc}")
-    result: int = main_edge(args.edge_argv)
-    return result
+    from telefunc.testing.edge_server import main_edge
+
+    return main_edge(args.edge_argv)
 
 
 def _codegen(args: argparse.Namespace) -> int:
-    try:
-        from telefunc.codegen import main_codegen  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        return _fail(f"codegen is not available: {exc}")
+    from telefunc.codegen import main_codegen
+
     if args.watch:
         try:
             from telefunc.codegen_watch import main_codegen_watch
         except ImportError as exc:  # watchfiles is the `watch` extra
             return _fail(f"--watch needs watchfiles (pip install 'telefunc[watch]'): {exc}")
         return main_codegen_watch(args.root, args.out)
-    result: int = main_codegen(args.root, args.out)
-    return result
+    return main_codegen(args.root, args.out)
 
 
 def _parser() -> argparse.ArgumentParser:

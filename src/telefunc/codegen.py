@@ -85,7 +85,6 @@ import inspect
 import json
 import re
 import sys
-import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -94,7 +93,16 @@ from pathlib import Path
 from typing import Any
 
 from telefunc.errors import UsageError
-from telefunc.server.hints import QUALIFIERS, TYPE_ALIAS_TYPE, class_hints, typeddict_key_required
+from telefunc.server.hints import (
+    NONE_TYPES,
+    TYPE_ALIAS_TYPE,
+    UNION_ORIGINS,
+    admits_none,
+    class_hints,
+    is_any,
+    strip,
+    typeddict_key_required,
+)
 from telefunc.server.registry import Telefunction, discover
 
 __all__ = [
@@ -131,8 +139,6 @@ _RESERVED_TYPE_NAMES = _RESERVED_WORDS | frozenset({
 # fmt: on
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
-_NONE_TYPES = (None, type(None))
-_UNION_ORIGINS = (typing.Union, types.UnionType)
 
 _SCALARS: dict[Any, str] = {
     str: "string",
@@ -200,40 +206,6 @@ def _special_for(cls: type[Any]) -> _Special | None:
         if handler is not None:
             return handler
     return None
-
-
-def _strip(tp: Any) -> Any:
-    """Remove wrappers that do not change the value's shape: Annotated, qualifiers, NewType."""
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is typing.Annotated:
-            tp = tp.__origin__
-        elif origin in QUALIFIERS:
-            args = typing.get_args(tp)
-            tp = args[0] if args else Any
-        elif tp in QUALIFIERS:  # a bare `Final` / `ClassVar`
-            return Any
-        elif isinstance(tp, typing.NewType):
-            tp = tp.__supertype__
-        else:
-            return tp
-
-
-def _is_any(tp: Any) -> bool:
-    return tp is Any or tp is object or tp is inspect.Parameter.empty
-
-
-def _admits_none(tp: Any) -> bool:
-    """Whether ``tp`` accepts ``None`` (so the shield passes ``None`` for a missing argument)."""
-    tp = _strip(tp)
-    if _is_any(tp) or tp in _NONE_TYPES:
-        return True
-    origin = typing.get_origin(tp)
-    if origin in _UNION_ORIGINS:
-        return any(_admits_none(member) for member in typing.get_args(tp))
-    if origin is typing.Literal:
-        return any(arg is None for arg in typing.get_args(tp))
-    return isinstance(tp, type) and _special_for(tp) is _SPECIAL_CLASSES[_UNDEFINED_KEY]
 
 
 def _literal(value: Any) -> str | None:
@@ -338,10 +310,10 @@ class _Renderer:
 
     def ts(self, tp: Any, argument: bool, scope: frozenset[Any] = frozenset()) -> str:
         """The TypeScript type for ``tp``; ``argument`` for values the client sends."""
-        tp = _strip(tp)
-        if _is_any(tp):
+        tp = strip(tp, resolve_names=False)
+        if is_any(tp):
             return "unknown"
-        if tp in _NONE_TYPES:
+        if tp in NONE_TYPES:
             return "null"
         if tp is typing.NoReturn or tp is getattr(typing, "Never", typing.NoReturn):
             return "never"
@@ -357,7 +329,7 @@ class _Renderer:
 
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
-        if origin in _UNION_ORIGINS:
+        if origin in UNION_ORIGINS:
             return _union([self.ts(member, argument, scope) for member in args])
         if origin is typing.Literal:
             return self._literal_union(args)
@@ -443,8 +415,8 @@ class _Renderer:
     def _mapping(self, args: tuple[Any, ...], argument: bool, scope: frozenset[Any]) -> str:
         key_tp, value_tp = args if len(args) == 2 else (Any, Any)
         value = self.ts(value_tp, argument, scope)
-        key = _strip(key_tp)
-        if _is_any(key) or key is str or key is typing.LiteralString:
+        key = strip(key_tp, resolve_names=False)
+        if is_any(key) or key is str or key is typing.LiteralString:
             return f"Record<string, {value}>"
         if self._string_keys(key):
             # Not every key need be present: a dict[Literal["a", "b"], V] may hold only "a".
@@ -454,9 +426,9 @@ class _Renderer:
 
     def _string_keys(self, key: Any) -> bool:
         """Whether every value of ``key`` is a ``str`` (so the dict is sent as a plain object)."""
-        key = _strip(key)
+        key = strip(key, resolve_names=False)
         origin = typing.get_origin(key)
-        if origin in _UNION_ORIGINS:
+        if origin in UNION_ORIGINS:
             return all(self._string_keys(member) for member in typing.get_args(key))
         if origin is typing.Literal:
             return all(isinstance(option, str) for option in typing.get_args(key))
@@ -472,17 +444,17 @@ class _Renderer:
             param_text = ", ".join(
                 f"arg{i}: {self.ts(p, not argument, scope)}" for i, p in enumerate(params)
             )
-        stripped = _strip(result)
+        stripped = strip(result, resolve_names=False)
         if argument:
             # The client's callback may return the value or a promise of it.
-            if stripped in _NONE_TYPES:
+            if stripped in NONE_TYPES:
                 return f"({param_text}) => void"
             returned = self.ts(result, True, scope)
             if returned == "unknown":
                 return f"({param_text}) => unknown"
             wrapped = _paren(returned) if "=>" in returned else returned
             return f"({param_text}) => {wrapped} | Promise<{returned}>"
-        returned = "void" if stripped in _NONE_TYPES else self.ts(result, False, scope)
+        returned = "void" if stripped in NONE_TYPES else self.ts(result, False, scope)
         return f"({param_text}) => Promise<{returned}>"
 
     def _class_ref(
@@ -632,7 +604,7 @@ def _analyse(tf: Telefunction) -> _Signature:
             continue  # the wire carries positional arguments only
         annotation = hints.get(p.name, inspect.Parameter.empty)
         variadic = p.kind is inspect.Parameter.VAR_POSITIONAL
-        optional = p.default is not inspect.Parameter.empty or _admits_none(annotation)
+        optional = p.default is not inspect.Parameter.empty or admits_none(annotation)
         params.append(_Param(p.name, annotation, optional, variadic))
     # TypeScript allows optional parameters only after the required ones.
     trailing_optional = True
@@ -643,11 +615,11 @@ def _analyse(tf: Telefunction) -> _Signature:
         trailing_optional = trailing_optional and param.optional
         if param.optional != trailing_optional:
             params[i] = dataclasses.replace(param, optional=trailing_optional)
-    result = _strip(hints.get("return", inspect.Parameter.empty))
+    result = strip(hints.get("return", inspect.Parameter.empty), resolve_names=False)
     while typing.get_origin(result) in _AWAITABLE_ORIGINS:
         args = typing.get_args(result)
-        result = _strip(args[-1]) if args else Any
-    return _Signature(tf, tuple(params), result, result in _NONE_TYPES)
+        result = strip(args[-1], resolve_names=False) if args else Any
+    return _Signature(tf, tuple(params), result, result in NONE_TYPES)
 
 
 def _param_name(name: str, taken: set[str]) -> str:

@@ -11,15 +11,22 @@ from typing import Any
 
 __all__ = [
     "Abort",
+    "BodyTooLarge",
+    "BroadcastTransportError",
     "ChannelClosedError",
     "ChannelOverflowError",
     "ChannelRemoteError",
+    "MalformedBody",
     "NetworkError",
     "ProtocolError",
+    "RecordTooLarge",
     "RemoteCallError",
+    "SerializationError",
     "ShieldValidationError",
+    "StreamError",
     "TelefuncConnectionError",
     "TelefuncError",
+    "TelefuncFileError",
     "UsageError",
 ]
 
@@ -30,6 +37,10 @@ class TelefuncError(Exception):
 
 class UsageError(TelefuncError, ValueError):
     """The library was used wrongly: a bad option, a bad argument, a missing binding."""
+
+
+class TelefuncFileError(UsageError):
+    """A telefunc file could not be imported; the message names the file and the line."""
 
 
 class Abort(TelefuncError):
@@ -71,6 +82,21 @@ class ShieldValidationError(TelefuncError, TypeError):
     """The arguments of a call do not match the telefunction's type hints (HTTP 422)."""
 
 
+class SerializationError(TelefuncError, TypeError):
+    """A value cannot be serialized (a function, an arbitrary object, a circular reference …).
+
+    ``path`` is the location of the offending value as a tuple of keys/indices (Map and Set
+    steps appear as descriptive strings), ``path_string`` its readable form such as
+    ``"ret.user.callback"`` (empty for the root value), ``value`` the offending value.
+    """
+
+    def __init__(self, message: str, *, value: Any, path: tuple[Any, ...], path_string: str):
+        super().__init__(message)
+        self.value = value
+        self.path = path
+        self.path_string = path_string
+
+
 class ChannelClosedError(TelefuncError):
     """The channel is closed (or aborted): nothing more can be sent on it."""
 
@@ -88,12 +114,36 @@ class ChannelRemoteError(TelefuncError):
     """
 
 
+class StreamError(TelefuncError):
+    """The peer reported a non-abort failure in band (an error frame of type ``bug``)."""
+
+
 class NetworkError(TelefuncError):
     """The peer was away longer than ``reconnect_timeout``, or the connection could not be made."""
 
 
+class BroadcastTransportError(NetworkError):
+    """A broadcast transport could not publish: its broker is unreachable, timed out, or failed.
+
+    The message names the broker (e.g. the Redis URL). When the connection broke *after* the
+    request was sent, the message may or may not have been published; the text says so.
+    """
+
+
 class ProtocolError(TelefuncError):
     """The peer broke the wire protocol; the one connection it arrived on is closed."""
+
+
+class MalformedBody(ProtocolError):
+    """The request body breaks its framing (truncated, bad lengths, bad file metadata)."""
+
+
+class BodyTooLarge(ProtocolError):
+    """The request body is (or announces itself) larger than the configured limit."""
+
+
+class RecordTooLarge(ProtocolError):
+    """A length prefix announces a record over the reader's bound (checked before buffering)."""
 
 
 class TelefuncConnectionError(TelefuncError, ConnectionError):

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from telefunc.server.broadcast_transport import PublishInfo
+from telefunc.broadcast.transport import PublishInfo
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:

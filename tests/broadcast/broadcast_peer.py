@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from telefunc.broadcast.redis import RedisBroadcast
-from telefunc.server.broadcast_transport import BroadcastGap, PublishInfo
+from telefunc.broadcast.transport import BroadcastGap, PublishInfo
 
 
 async def main(url: str, key: str, name: str, count: int, total: int, out: str) -> None:

@@ -9,13 +9,10 @@ from typing import Any
 import pytest
 from _broadcast_util import Collector
 
-from telefunc.config import config
-from telefunc.errors import NetworkError, UsageError
-from telefunc.server.broadcast_transport import (
+from telefunc.broadcast.transport import (
     BroadcastFanout,
     BroadcastGap,
     BroadcastTransport,
-    BroadcastTransportError,
     InMemoryBroadcast,
     PublishInfo,
     SeqTracker,
@@ -23,6 +20,8 @@ from telefunc.server.broadcast_transport import (
     reset_default_broadcast_transport,
     wait_subscribed,
 )
+from telefunc.config import config
+from telefunc.errors import BroadcastTransportError, NetworkError, UsageError
 
 
 @pytest.fixture

@@ -20,13 +20,12 @@ from _broadcast_util import Collector, eventually
 from redis_support import RedisServer, free_port
 from telefunc.broadcast import RedisBroadcast as LazyRedisBroadcast
 from telefunc.broadcast.redis import _PUBLISH_LUA, RedisBroadcast
-from telefunc.errors import NetworkError, UsageError
-from telefunc.server.broadcast_transport import (
+from telefunc.broadcast.transport import (
     BroadcastGap,
     BroadcastTransport,
-    BroadcastTransportError,
     PublishReceipt,
 )
+from telefunc.errors import BroadcastTransportError, NetworkError, UsageError
 
 TOTAL = 1000
 

@@ -19,7 +19,7 @@ from _broadcast_util import Collector
 
 from redis_support import RedisServer
 from telefunc.broadcast.redis import RedisBroadcast
-from telefunc.server.broadcast_transport import BroadcastGap
+from telefunc.broadcast.transport import BroadcastGap
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent.parent / "src"

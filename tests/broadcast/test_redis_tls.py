@@ -17,7 +17,7 @@ from _broadcast_util import Collector, eventually
 
 from redis_support import RedisServer, TlsFiles, make_ca, make_tls_files
 from telefunc.broadcast.redis import RedisBroadcast
-from telefunc.server.broadcast_transport import BroadcastTransportError
+from telefunc.errors import BroadcastTransportError
 
 
 @pytest.fixture

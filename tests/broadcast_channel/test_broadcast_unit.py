@@ -17,8 +17,18 @@ from typing import Any
 import pytest
 
 import telefunc.server.broadcast as broadcast_module
+from telefunc.broadcast.transport import (
+    InMemoryBroadcast,
+    PublishInfo,
+)
 from telefunc.config import config
-from telefunc.errors import Abort, ChannelClosedError, ProtocolError, UsageError
+from telefunc.errors import (
+    Abort,
+    BroadcastTransportError,
+    ChannelClosedError,
+    ProtocolError,
+    UsageError,
+)
 from telefunc.server.broadcast import (
     Broadcast,
     BroadcastChannel,
@@ -26,11 +36,6 @@ from telefunc.server.broadcast import (
     decode_publish_text,
     encode_publish_binary,
     encode_publish_text,
-)
-from telefunc.server.broadcast_transport import (
-    BroadcastTransportError,
-    InMemoryBroadcast,
-    PublishInfo,
 )
 from telefunc.wire.credit import INITIAL_MESSAGES
 from telefunc.wire.frames import AckStatus, Frame, Tag, decode_frame, encode_frame

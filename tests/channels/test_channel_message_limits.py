@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from telefunc.config import config
+from telefunc.endpoint.client_errors import log_client_error
 from telefunc.server.channel import Channel
-from telefunc.server.client_errors import log_client_error
 from telefunc.wire.frames import AckStatus, Frame, Tag, decode_frame
 
 

@@ -16,7 +16,7 @@ from telefunc.client import (
     Channel,
     ChannelClosedError,
     Client,
-    PublishInfo,
+    PublishInfoDict,
 )
 
 #: The channel transports every channel scenario runs over.
@@ -190,7 +190,7 @@ class Subscriber:
         self.markers: set[str] = set()
         self.changed = asyncio.Event()
 
-    def __call__(self, data: Any, info: PublishInfo) -> None:
+    def __call__(self, data: Any, info: PublishInfoDict) -> None:
         assert info["key"] == self.key and isinstance(info["timestamp"], int | float)
         if data["kind"] == "marker":
             self.markers.add(data["who"])

@@ -16,7 +16,7 @@ from client_scenarios import (  # tests/client/client_scenarios.py
     two_clients_and_the_server_publish,
 )
 
-from telefunc.client import Client, PublishInfo
+from telefunc.client import Client, PublishInfoDict
 from telefunc.errors import UsageError
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
@@ -39,7 +39,7 @@ async def test_binary_publish_and_unsubscribe(live_server: Any) -> None:
         got: list[tuple[bytes, int]] = []
         arrived = asyncio.Event()
 
-        def on_binary(data: bytes, info: PublishInfo) -> None:
+        def on_binary(data: bytes, info: PublishInfoDict) -> None:
             got.append((data, info["seq"]))
             arrived.set()
 

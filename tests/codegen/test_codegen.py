@@ -31,9 +31,10 @@ import pytest
 from telefunc import UNDEFINED, UploadedFile
 from telefunc.cli import main as cli_main
 from telefunc.codegen import generate, main_codegen, python_type_to_ts, render_module
-from telefunc.errors import UsageError
+from telefunc.errors import ShieldValidationError, UsageError
 from telefunc.server.channel import Channel
 from telefunc.server.registry import Telefunction
+from telefunc.server.shield import validate_call
 from telefunc.wire.serializer import BigInt, JsMap, JsRegExp, JsSet, UndefinedType
 
 REPO = Path(__file__).resolve().parents[2]
@@ -303,6 +304,18 @@ def test_parameters_with_defaults_or_admitting_none_are_optional_only_at_the_end
         "export function g(a: number, b?: string | null, ...rest: number[]): Promise<void>" in text
     )
     assert '"g", [a, b, ...rest]) as Promise<void>' in text
+
+
+def test_an_argument_is_optional_exactly_when_the_shield_lets_the_client_leave_it_out() -> None:
+    # Codegen and the shield share hints.admits_none: a stub never marks optional an argument
+    # the server would refuse to see missing, and never requires one it would accept missing.
+    def f(a: int | UndefinedType, b: Annotated[int | None, "note"]) -> None:
+        pass
+
+    assert "export function f(a: number | undefined, b?: number | null)" in _module(f)
+    assert validate_call(f, [1]) == ([1, None], {})
+    with pytest.raises(ShieldValidationError, match=r"argument 1 \(a\): missing"):
+        validate_call(f, [])
 
 
 def test_return_none_is_void_and_coroutines_are_unwrapped() -> None:

@@ -23,7 +23,7 @@ from telefunc.client import (
     BroadcastChannel,
     Channel,
     Client,
-    PublishInfo,
+    PublishInfoDict,
     ShieldValidationError,
 )
 
@@ -49,7 +49,7 @@ class Room:
         self.events: list[tuple[int, dict[str, Any]]] = []
         self.changed = asyncio.Event()
 
-    def __call__(self, event: dict[str, Any], info: PublishInfo) -> None:
+    def __call__(self, event: dict[str, Any], info: PublishInfoDict) -> None:
         self.events.append((info["seq"], event))
         self.changed.set()
 

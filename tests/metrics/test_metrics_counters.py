@@ -19,10 +19,10 @@ from telefunc import Channel, config
 from telefunc.asgi import metrics as metrics_module
 from telefunc.asgi.metrics import render
 from telefunc.broadcast.redis import RedisBroadcast
+from telefunc.broadcast.transport import BroadcastGap
 from telefunc.client import Client
 from telefunc.server import observe
 from telefunc.server.broadcast import Broadcast
-from telefunc.server.broadcast_transport import BroadcastGap
 from telefunc.server.hub import ChannelHub
 from telefunc.top import Snapshot, parse_page
 from telefunc.wire.frames import Tag, encode_frame

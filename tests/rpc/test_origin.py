@@ -18,8 +18,8 @@ import pytest
 
 from telefunc import config, get_context
 from telefunc.asgi import TelefuncApp
+from telefunc.endpoint.client_errors import ClientErrorLog
 from telefunc.server import origin as origin_module
-from telefunc.server.client_errors import ClientErrorLog
 from telefunc.server.origin import check_origin, normalize_origin
 from telefunc.server.registry import Registry
 

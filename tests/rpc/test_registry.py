@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from telefunc.errors import UsageError
-from telefunc.server.registry import TelefuncFileError, discover
+from telefunc.errors import TelefuncFileError, UsageError
+from telefunc.server.registry import discover
 
 
 def test_keys_are_posix_paths_from_the_root_and_only_defined_public_functions(

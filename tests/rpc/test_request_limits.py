@@ -15,8 +15,8 @@ import pytest
 from telefunc import config
 from telefunc.asgi import TelefuncApp
 from telefunc.asgi.http import AsgiBody
+from telefunc.endpoint.client_errors import ClientErrorLog
 from telefunc.server import rpc
-from telefunc.server.client_errors import ClientErrorLog
 from testpaths import APPS_DIR
 
 BASIC = APPS_DIR / "basic"
@@ -162,8 +162,9 @@ async def test_upload_metadata_over_max_body_size_is_413(client: Any, limits: An
 async def test_the_transport_free_endpoint_bounds_uploads_too() -> None:
     """The body guard stops within one chunk past the limit; ``handle_call`` (what every
     adapter uses) refuses an upload over ``max_upload_size`` before its telefunction runs."""
+    from telefunc.errors import BodyTooLarge
     from telefunc.server.registry import Registry
-    from telefunc.server.request_body import BodyTooLarge, BoundedBody
+    from telefunc.server.request_body import BoundedBody
 
     class Reader:
         def __init__(self, data: bytes) -> None:

@@ -18,8 +18,9 @@ from sse_helpers import channels_app
 from telefunc import config
 from telefunc.asgi.http import AsgiBody
 from telefunc.asgi.sse import _Records
+from telefunc.errors import RecordTooLarge
 from telefunc.wire.frames import Tag, encode_frame, encode_json
-from telefunc.wire.framing import RecordTooLarge, b64url_decode, length_prefixed
+from telefunc.wire.framing import b64url_decode, length_prefixed
 
 HEADERS = {"x-telefunc-request": "sse", "content-type": "application/octet-stream"}
 HUGE = (256 * 1024 * 1024).to_bytes(4, "big")  # a record that announces 256 MiB

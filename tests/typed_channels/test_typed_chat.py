@@ -116,8 +116,8 @@ async def test_a_flood_of_malformed_messages_is_dropped_without_stalling_or_floo
     import logging
 
     from telefunc.client import Client
+    from telefunc.endpoint.client_errors import ClientErrorLog
     from telefunc.server import channel_shield
-    from telefunc.server.client_errors import ClientErrorLog
 
     # A fresh limiter: the process-wide one may have logged this kind in an earlier test.
     monkeypatch.setattr(channel_shield, "log_client_error", ClientErrorLog())

@@ -29,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from telefunc.errors import SerializationError, TelefuncError
 from telefunc.wire.serializer import (
     MAX_SAFE_INTEGER,
     UNDEFINED,
@@ -37,7 +38,6 @@ from telefunc.wire.serializer import (
     JsMapEntries,
     JsRegExp,
     JsSet,
-    SerializationError,
     format_js_number,
     parse,
     stringify,
@@ -535,6 +535,7 @@ def test_error_names_the_path_and_type() -> None:
     with pytest.raises(SerializationError, match=r"m<Map value for 1>"):
         stringify({"m": {1: lambda: 0}})
     assert issubclass(SerializationError, TypeError)
+    assert issubclass(SerializationError, TelefuncError)
 
 
 def test_cycles_and_depth_are_serialization_errors() -> None:

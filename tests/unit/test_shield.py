@@ -14,7 +14,6 @@ import functools
 import inspect
 import keyword
 import string
-import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Generic, Literal, NewType, NotRequired, Optional, TypeVar
@@ -26,6 +25,8 @@ from hypothesis import strategies as st
 from telefunc.errors import ShieldValidationError, UsageError
 from telefunc.server import shield
 from telefunc.server.shield import is_valid, validate_call, validate_value
+from telefunc.wire import serializer
+from telefunc.wire.serializer import UNDEFINED
 
 # --------------------------------------------------------------------------------------------
 # Module-level types (annotations are strings and resolve against these globals)
@@ -162,16 +163,9 @@ def reject_value(value: Any, annotation: Any) -> str:
 
 
 @pytest.fixture
-def undefined(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The serializer's UNDEFINED if it exists, otherwise a stand-in installed in the shield."""
-    sentinel: Any
-    try:
-        from telefunc.wire.serializer import UNDEFINED as sentinel
-    except ImportError:
-        sentinel = object()
-        monkeypatch.setattr(shield, "_undefined_sentinel", sentinel)
-    assert shield._undefined() is sentinel
-    return sentinel
+def undefined() -> Any:
+    """The serializer's UNDEFINED: JavaScript's ``undefined`` as the shield receives it."""
+    return UNDEFINED
 
 
 # --------------------------------------------------------------------------------------------
@@ -822,30 +816,7 @@ def test_forward_reference_defined_after_the_function() -> None:
     )
 
 
-def test_serializer_absent_means_no_undefined(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Simulate telefunc.wire.serializer missing: the lookup must fall back, not crash.
-    import telefunc.wire
-
-    monkeypatch.setattr(shield, "_undefined_sentinel", shield._UNRESOLVED)
-    monkeypatch.setattr(shield, "_js_classes", shield._UNRESOLVED)
-    monkeypatch.setitem(sys.modules, "telefunc.wire.serializer", None)  # import -> ImportError
-    monkeypatch.delattr(telefunc.wire, "serializer", raising=False)
-    assert shield._undefined() is shield._ABSENT
-
-    def f(a: int = 1, b: list[int] | None = None) -> None: ...
-
-    assert validate_call(f, []) == ([], {})
-    assert validate_call(f, [2, [3]]) == ([2, [3]], {})
-    assert validate_value({"a": 1}, dict[str, int]) == {"a": 1}
-
-
-def test_real_serializer_undefined_is_used() -> None:
-    serializer = pytest.importorskip("telefunc.wire.serializer")
-    assert shield._undefined() is serializer.UNDEFINED
-
-
 def test_javascript_sets_and_maps() -> None:
-    serializer = pytest.importorskip("telefunc.wire.serializer")
     js_set = serializer.JsSet([[1, 2], [3, 4]])  # a Set of arrays: unhashable in Python
     assert validate_value(js_set, set[tuple[int, int]]) == {(1, 2), (3, 4)}
     assert reject_value(js_set, set[list[int]]) == "value[*]: unhashable"
@@ -864,7 +835,6 @@ def test_javascript_sets_and_maps() -> None:
 
 
 def test_arguments_parsed_by_the_serializer() -> None:
-    serializer = pytest.importorskip("telefunc.wire.serializer")
 
     def onHello(
         name: str, when: datetime.datetime, big: int, seen: set[str], extra: str | None

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from telefunc.errors import ProtocolError
+from telefunc.errors import ProtocolError, RecordTooLarge
 from telefunc.wire.frames import (
     AckStatus,
     Tag,
@@ -20,7 +20,6 @@ from telefunc.wire.frames import (
 )
 from telefunc.wire.framing import (
     LengthPrefixedReader,
-    RecordTooLarge,
     b64url_decode,
     b64url_encode,
     length_prefixed,

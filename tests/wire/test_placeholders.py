@@ -24,7 +24,7 @@ from telefunc.wire import placeholders
 from telefunc.wire.placeholders import PREFIXES, STREAM_TRANSPORTS
 from testpaths import APPS_DIR, IN_CI, JS_DIR
 
-#: The prefixes spec §4 lists (telefunc@0.2.23).
+#: The prefixes docs/protocol.md §4 lists (telefunc@0.2.23).
 SPEC_PREFIXES = {
     "!TelefuncFile:",
     "!TelefuncBlob:",

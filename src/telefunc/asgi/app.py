@@ -26,10 +26,10 @@ from telefunc.asgi.http import (
     send_response,
 )
 from telefunc.asgi.static import StaticFiles, not_found
+from telefunc.broadcast.transport import get_broadcast_transport
 from telefunc.config import config
 from telefunc.errors import UsageError
 from telefunc.server import observe
-from telefunc.server.broadcast_transport import get_broadcast_transport
 from telefunc.server.bugs import report_bug
 from telefunc.server.hub import ChannelHub
 from telefunc.server.origin import FORBIDDEN_BODY, log_refusal

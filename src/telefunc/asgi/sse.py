@@ -20,13 +20,13 @@ from typing import Any, NamedTuple
 
 from telefunc.asgi.http import AsgiBody, HttpRequest, Send, send_response
 from telefunc.config import LimitsSettings, config
-from telefunc.errors import ProtocolError
+from telefunc.endpoint.client_errors import log_client_error
+from telefunc.errors import ProtocolError, RecordTooLarge
 from telefunc.server import observe
-from telefunc.server.client_errors import log_client_error
 from telefunc.server.hub import ChannelHub
 from telefunc.server.memory import release_freed_memory_soon
 from telefunc.wire.frames import Tag, encode_frame
-from telefunc.wire.framing import LengthPrefixedReader, RecordTooLarge, b64url_encode
+from telefunc.wire.framing import LengthPrefixedReader, b64url_encode
 from telefunc.wire.mux import ServerConnection
 
 #: Bytes of frames the event writer takes from the connection's queue at a time.

@@ -31,7 +31,7 @@ from websockets.protocol import State
 
 from telefunc.asgi.websocket import TRANSPORT_EXTENSION
 from telefunc.config import config
-from telefunc.server.client_errors import log_client_error
+from telefunc.endpoint.client_errors import log_client_error
 from telefunc.wire.mux import CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON
 
 __all__ = ["AFTER_CLOSE_BUDGET", "CLOSE_GRACE", "TelefuncWebSocketProtocol"]

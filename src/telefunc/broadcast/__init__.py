@@ -1,8 +1,8 @@
 """Broadcast transports: how ``BroadcastChannel`` publishes reach other processes and machines.
 
-The interface and the in-memory default live in :mod:`telefunc.server.broadcast_transport`
-(re-exported here). Adapters to brokers live in submodules and import their client library only
-when used::
+The interface and the in-memory default live in :mod:`telefunc.broadcast.transport`
+(re-exported here; standard library only, below :mod:`telefunc.server`, which uses it). Adapters
+to brokers live in submodules and import their client library only when used::
 
     from telefunc import config
     from telefunc.broadcast.redis import RedisBroadcast
@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from telefunc.server.broadcast_transport import (
+from telefunc.broadcast.transport import (
     BroadcastFanout,
     BroadcastGap,
     BroadcastTransport,
-    BroadcastTransportError,
     InMemoryBroadcast,
     PublishInfo,
     PublishReceipt,
@@ -28,6 +27,7 @@ from telefunc.server.broadcast_transport import (
     get_broadcast_transport,
     wait_subscribed,
 )
+from telefunc.errors import BroadcastTransportError
 
 if TYPE_CHECKING:
     from telefunc.broadcast.redis import RedisBroadcast

@@ -5,7 +5,7 @@
 
 Per-key order and ``seq`` come from one Lua script per publish; a lost counter starts a new epoch;
 gaps are reported through ``on_gap``, never hidden; publishing while Redis is unreachable raises
-:class:`~telefunc.server.broadcast_transport.BroadcastTransportError` without retrying. Details
+:class:`~telefunc.errors.BroadcastTransportError` without retrying. Details
 and the message format: docs/protocol.md §8.1. The transport binds to the event loop that first
 uses it.
 """
@@ -33,19 +33,18 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pip install redis"
     ) from exc
 
-from telefunc.errors import UsageError
-from telefunc.server import observe
-from telefunc.server.broadcast_transport import (
+from telefunc.broadcast.transport import (
     BinaryCallback,
     BroadcastFanout,
     BroadcastGap,
     BroadcastTransport,
-    BroadcastTransportError,
     PublishInfo,
     PublishReceipt,
     SeqTracker,
     TextCallback,
 )
+from telefunc.errors import BroadcastTransportError, UsageError
+from telefunc.server import observe
 
 __all__ = ["RedisBroadcast"]
 

@@ -20,7 +20,7 @@ whole API.
 from __future__ import annotations
 
 from telefunc.client._arguments import File
-from telefunc.client._channel import BroadcastChannel, Channel, PublishInfo
+from telefunc.client._channel import BroadcastChannel, Channel, PublishInfoDict
 from telefunc.client._client import Client, ModuleProxy
 from telefunc.client._streaming import (
     RemoteFile,
@@ -53,7 +53,7 @@ __all__ = [
     "File",
     "ModuleProxy",
     "NetworkError",
-    "PublishInfo",
+    "PublishInfoDict",
     "RemoteCallError",
     "RemoteFile",
     "RemoteFunction",

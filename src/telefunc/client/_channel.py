@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
+from telefunc.endpoint.channel import ChannelEndpoint
 from telefunc.errors import Abort, ChannelClosedError, UsageError, abort_message
-from telefunc.server.channel_endpoint import ChannelEndpoint
 from telefunc.wire.frames import Frame, Tag
 from telefunc.wire.publish import decode_publish_binary, decode_publish_text
 from telefunc.wire.serializer import parse, stringify
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from telefunc.client._connection import Connection
     from telefunc.wire.client_mux import ClientChannelCore
 
-__all__ = ["BroadcastChannel", "Channel", "PublishInfo"]
+__all__ = ["BroadcastChannel", "Channel", "PublishInfoDict"]
 
 logger = logging.getLogger("telefunc.client")
 
@@ -96,8 +96,12 @@ class Channel(
             self._done.set_result(error)
 
 
-class PublishInfo(TypedDict):
-    """Where a delivered publish sits in its key's order."""
+class PublishInfoDict(TypedDict):
+    """Where a delivered publish sits in its key's order, as a dict (the JS client's object).
+
+    The server side's listeners get the same fields as a
+    :class:`telefunc.broadcast.PublishInfo` dataclass.
+    """
 
     key: str
     seq: int
@@ -115,8 +119,8 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
 
     def __init__(self, connection: Connection, channel_id: str, key: str) -> None:
         self.key = key
-        self._subscribers: list[Callable[[Any, PublishInfo], Any]] = []
-        self._binary_subscribers: list[Callable[[bytes, PublishInfo], Any]] = []
+        self._subscribers: list[Callable[[Any, PublishInfoDict], Any]] = []
+        self._binary_subscribers: list[Callable[[bytes, PublishInfoDict], Any]] = []
         super().__init__(connection, channel_id, ack=False)
 
     def __repr__(self) -> str:
@@ -153,7 +157,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
             raise ChannelClosedError("Channel is closed")
         return self._send_tag(Tag.PUBLISH_BINARY_ACK_REQ, bytes(data))
 
-    def subscribe(self, callback: Callable[[T, PublishInfo], Any]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[T, PublishInfoDict], Any]) -> Callable[[], None]:
         """Call ``callback(data, info)`` for every publish to the key; returns an unsubscribe.
 
         The first subscriber makes the server start forwarding (BROADCAST_SUB); publishes made
@@ -161,7 +165,9 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         """
         return self._add_subscriber(self._subscribers, callback, binary=False)
 
-    def subscribe_binary(self, callback: Callable[[bytes, PublishInfo], Any]) -> Callable[[], None]:
+    def subscribe_binary(
+        self, callback: Callable[[bytes, PublishInfoDict], Any]
+    ) -> Callable[[], None]:
         """Like :meth:`subscribe`, for binary publishes."""
         return self._add_subscriber(self._binary_subscribers, callback, binary=True)
 
@@ -196,7 +202,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         except ValueError:
             logger.exception("telefunc: could not decode a broadcast delivery")
             return
-        info = PublishInfo(key=self.key, seq=seq, timestamp=_number(timestamp))
+        info = PublishInfoDict(key=self.key, seq=seq, timestamp=_number(timestamp))
         for cb in subs:
             self._invoke(cb, data, info)
 

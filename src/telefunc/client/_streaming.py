@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from telefunc.endpoint.channel import close_soon
 from telefunc.errors import (
     Abort,
     ChannelClosedError,
@@ -27,7 +28,6 @@ from telefunc.errors import (
     ShieldValidationError,
     TelefuncConnectionError,
 )
-from telefunc.server.channel_endpoint import close_soon
 from telefunc.wire.framing import b64url_decode
 from telefunc.wire.placeholders import FN_SHIELD_ERROR_KEY
 from telefunc.wire.serializer import parse

@@ -20,16 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from telefunc.cloudflare import _ffi
-from telefunc.errors import ChannelOverflowError, UsageError
-from telefunc.server.broadcast_transport import (
+from telefunc.broadcast.transport import (
     BinaryCallback,
     BroadcastFanout,
-    BroadcastTransportError,
     PublishInfo,
     PublishReceipt,
     TextCallback,
 )
+from telefunc.cloudflare import _ffi
+from telefunc.errors import BroadcastTransportError, ChannelOverflowError, UsageError
 
 __all__ = [
     "PRESENCE_KEY_PREFIX",

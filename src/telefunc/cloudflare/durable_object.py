@@ -18,16 +18,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from telefunc.broadcast.transport import (
+    BroadcastTransport,
+    reset_scoped_broadcast_transport,
+    set_scoped_broadcast_transport,
+)
 from telefunc.cloudflare import _ffi
 from telefunc.cloudflare.broadcast import BroadcastSettings, DurableBroadcast
 from telefunc.cloudflare.routing import BUCKET_HEADER, SHARD_HEADER
 from telefunc.config import config
 from telefunc.errors import UsageError
-from telefunc.server.broadcast_transport import (
-    BroadcastTransport,
-    reset_scoped_broadcast_transport,
-    set_scoped_broadcast_transport,
-)
 from telefunc.server.hub import ChannelHub
 from telefunc.server.origin import FORBIDDEN_BODY, check_origin, log_refusal
 from telefunc.server.registry import Registry
@@ -421,10 +421,8 @@ class DurableServer:
         return _ffi.new_response(None, status=101, web_socket=client)
 
     async def _sse(self, request: Any) -> Any:
-        try:
-            from telefunc.asgi.sse import serve_sse  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            return _ffi.new_response(MALFORMED, status=400, headers={"content-type": "text/plain"})
+        from telefunc.asgi.sse import serve_sse
+
         return await _AsgiBridge(request).run(lambda r, b, s: serve_sse(self.hub, r, b, s))
 
     # ── WebSocket events (hibernation API) ──────────────────────────────

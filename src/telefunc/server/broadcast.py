@@ -17,7 +17,13 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypedDict, TypeVar
 
+from telefunc.broadcast.transport import (
+    PublishInfo,
+    get_broadcast_transport,
+    wait_subscribed,
+)
 from telefunc.config import config
+from telefunc.endpoint.channel import mark_retrieved, parse_peer_text, spawn
 from telefunc.errors import (
     ChannelClosedError,
     NetworkError,
@@ -27,13 +33,7 @@ from telefunc.errors import (
     UsageError,
 )
 from telefunc.server import observe
-from telefunc.server.broadcast_transport import (
-    PublishInfo,
-    get_broadcast_transport,
-    wait_subscribed,
-)
 from telefunc.server.channel import INTERNAL_ERROR, Channel
-from telefunc.server.channel_endpoint import mark_retrieved, parse_peer_text, spawn
 from telefunc.server.channel_shield import shield_of
 from telefunc.wire.credit import INITIAL_MESSAGES
 from telefunc.wire.frames import AckStatus, Frame, Tag
@@ -51,7 +51,7 @@ __all__ = [
     "Broadcast",
     "BroadcastChannel",
     "PublishInfo",
-    "PublishReceipt",
+    "PublishReceiptDict",
     "decode_publish_binary",
     "decode_publish_text",
     "encode_publish_binary",
@@ -70,8 +70,11 @@ _PUBLISH_YIELD_EVERY = 8
 # ── receipts ────────────────────────────────────────────────────────────────
 
 
-class PublishReceipt(TypedDict):
-    """What ``publish()`` resolves to: where the message landed in the key's order.
+class PublishReceiptDict(TypedDict):
+    """What ``publish()`` resolves to: where the message landed in the key's order, as a dict.
+
+    The JSON shape a publishing client receives; transports return the same facts as a
+    :class:`~telefunc.broadcast.transport.PublishReceipt` dataclass.
 
     ``timestamp`` is in milliseconds since the epoch (JavaScript's ``Date.now()``); ``meta`` is
     transport-specific (e.g. ``{"delivered": 2, "transport": "in-memory"}``).
@@ -91,7 +94,7 @@ def _field(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def _receipt(key: str, result: Any) -> PublishReceipt:
+def _receipt(key: str, result: Any) -> PublishReceiptDict:
     meta = _field(result, "meta")
     return {
         "key": key,
@@ -164,7 +167,7 @@ def _listen(key: str, binary: bool, callback: Callable[[Any, Any], None]) -> Cal
     return _Unsubscribe((transport.listen_binary if binary else transport.listen)(key, callback))
 
 
-async def _publish(key: str, body: str | bytes) -> PublishReceipt:
+async def _publish(key: str, body: str | bytes) -> PublishReceiptDict:
     # str goes to the text lane, bytes to the binary lane.
     transport = get_broadcast_transport()
     observe.sink.broadcast_published(transport)
@@ -215,12 +218,12 @@ class Broadcast:
     __slots__ = ()
 
     @staticmethod
-    async def publish(key: str, data: Any) -> PublishReceipt:
+    async def publish(key: str, data: Any) -> PublishReceiptDict:
         """Publish ``data`` (any json-serializer value) to ``key``; returns the receipt."""
         return await _publish(_check_key(key), stringify(data))
 
     @staticmethod
-    async def publish_binary(key: str, data: bytes | bytearray | memoryview) -> PublishReceipt:
+    async def publish_binary(key: str, data: bytes | bytearray | memoryview) -> PublishReceiptDict:
         """Publish raw bytes to ``key``'s binary subscribers; returns the receipt."""
         return await _publish(_check_key(key), bytes(data))
 
@@ -332,7 +335,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
 
     # ── publish / subscribe ─────────────────────────────────────────────
 
-    def publish(self, data: T) -> asyncio.Future[PublishReceipt]:
+    def publish(self, data: T) -> asyncio.Future[PublishReceiptDict]:
         """Publish ``data`` to the key; resolves with the receipt ``{key, seq, timestamp, meta}``.
 
         Starts at once (awaiting is optional); publishes from this channel keep their order.
@@ -342,7 +345,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
 
     def publish_binary(
         self, data: bytes | bytearray | memoryview
-    ) -> asyncio.Future[PublishReceipt]:
+    ) -> asyncio.Future[PublishReceiptDict]:
         """Publish raw bytes to the key's binary subscribers; resolves with the receipt."""
         return self._publish_local(bytes(data))
 
@@ -368,10 +371,10 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
 
         return unsubscribe
 
-    def _publish_local(self, body: str | bytes) -> asyncio.Future[PublishReceipt]:
+    def _publish_local(self, body: str | bytes) -> asyncio.Future[PublishReceiptDict]:
         if self._core.is_closed:
             raise ChannelClosedError("Channel is closed")
-        fut: asyncio.Future[PublishReceipt] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[PublishReceiptDict] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(mark_retrieved)
         self._enqueue(body, 0, fut)
         return fut

@@ -11,7 +11,7 @@ end::
 
 :class:`~telefunc.wire.channel_state.ChannelCore` owns every protocol decision (sequence numbers,
 replay, buffering, credit, close handshake); the asyncio side — futures, listeners, callbacks —
-is :class:`~telefunc.server.channel_endpoint.ChannelEndpoint`, shared with the Python client.
+is :class:`~telefunc.endpoint.channel.ChannelEndpoint`, shared with the Python client.
 ``Channel`` adds what is server-specific: registering with the app's hub when it is serialized
 into a call's result, holding that call open until the channel ends, and the server's abort.
 The data plane is generic over the frame tag (``_send_tag``, ``handle_other_frame``) so a
@@ -27,9 +27,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from telefunc.config import config
+from telefunc.endpoint.channel import ChannelEndpoint
 from telefunc.errors import Abort, abort_message
+from telefunc.server import observe
 from telefunc.server.bugs import report_bug
-from telefunc.server.channel_endpoint import ChannelEndpoint
 from telefunc.server.channel_shield import shield_of
 from telefunc.wire.channel_state import ChannelCore
 from telefunc.wire.ids import random_id
@@ -113,6 +114,9 @@ class Channel(
         if self._hub is None:
             # Never registered: no hub timer wheel drives this channel, so time the close here.
             loop.call_later(max(0.0, timeout), self._core.handle_timeout, time.monotonic() + 1e-3)
+
+    def _send_evicted(self) -> None:
+        observe.sink.limit_hit("channel-buffer")
 
     # ── placeholder (called by the RPC serializer) ──────────────────────
 

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from telefunc.endpoint.client_errors import log_client_error
 from telefunc.errors import ShieldValidationError
-from telefunc.server.client_errors import log_client_error
 from telefunc.server.hints import channel_message_types
 from telefunc.server.shield import validate_value
 

@@ -18,8 +18,8 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from telefunc.errors import ProtocolError
-from telefunc.server.request_body import BodyReader, BodyTooLarge, MalformedBody
+from telefunc.errors import BodyTooLarge, MalformedBody, ProtocolError
+from telefunc.server.request_body import BodyReader
 from telefunc.wire.placeholders import BLOB_PREFIX, FILE_PREFIX
 
 __all__ = ["BodyReader", "FileBody", "UploadedFile"]

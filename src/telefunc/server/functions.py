@@ -16,9 +16,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from telefunc.endpoint.channel import close_soon
 from telefunc.errors import ChannelClosedError, ShieldValidationError
 from telefunc.server.channel import Channel, bind_call_scope
-from telefunc.server.channel_endpoint import close_soon
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.shield import validate_call
 from telefunc.server.stream_channel import ResponseAbort

@@ -1,23 +1,31 @@
 """Reading type hints the way telefunc needs them, shared by the shield and by codegen.
 
 Both walk the same annotations (one to validate values, one to write TypeScript), so the facts
-they must agree on live here: how hints are resolved, which wrappers are mere qualifiers, and
-whether a TypedDict key is required.
+they must agree on live here: how hints are resolved, which wrappers are mere qualifiers, what
+counts as "any", whether an annotation admits ``None`` (an argument the client may leave out),
+and whether a TypedDict key is required.
 """
 
 from __future__ import annotations
 
 import collections.abc as cabc
+import inspect
+import types
 import typing
 from typing import Any
 
 from telefunc.errors import UsageError
 
 __all__ = [
+    "NONE_TYPES",
     "QUALIFIERS",
     "TYPE_ALIAS_TYPE",
+    "UNION_ORIGINS",
+    "admits_none",
     "channel_message_types",
     "class_hints",
+    "is_any",
+    "strip",
     "typeddict_key_required",
 ]
 
@@ -36,6 +44,71 @@ QUALIFIERS: frozenset[Any] = frozenset(
 
 #: ``typing.TypeAliasType`` (the ``type X = ...`` statement) where the Python has it.
 TYPE_ALIAS_TYPE: Any = getattr(typing, "TypeAliasType", None)
+
+#: Annotations that accept any value (an unannotated parameter's is ``inspect.Parameter.empty``).
+_ANY_LIKE: frozenset[Any] = frozenset({Any, object, inspect.Parameter.empty})
+#: The two spellings of the ``None`` annotation.
+NONE_TYPES: frozenset[Any] = frozenset({None, type(None)})
+#: Origins of ``Union[...]`` and of ``X | Y``.
+UNION_ORIGINS: frozenset[Any] = frozenset({typing.Union, types.UnionType})
+
+
+def strip(tp: Any, *, resolve_names: bool = True) -> Any:
+    """``tp`` without the wrappers that do not change which values it accepts.
+
+    Always removed: ``Annotated``, qualifiers (``Required``, ``Final``, ...; a bare qualifier is
+    kept, and neither side supports it) and ``NewType``. With ``resolve_names`` (what the shield
+    validates against) also type aliases (``type X = ...``), TypeVars (their bound or
+    constraints, else ``Any``) and ``LiteralString`` (``str``); codegen passes ``False`` to
+    keep those names in the TypeScript it writes.
+    """
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = tp.__origin__
+        elif origin in QUALIFIERS:
+            args = typing.get_args(tp)
+            tp = args[0] if args else Any
+        elif isinstance(tp, typing.NewType):
+            tp = tp.__supertype__
+        elif not resolve_names:
+            return tp
+        elif tp is typing.LiteralString:
+            return str
+        elif TYPE_ALIAS_TYPE is not None and isinstance(tp, TYPE_ALIAS_TYPE):
+            tp = tp.__value__
+        elif isinstance(tp, typing.TypeVar):
+            if tp.__bound__ is not None:
+                tp = tp.__bound__
+            elif tp.__constraints__:
+                tp = typing.Union[tp.__constraints__]  # noqa: UP007 - built from a tuple
+            else:
+                return Any
+        else:
+            return tp
+
+
+def is_any(tp: Any) -> bool:
+    """Whether the (stripped) annotation ``tp`` accepts any value."""
+    try:
+        return tp in _ANY_LIKE
+    except TypeError:  # unhashable annotation: certainly not Any
+        return False
+
+
+def admits_none(tp: Any) -> bool:
+    """Whether ``tp`` accepts ``None``: the shield passes ``None`` for such an argument when the
+    client leaves it out, so codegen makes it optional.
+    """
+    tp = strip(tp)
+    if is_any(tp) or tp is None or tp is type(None):
+        return True
+    origin = typing.get_origin(tp)
+    if origin in UNION_ORIGINS:
+        return any(admits_none(member) for member in typing.get_args(tp))
+    if origin is typing.Literal:
+        return any(arg is None for arg in typing.get_args(tp))
+    return False
 
 
 def class_hints(cls: Any) -> dict[str, Any]:

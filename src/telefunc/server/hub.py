@@ -16,8 +16,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from telefunc.config import config
+from telefunc.endpoint.client_errors import log_client_error
 from telefunc.server import observe
-from telefunc.server.client_errors import log_client_error
 from telefunc.wire.mux import MuxStats, ServerConnection, ServerMux
 
 if TYPE_CHECKING:

@@ -27,9 +27,9 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
+from telefunc.broadcast.transport import get_broadcast_transport
+from telefunc.endpoint.client_errors import ClientErrorLog
 from telefunc.errors import NetworkError
-from telefunc.server.broadcast_transport import get_broadcast_transport
-from telefunc.server.client_errors import ClientErrorLog
 from telefunc.wire.channel_state import RECOVERY_FAILED, TIMEOUT_CONNECT, TIMEOUT_RECONNECT
 
 if TYPE_CHECKING:

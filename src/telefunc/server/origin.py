@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from telefunc.server.client_errors import log_client_error
+from telefunc.endpoint.client_errors import log_client_error
 
 __all__ = [
     "FORBIDDEN_BODY",

@@ -20,17 +20,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from telefunc.errors import UsageError
+from telefunc.errors import TelefuncFileError, UsageError
 
-__all__ = ["Registry", "TelefuncFileError", "Telefunction", "discover", "telefunc_files"]
+__all__ = ["Registry", "Telefunction", "discover", "telefunc_files"]
 
 SUFFIX = ".telefunc.py"
 # Vendored packages and tooling folders: `pywrangler sync` vendors into python_modules/.
 _SKIPPED_DIRS = {"node_modules", "python_modules", "__pycache__", "venv", "site-packages"}
-
-
-class TelefuncFileError(UsageError):
-    """A telefunc file could not be imported; the message names the file and the line."""
 
 
 @dataclass(frozen=True, slots=True)

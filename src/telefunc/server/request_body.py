@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from telefunc.errors import ProtocolError
+from telefunc.errors import BodyTooLarge, MalformedBody
 
 __all__ = [
     "CHUNK",
     "BodyReader",
-    "BodyTooLarge",
     "BoundedBody",
-    "MalformedBody",
     "parse_content_length",
 ]
 
@@ -32,14 +30,6 @@ class BodyReader(Protocol):
     async def read(self, max_bytes: int = -1) -> bytes:
         """Up to ``max_bytes`` bytes (everything left when negative); ``b""`` at the end."""
         ...
-
-
-class MalformedBody(ProtocolError):
-    """The request body breaks its framing (truncated, bad lengths, bad file metadata)."""
-
-
-class BodyTooLarge(ProtocolError):
-    """The request body is (or announces itself) larger than the configured limit."""
 
 
 def parse_content_length(value: str | None) -> int | None:

@@ -20,20 +20,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from telefunc.config import LimitsSettings, config
-from telefunc.errors import Abort, ProtocolError, ShieldValidationError, UsageError
+from telefunc.endpoint.client_errors import log_client_error
+from telefunc.errors import (
+    Abort,
+    BodyTooLarge,
+    MalformedBody,
+    ProtocolError,
+    ShieldValidationError,
+    UsageError,
+)
 from telefunc.server import observe
 from telefunc.server.bugs import TELEFUNCTION_EXTRA, report_bug
 from telefunc.server.channel import Channel
 from telefunc.server.channel_shield import attach_return_shield
-from telefunc.server.client_errors import log_client_error
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.files import BodyReader, FileBody, UploadedFile
 from telefunc.server.functions import RemoteFunction, expose_function, is_function
 from telefunc.server.registry import Registry, Telefunction
 from telefunc.server.request_body import (
-    BodyTooLarge,
     BoundedBody,
-    MalformedBody,
     parse_content_length,
 )
 from telefunc.server.shield import validate_call

@@ -56,7 +56,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from telefunc.errors import ShieldValidationError, UsageError
-from telefunc.server.hints import QUALIFIERS, TYPE_ALIAS_TYPE, class_hints, typeddict_key_required
+from telefunc.server.hints import NONE_TYPES as _NONE_TYPES
+from telefunc.server.hints import UNION_ORIGINS as _UNION_ORIGINS
+from telefunc.server.hints import admits_none as _admits_none
+from telefunc.server.hints import class_hints, typeddict_key_required
+from telefunc.server.hints import is_any as _is_any
+from telefunc.server.hints import strip as _strip
+from telefunc.wire.serializer import UNDEFINED, JsMap, JsMapEntries, JsSet
 
 __all__ = ["is_valid", "validate_call", "validate_value"]
 
@@ -65,68 +71,26 @@ __all__ = ["is_valid", "validate_call", "validate_value"]
 # JavaScript's `undefined`
 # ---------------------------------------------------------------------------------------------
 
-_UNRESOLVED: Any = object()
-# The serializer's UNDEFINED sentinel, looked up on first use: telefunc.wire.serializer may be
-# absent (it is written separately, and this module must not depend on import order).
-_undefined_sentinel: Any = _UNRESOLVED
+#: Marks a key missing from a received object (distinct from ``UNDEFINED``, which the client sent).
 _ABSENT: Any = object()
 
-
-def _undefined() -> Any:
-    """Return the serializer's ``UNDEFINED`` sentinel, or a private never-seen object."""
-    global _undefined_sentinel
-    sentinel = _undefined_sentinel
-    if sentinel is _UNRESOLVED:
-        try:
-            from telefunc.wire import serializer
-        except ImportError:
-            sentinel = _ABSENT
-        else:
-            sentinel = getattr(serializer, "UNDEFINED", _ABSENT)
-        _undefined_sentinel = sentinel
-    return sentinel
-
-
-class _NoSuchClass:
-    """Stands in for a serializer class that does not exist: nothing is an instance of it."""
-
-
-# (JsSet, JsMapEntries, JsMap) from the serializer, looked up lazily like UNDEFINED. JsSet and
-# JsMapEntries are list subclasses and JsMap a dict subclass, but they stand for a JavaScript
-# Set / Map, which must not pass where an array / plain object is expected (nor vice versa).
-_js_classes: Any = _UNRESOLVED
-
-
-def _serializer_classes() -> tuple[type[Any], type[Any], type[Any]]:
-    global _js_classes
-    classes = _js_classes
-    if classes is _UNRESOLVED:
-        try:
-            from telefunc.wire import serializer
-        except ImportError:
-            classes = (_NoSuchClass, _NoSuchClass, _NoSuchClass)
-        else:
-            classes = tuple(
-                getattr(serializer, name, _NoSuchClass)
-                for name in ("JsSet", "JsMapEntries", "JsMap")
-            )
-        _js_classes = classes
-    return classes  # type: ignore[no-any-return]
+# JsSet and JsMapEntries are list subclasses and JsMap a dict subclass, but they stand for a
+# JavaScript Set / Map, which must not pass where an array / plain object is expected (nor vice
+# versa).
 
 
 def _is_array(value: Any) -> bool:
     """Whether ``value`` is what a JavaScript array parses to (a list, not a Set or Map)."""
     if type(value) is list:
         return True
-    js_set, js_map_entries, _ = _serializer_classes()
-    return isinstance(value, list) and not isinstance(value, js_set | js_map_entries)
+    return isinstance(value, list) and not isinstance(value, JsSet | JsMapEntries)
 
 
 def _is_object(value: Any) -> bool:
     """Whether ``value`` is what a JavaScript plain object parses to (a dict, not a Map)."""
     if type(value) is dict:
         return True
-    return isinstance(value, dict) and not isinstance(value, _serializer_classes()[2])
+    return isinstance(value, dict) and not isinstance(value, JsMap)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,7 +109,7 @@ def validate_call(
     (a keyword-only parameter without default, an unresolvable or unsupported annotation).
     """
     plan = _plan_for(func)
-    undefined = _undefined()
+    undefined = UNDEFINED
     params = plan.positional
     count = len(args)
     if count > len(params) and plan.var_positional is None:
@@ -325,55 +289,6 @@ def _check_annotation(annotation: Any, func_name: str, param_name: str) -> None:
 # Annotation helpers
 # ---------------------------------------------------------------------------------------------
 
-_ANY_LIKE: frozenset[Any] = frozenset({Any, object, inspect.Parameter.empty})
-_NONE_TYPES: frozenset[Any] = frozenset({None, type(None)})
-_UNION_ORIGINS: frozenset[Any] = frozenset({typing.Union, types.UnionType})
-
-
-def _strip(tp: Any) -> Any:
-    """Remove wrappers that do not change what is accepted: Annotated, qualifiers, aliases."""
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is typing.Annotated:
-            tp = tp.__origin__
-        elif origin in QUALIFIERS:
-            args = typing.get_args(tp)
-            tp = args[0] if args else Any
-        elif tp is typing.LiteralString:
-            return str
-        elif isinstance(tp, typing.NewType):
-            tp = tp.__supertype__
-        elif TYPE_ALIAS_TYPE is not None and isinstance(tp, TYPE_ALIAS_TYPE):
-            tp = tp.__value__
-        elif isinstance(tp, typing.TypeVar):
-            if tp.__bound__ is not None:
-                tp = tp.__bound__
-            elif tp.__constraints__:
-                tp = typing.Union[tp.__constraints__]  # noqa: UP007 - built from a tuple
-            else:
-                return Any
-        else:
-            return tp
-
-
-def _is_any(tp: Any) -> bool:
-    try:
-        return tp in _ANY_LIKE
-    except TypeError:  # unhashable annotation: certainly not Any
-        return False
-
-
-def _admits_none(tp: Any) -> bool:
-    tp = _strip(tp)
-    if _is_any(tp) or tp is None or tp is type(None):
-        return True
-    origin = typing.get_origin(tp)
-    if origin in _UNION_ORIGINS:
-        return any(_admits_none(member) for member in typing.get_args(tp))
-    if origin is typing.Literal:
-        return any(arg is None for arg in typing.get_args(tp))
-    return False
-
 
 def _describe(tp: Any) -> str:
     """A short, readable name for an annotation (used in messages)."""
@@ -410,7 +325,7 @@ def _describe(tp: Any) -> str:
 def _got(value: Any) -> str:
     if value is None:
         return "None"
-    if value is _undefined():
+    if value is UNDEFINED:
         return "undefined"
     return type(value).__name__
 
@@ -460,7 +375,7 @@ def _validate(value: Any, tp: Any, path: str) -> Any:
         return value
     if isinstance(tp, str | typing.ForwardRef):
         raise UsageError(f"{path}: cannot validate against the unresolved annotation {tp!r}")
-    if value is _undefined() and _admits_none(tp):
+    if value is UNDEFINED and _admits_none(tp):
         return None
     if tp is None or tp is type(None):
         if value is None:
@@ -581,7 +496,7 @@ def _validate_literal(value: Any, tp: Any, options: tuple[Any, ...], path: str) 
 def _validate_enum(value: Any, cls: type[enum.Enum], path: str) -> Any:
     if isinstance(value, cls):
         return value
-    if value is None or value is _undefined():
+    if value is None or value is UNDEFINED:
         _fail(path, cls, value)
     try:
         member = cls(value)
@@ -653,7 +568,7 @@ def _validate_mapping(value: Any, tp: Any, args: tuple[Any, ...], path: str) -> 
     # a dict as they are; converted keys, e.g. arrays becoming tuples, may make it possible).
     if isinstance(value, dict):
         entries: Any = value.items()
-    elif isinstance(value, _serializer_classes()[1]):
+    elif isinstance(value, JsMapEntries):
         entries = value
     else:
         _fail(path, tp, value)
@@ -677,7 +592,7 @@ def _validate_mapping(value: Any, tp: Any, args: tuple[Any, ...], path: str) -> 
 def _validate_set(value: Any, tp: Any, cls: type[Any], args: tuple[Any, ...], path: str) -> Any:
     # A JsSet (a Set whose elements Python cannot hold in a set as they are) may still convert,
     # e.g. arrays becoming tuples for set[tuple[int, int]].
-    if not isinstance(value, set | frozenset | _serializer_classes()[0]):
+    if not isinstance(value, set | frozenset | JsSet):
         _fail(path, tp, value)
     item_tp = _strip(args[0]) if args else Any
     items: Any = value
@@ -695,7 +610,7 @@ def _validate_collection(value: Any, tp: Any, args: tuple[Any, ...], path: str) 
         return _list_items(value, item_tp, path)
     if isinstance(value, tuple):
         return tuple(_list_items(value, item_tp, path))
-    if isinstance(value, set | frozenset | _serializer_classes()[0]):
+    if isinstance(value, set | frozenset | JsSet):
         return _validate_set(
             value, tp, frozenset if isinstance(value, frozenset) else set, args, path
         )
@@ -793,7 +708,7 @@ def _validate_typeddict(
         _fail(path, tp, value)
     fields = _cached_fields(_typeddict_fields, cls, args)
     _check_keys(value, {f.name for f in fields}, path)
-    undefined = _undefined()
+    undefined = UNDEFINED
     result: dict[str, Any] = {}
     for field in fields:
         field_path = _field_path(path, field.name)
@@ -815,7 +730,7 @@ def _validate_dataclass(
         _fail(path, tp, value)
     fields = _cached_fields(_dataclass_fields, cls, args)
     _check_keys(value, {f.name for f in fields}, path)
-    undefined = _undefined()
+    undefined = UNDEFINED
     kwargs: dict[str, Any] = {}
     for field in fields:
         field_path = _field_path(path, field.name)

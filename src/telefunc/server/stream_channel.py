@@ -27,9 +27,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
-from telefunc.errors import Abort, ChannelClosedError, ProtocolError, TelefuncError
+from telefunc.endpoint.channel import close_soon
+from telefunc.errors import Abort, ChannelClosedError, ProtocolError, StreamError
 from telefunc.server.channel import Channel
-from telefunc.server.channel_endpoint import close_soon
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.streaming import error_payload
 from telefunc.wire.serializer import parse
@@ -39,7 +39,6 @@ __all__ = [
     "TAG_ERROR",
     "ChannelByteStream",
     "ResponseAbort",
-    "StreamError",
     "pump_to_channel",
 ]
 
@@ -53,10 +52,6 @@ _DATA_PREFIX = bytes((TAG_DATA,))
 _ERROR_PREFIX = bytes((TAG_ERROR,))
 
 _tasks: set[asyncio.Task[Any]] = set()
-
-
-class StreamError(TelefuncError):
-    """The peer reported a non-abort failure in band (an error frame of type ``bug``)."""
 
 
 class ResponseAbort:

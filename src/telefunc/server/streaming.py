@@ -17,12 +17,11 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any, Final, Protocol, runtime_checkable
 
-from telefunc.errors import Abort, UsageError
+from telefunc.endpoint.client_errors import log_client_error
+from telefunc.errors import Abort, BodyTooLarge, MalformedBody, UsageError
 from telefunc.server.bugs import report_bug
-from telefunc.server.client_errors import log_client_error
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.files import UploadedFile
-from telefunc.server.request_body import BodyTooLarge, MalformedBody
 from telefunc.wire.ids import random_id
 from telefunc.wire.placeholders import (
     BINARY_INLINE,

@@ -49,6 +49,7 @@ ACK_REQ_TAGS = frozenset(
     {Tag.TEXT_ACK_REQ, Tag.BINARY_ACK_REQ, Tag.PUBLISH_ACK_REQ, Tag.PUBLISH_BINARY_ACK_REQ}
 )
 
+#: ACK_RES error text when an acknowledged message arrives and nobody listens.
 NO_LISTENER = "No listener registered for ack request"
 TIMEOUT_CONNECT = "Channel timed out: no client connected within TTL after response was sent"
 TIMEOUT_RECONNECT = "Channel timed out: client did not reconnect within grace period"

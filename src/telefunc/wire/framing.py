@@ -12,11 +12,10 @@ import base64
 import struct
 from collections.abc import Iterable
 
-from telefunc.errors import ProtocolError
+from telefunc.errors import ProtocolError, RecordTooLarge
 
 __all__ = [
     "LengthPrefixedReader",
-    "RecordTooLarge",
     "b64url_decode",
     "b64url_encode",
     "decode_u32_be",
@@ -45,10 +44,6 @@ def length_prefixed(bodies: Iterable[bytes]) -> bytes:
         out += _U32_BE.pack(len(body))
         out += body
     return bytes(out)
-
-
-class RecordTooLarge(ProtocolError):
-    """A length prefix announces a record over the reader's bound (checked before buffering)."""
 
 
 class LengthPrefixedReader:

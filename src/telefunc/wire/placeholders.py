@@ -1,9 +1,9 @@
 """Telefunc placeholders: the ``!Telefunc…:`` strings that stand for values JSON cannot carry.
 
 A placeholder is ``prefix + JSON metadata`` (``"!TelefuncChannel:{"channelId":"…"}"``), written
-by a serializer replacer as a resolved string (not ``!``-escaped, spec §4). The receiving side
-looks the prefix up in a table of its own handlers (:func:`revive`); each side builds that table
-from its own classes, so this module imports nothing of telefunc.
+by a serializer replacer as a resolved string (not ``!``-escaped, docs/protocol.md §4). The
+receiving side looks the prefix up in a table of its own handlers (:func:`revive`); each side
+builds that table from its own classes, so this module imports nothing of telefunc.
 
 ===========================  ===============  ==================================================
 prefix                       direction        stands for (metadata)
@@ -24,7 +24,8 @@ prefix                       direction        stands for (metadata)
 
 A streaming value in a result (stream, generator, promise, file, download) carries
 ``{"__index": n}`` with the inline stream transports and ``{"channelId": …}`` with ``channel``
-(:data:`STREAM_TRANSPORTS`, spec §6). Client→server streams and functions always use a channel.
+(:data:`STREAM_TRANSPORTS`, docs/protocol.md §6). Client→server streams and functions always
+use a channel.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from telefunc.errors import SerializationError
+
 __all__ = [
     "MAX_SAFE_INTEGER",
     "UNDEFINED",
@@ -29,7 +31,6 @@ __all__ = [
     "JsMapEntries",
     "JsRegExp",
     "JsSet",
-    "SerializationError",
     "UndefinedType",
     "format_js_number",
     "parse",
@@ -164,21 +165,6 @@ def _js_regexp_source(src: str) -> str:
         out.append(c)
         i += 1
     return "".join(out)
-
-
-class SerializationError(TypeError):
-    """A value cannot be serialized (a function, an arbitrary object, a circular reference …).
-
-    ``path`` is the location of the offending value as a tuple of keys/indices (Map and Set
-    steps appear as descriptive strings), ``path_string`` its readable form such as
-    ``"ret.user.callback"`` (empty for the root value), ``value`` the offending value.
-    """
-
-    def __init__(self, message: str, *, value: Any, path: tuple[Any, ...], path_string: str):
-        super().__init__(message)
-        self.value = value
-        self.path = path
-        self.path_string = path_string
 
 
 # --------------------------------------------------------------------------------------------

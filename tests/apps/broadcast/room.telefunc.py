@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from telefunc.broadcast.transport import get_broadcast_transport
 from telefunc.server.broadcast import Broadcast, BroadcastChannel
-from telefunc.server.broadcast_transport import get_broadcast_transport
 
 #: Every BroadcastChannel handed out, by channel id (the tests inspect them through telefunctions).
 CHANNELS: dict[str, BroadcastChannel[Any]] = {}

@@ -13,9 +13,9 @@ import sys
 import threading
 from typing import Any
 
+from telefunc.endpoint.client_errors import ClientErrorLog
 from telefunc.errors import Abort
 from telefunc.server import rpc
-from telefunc.server.client_errors import ClientErrorLog
 from telefunc.server.context import get_context
 from telefunc.server.registry import Registry
 from telefunc.server.rpc import handle_call

@@ -1,5 +1,5 @@
 """The asyncio face of a channel, shared by the server :class:`~telefunc.server.channel.Channel`
-and the client :class:`telefunc.client.Channel`.
+and the client :class:`telefunc.client.Channel` (so it imports neither side).
 
 :class:`~telefunc.wire.channel_state.ChannelCore` owns every protocol decision and reports what
 happens through synchronous ``handle_*`` calls (its ``ChannelEvents``). :class:`ChannelEndpoint`
@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from telefunc.config import config
+from telefunc.endpoint.client_errors import log_client_error
 from telefunc.errors import (
     Abort,
     ChannelClosedError,
@@ -25,14 +26,11 @@ from telefunc.errors import (
     ChannelRemoteError,
     ShieldValidationError,
 )
-from telefunc.server import observe
-from telefunc.server.client_errors import log_client_error
-from telefunc.wire.channel_state import ChannelCore, SendResult
+from telefunc.wire.channel_state import NO_LISTENER, ChannelCore, SendResult
 from telefunc.wire.frames import AckStatus, Frame, Tag
 from telefunc.wire.serializer import parse, stringify
 
 __all__ = [
-    "NO_LISTENER",
     "ChannelEndpoint",
     "add_listener",
     "close_soon",
@@ -45,9 +43,6 @@ logger = logging.getLogger("telefunc")
 
 Incoming = TypeVar("Incoming")
 Outgoing = TypeVar("Outgoing")
-
-#: ACK_RES error text when an acknowledged message arrives and nobody listens.
-NO_LISTENER = "No listener registered for ack request"
 
 _background: set[asyncio.Future[Any]] = set()
 
@@ -222,6 +217,9 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
 
     def _close_started(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         """Called once a graceful close has begun (a hook for channels no timer drives)."""
+
+    def _send_evicted(self) -> None:
+        """A send was evicted from this end's full buffer (the server counts it in its metrics)."""
 
     # ── public state ────────────────────────────────────────────────────
 
@@ -479,7 +477,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
     def handle_send_failed(self, token: Any, error: Exception) -> None:
         """A send will never complete (evicted, or the channel ended)."""
         if isinstance(error, ChannelOverflowError):
-            observe.sink.limit_hit("channel-buffer")
+            self._send_evicted()
         fut: asyncio.Future[Any] = token
         if not fut.done():
             fut.set_exception(error)

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from telefunc.config import config
-from telefunc.errors import NetworkError, UsageError
+from telefunc.errors import BroadcastTransportError, UsageError
 
 __all__ = [
     "BroadcastFanout",
     "BroadcastGap",
     "BroadcastTransport",
-    "BroadcastTransportError",
     "InMemoryBroadcast",
     "PublishInfo",
     "PublishReceipt",
@@ -84,14 +83,6 @@ class PublishReceipt:
     def to_json(self) -> dict[str, Any]:
         """The body of the ACK_RES a publishing client receives: ``{key, seq, timestamp, meta}``."""
         return {"key": self.key, "seq": self.seq, "timestamp": self.timestamp, "meta": self.meta}
-
-
-class BroadcastTransportError(NetworkError):
-    """A broadcast transport could not publish: its broker is unreachable, timed out, or failed.
-
-    The message names the broker (e.g. the Redis URL). When the connection broke *after* the
-    request was sent, the message may or may not have been published; the text says so.
-    """
 
 
 @dataclass(frozen=True, slots=True)
