@@ -213,15 +213,6 @@ class _SseWire:
             asyncio.get_running_loop().call_soon(end)
 
 
-def _receive(hub: ChannelHub, conn: ServerConnection, frame: bytes) -> None:
-    observe.sink.message_in("sse", len(frame))
-    try:
-        conn.receive(frame, hub.now())
-    except Exception:  # a bug in the core must not leave the wire half-alive
-        logger.exception("telefunc: error while handling a channel frame")
-        conn.protocol_violation("internal error", hub.now())
-
-
 class _EventStream:
     """The stream-response: opens the wire, feeds its body, and is the event stream's body.
 
@@ -256,7 +247,7 @@ class _EventStream:
         try:
             while (frame := await self._records.next()) is not None:
                 if not conn.closed:
-                    _receive(hub, conn, frame)
+                    hub.receive(conn, frame, "sse")
         except RecordTooLarge as exc:  # the 200 is sent: end the wire as a violation
             _oversized(exc)
             conn.protocol_violation("record too large", hub.now())
@@ -477,7 +468,7 @@ async def _feed_upload(hub: ChannelHub, conn: ServerConnection, records: _Record
             for frame in records.take_ready():
                 if conn.closed:
                     break
-                _receive(hub, conn, frame)
+                hub.receive(conn, frame, "sse")
             if records.ended or conn.closed or conn.close_request is not None:
                 break
             filling = asyncio.ensure_future(records.fill())
@@ -511,7 +502,7 @@ async def _batch(hub: ChannelHub, conn_id: str, records: _Records) -> int:
         try:
             while (frame := await records.next()) is not None:
                 if not conn.closed:  # keep reading: the body is drained either way
-                    _receive(hub, conn, frame)
+                    hub.receive(conn, frame, "sse")
         except RecordTooLarge as exc:
             _oversized(exc)
             status = 400
