@@ -1,4 +1,4 @@
-"""The "SSE duplex" channel transport (docs/protocol.md §7.8), independent of any HTTP server.
+"""The "SSE duplex" channel transport (wire protocol §7.8), independent of any HTTP server.
 
 An adapter (ASGI, the Cloudflare Durable Object) hands each SSE POST to :func:`handle_sse` with
 its method and body (a :class:`~telefunc.server.request_body.BodyReader`) and writes back the
@@ -248,7 +248,7 @@ class _EventStream:
             while (frame := await self._records.next()) is not None:
                 if not conn.closed:
                     hub.receive(conn, frame, "sse")
-        except RecordTooLarge as exc:  # the 200 is sent: end the wire as a violation
+        except RecordTooLarge as exc:  # the answer is a 200: end the wire as a violation
             _oversized(exc)
             conn.protocol_violation("record too large", hub.now())
             wire.notify()
@@ -268,7 +268,7 @@ class _EventStream:
 
     async def __anext__(self) -> bytes:
         conn, wire, hub = self.conn, self.wire, self._hub
-        if not self._opened:
+        if not self._opened and not self._closed:
             self._opened = True
             return SSE_OPEN
         while not self._closed:
@@ -295,8 +295,7 @@ class _EventStream:
         conn, wire = self.conn, self.wire
         if not self._reader.done():
             self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            await asyncio.wait({self._reader})
         observe.sink.connection_closed(conn, None)
         wire.ready.set()
         if not conn.closed:
