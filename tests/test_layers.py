@@ -104,3 +104,22 @@ def test_test_modules_do_not_import_from_conftest() -> None:
         and "from conftest import" in path.read_text()
     ]
     assert not offenders
+
+
+def test_the_cloudflare_adapter_imports_only_what_a_worker_ships() -> None:
+    """A Worker bundles the packages ``telefunc.testing.workerd`` vendors: the Durable Object
+    adapts the transport-free SSE and call endpoints itself, without ``telefunc.asgi``, and no
+    vendored module imports one that is not vendored."""
+    from telefunc.testing.workerd import VENDORED_MODULES, VENDORED_PACKAGES
+
+    shipped = {f"telefunc.{package}" for package in VENDORED_PACKAGES}
+    shipped |= {f"telefunc.{module.removesuffix('.py')}" for module in VENDORED_MODULES}
+    shipped.discard("telefunc.__init__")
+    offenders = {
+        f"{path.relative_to(SRC)} imports {name}"
+        for package in VENDORED_PACKAGES
+        for path in (SRC / package).rglob("*.py")
+        for name in telefunc_imports(path)
+        if not any(name == s or name.startswith(s + ".") for s in shipped)
+    }
+    assert not offenders, sorted(offenders)

@@ -145,6 +145,11 @@ class BodyTooLarge(ProtocolError):
 class RecordTooLarge(ProtocolError):
     """A length prefix announces a record over the reader's bound (checked before buffering)."""
 
+    def __init__(self, size: int) -> None:
+        super().__init__(f"length-prefixed record too large ({size} bytes)")
+        #: The announced length.
+        self.size = size
+
 
 class TelefuncConnectionError(TelefuncError, ConnectionError):
     """A client could not reach the server (the fetch itself failed)."""

@@ -45,7 +45,6 @@ async def test_session_sticks_across_100_requests_and_a_websocket_reconnect(make
 
 
 async def test_http_sse_and_websocket_of_one_client_reach_the_same_object(make_edge: Any) -> None:
-    pytest.importorskip("telefunc.asgi.sse")
     edge = make_edge(scale=4)
     _, token, body = await edge.call("whoami", colo="IAD")
     shard = body["ret"]["shard"]

@@ -17,8 +17,8 @@ from sse_helpers import channels_app
 
 from telefunc import config
 from telefunc.asgi.http import AsgiBody
-from telefunc.asgi.sse import _Records
 from telefunc.errors import RecordTooLarge
+from telefunc.server.sse import _Records
 from telefunc.wire.frames import Tag, encode_frame, encode_json
 from telefunc.wire.framing import b64url_decode, length_prefixed
 

@@ -25,6 +25,7 @@ from sse_helpers import HEADERS, EventStream, body, channels_app, url
 
 from telefunc import config
 from telefunc.asgi import sse
+from telefunc.server import sse as sse_core
 from telefunc.wire.frames import Tag, encode_frame, encode_json, encode_u32_frame
 from telefunc.wire.framing import length_prefixed
 
@@ -254,7 +255,7 @@ async def test_a_waiting_post_reads_ahead_only_within_the_limits(
         # A round trip through the server's event loop: the waiting POST does not read on.
         assert (await client.get(f"{server.origin}/nothing-here")).status_code == 404
         assert not watch.whole["big"].is_set()
-        assert getattr(sse_wire, read_ahead) <= cap + sse._READ_CHUNK
+        assert getattr(sse_wire, read_ahead) <= cap + sse_core._READ_CHUNK
         earlier_body.put_nowait(None)
         assert (await earlier).status_code == 200
         assert (await big).status_code == 200  # then read and fed whole
@@ -307,7 +308,7 @@ async def test_a_waiting_post_with_an_oversized_record_stops_reading_and_is_400(
     once (no loop re-raising the error until its turn) and, when its turn comes, answers 400
     after feeding the records before the oversized one."""
     fills = 0
-    real_fill = sse._Records.fill
+    real_fill = sse_core._Records.fill
 
     async def counting_fill(self: Any) -> int:
         nonlocal fills
@@ -315,7 +316,7 @@ async def test_a_waiting_post_with_an_oversized_record_stops_reading_and_is_400(
             fills += 1
         return await real_fill(self)
 
-    monkeypatch.setattr(sse._Records, "fill", counting_fill)
+    monkeypatch.setattr(sse_core._Records, "fill", counting_fill)
     config.limits.max_pings_per_second = 0  # PINGs pace this test
     try:
         await _oversized_while_waiting(live_server)

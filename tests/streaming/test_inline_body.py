@@ -20,13 +20,9 @@ from telefunc.server.streaming import (
     ByteStream,
     InlineBody,
     StreamCollector,
-    frame_chunk,
-    frame_done,
-    frame_error,
-    frame_header,
     resolve_transport,
-    sse_event,
 )
+from telefunc.wire.framing import InlineBodyEncoder, sse_event
 from telefunc.wire.serializer import stringify
 
 
@@ -74,12 +70,14 @@ async def test_abort_mid_stream_matches_the_observed_bytes_of_spec_6() -> None:
 
 
 def test_frame_helpers() -> None:
-    assert frame_header("{}") == b"\x00\x00\x00\x02{}"
-    assert frame_chunk(7, b"ab") == b"\x00\x00\x00\x03\x07ab"
-    assert frame_done(255) == b"\x00\x00\x00\x01\xff"
-    assert frame_error(b"xy") == b"\xff\xff\xff\xff\x00\x00\x00\x02xy"
+    frames = InlineBodyEncoder(sse=False)
+    assert frames.header("{}") == b"\x00\x00\x00\x02{}"
+    assert frames.chunk(7, b"ab") == b"\x00\x00\x00\x03\x07ab"
+    assert frames.done(255) == b"\x00\x00\x00\x01\xff"
+    assert frames.end() == b"\x00\x00\x00\x00"
+    assert frames.error(b"xy") == b"\xff\xff\xff\xff\x00\x00\x00\x02xy"
     with pytest.raises(ValueError):
-        frame_chunk(0, b"")
+        frames.chunk(0, b"")
     # base64url without padding, as the client decodes it
     assert sse_event(b"\xfb\xff") == b"data: -_8\n\n"
 

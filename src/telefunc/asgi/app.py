@@ -9,7 +9,6 @@ the same path, and ``GET`` of files under ``ROOT/public/``.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,6 +23,7 @@ from telefunc.asgi.http import (
     Send,
     origin_refusal,
     send_response,
+    send_rpc_response,
 )
 from telefunc.asgi.static import StaticFiles, not_found
 from telefunc.broadcast.transport import get_broadcast_transport
@@ -145,12 +145,7 @@ class TelefuncApp:
                     context=values,
                     content_length=request.headers.get("content-length"),
                 )
-        if response.stream is not None:
-            await _send_streaming(send, body, response)
-            return
-        await send_response(
-            send, response.status, response.body, response.content_type, response.headers
-        )
+        await send_rpc_response(send, body, response)
 
     async def build_context(self, request: HttpRequest) -> Mapping[str, Any]:
         """Run the app's context factory for ``request`` (an empty context without one)."""
@@ -210,38 +205,3 @@ async def _send_metrics(send: Send) -> None:
     from telefunc.asgi.metrics import CONTENT_TYPE, render
 
     await send_response(send, 200, render(), CONTENT_TYPE)
-
-
-async def _send_streaming(send: Send, body: AsgiBody, response: RpcResponse) -> None:
-    """Send a streaming response chunk by chunk; cancel it when the client disconnects."""
-    stream = response.stream
-    assert stream is not None
-    headers = [(b"content-type", response.content_type.encode("latin-1"))]
-    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-
-    async def pump() -> None:
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        # `send` returns once the server took the chunk (uvicorn waits while the socket's
-        # buffer is full), and only then is the next chunk computed: backpressure.
-        async for chunk in stream:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    pumping = asyncio.ensure_future(pump())
-    watching = asyncio.ensure_future(body.wait_disconnect())
-    try:
-        await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
-        if not pumping.done():  # the client went away: stop producing
-            pumping.cancel()
-        try:
-            await pumping
-        except asyncio.CancelledError:
-            if not watching.done():  # our own task was cancelled, not just the pump
-                raise
-        except OSError:  # the connection broke while writing
-            logger.info("telefunc: the client went away during a streaming response")
-    finally:
-        watching.cancel()
-        if not pumping.done():
-            pumping.cancel()
-        await stream.aclose()

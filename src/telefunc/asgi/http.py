@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from http.cookies import SimpleCookie
@@ -11,6 +12,7 @@ from urllib.parse import parse_qs
 
 from telefunc.config import config
 from telefunc.server.origin import OriginRefusal, check_origin
+from telefunc.server.rpc import RpcResponse
 
 __all__ = [
     "AsgiBody",
@@ -21,7 +23,10 @@ __all__ = [
     "Send",
     "origin_refusal",
     "send_response",
+    "send_rpc_response",
 ]
+
+logger = logging.getLogger("telefunc")
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -204,3 +209,48 @@ async def send_response(
     raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_rpc_response(send: Send, body: AsgiBody, response: RpcResponse) -> None:
+    """Send ``response`` (a call's, or the SSE transport's): complete, or streamed."""
+    if response.stream is None:
+        await send_response(
+            send, response.status, response.body, response.content_type, response.headers
+        )
+        return
+    await _send_streaming(send, body, response)
+
+
+async def _send_streaming(send: Send, body: AsgiBody, response: RpcResponse) -> None:
+    """Send a streaming response chunk by chunk; cancel it when the client disconnects."""
+    stream = response.stream
+    assert stream is not None
+    headers = [(b"content-type", response.content_type.encode("latin-1"))]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+
+    async def pump() -> None:
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        # `send` returns once the server took the chunk (uvicorn waits while the socket's
+        # buffer is full), and only then is the next chunk computed: backpressure.
+        async for chunk in stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    pumping = asyncio.ensure_future(pump())
+    watching = asyncio.ensure_future(body.wait_disconnect())
+    try:
+        await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
+        if not pumping.done():  # the client went away: stop producing
+            pumping.cancel()
+        try:
+            await pumping
+        except asyncio.CancelledError:
+            if not watching.done():  # our own task was cancelled, not just the pump
+                raise
+        except OSError:  # the connection broke while writing
+            logger.info("telefunc: the client went away during a streaming response")
+    finally:
+        watching.cancel()
+        if not pumping.done():
+            pumping.cancel()
+        await stream.aclose()

@@ -87,12 +87,7 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
                 if data is None:
                     conn.protocol_violation("text message on a binary channel socket", hub.now())
                     continue
-                observe.sink.message_in("ws", len(data))
-                try:
-                    conn.receive(data, hub.now())
-                except Exception:  # a bug in the core must not leave the socket half-alive
-                    logger.exception("telefunc: error while handling a channel frame")
-                    conn.protocol_violation("internal error", hub.now())
+                hub.receive(conn, data, "ws")
             elif kind == "websocket.disconnect":
                 code = message.get("code", 1005)
                 if code == CLOSE_SLOW_CONSUMER:  # the server's transport cut it (pong flood)

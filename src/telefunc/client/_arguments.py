@@ -24,13 +24,13 @@ import contextlib
 import inspect
 import logging
 import os
-import struct
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from telefunc.errors import ChannelClosedError, UsageError
+from telefunc.wire.framing import length_prefixed
 from telefunc.wire.placeholders import (
     BLOB_PREFIX,
     FILE_PREFIX,
@@ -213,7 +213,7 @@ class RequestArguments:
 
 
 async def _bin_chunks(meta: bytes, files: list[File]) -> AsyncIterator[bytes]:
-    yield struct.pack(">I", len(meta)) + meta
+    yield length_prefixed([meta])
     for file in files:
         async for chunk in file.chunks():
             yield chunk

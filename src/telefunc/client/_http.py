@@ -28,6 +28,7 @@ from telefunc.errors import (
     TelefuncConnectionError,
     UsageError,
 )
+from telefunc.wire.framing import SSE_CONTENT_TYPE
 from telefunc.wire.serializer import parse
 
 __all__ = ["SESSION_HEADER", "HttpTransport", "StreamedResponse", "append_query"]
@@ -157,11 +158,10 @@ class HttpTransport:
                 self.session_token = new_token
             status: int = response.status_code
             content_type = response.headers.get("content-type", "")
-            if status == 200 and (
-                "application/octet-stream" in content_type or "text/event-stream" in content_type
-            ):
+            sse = SSE_CONTENT_TYPE in content_type
+            if status == 200 and (sse or "application/octet-stream" in content_type):
                 streaming = True
-                return StreamedResponse(response, "text/event-stream" in content_type)
+                return StreamedResponse(response, sse)
             try:
                 async with asyncio.timeout(self._timeout):
                     await response.aread()

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from telefunc.wire.frames import Tag
-from telefunc.wire.framing import b64url_decode, length_prefixed
+from telefunc.wire.framing import SSE_CONTENT_TYPE, SseDecoder, encode_sse_metadata, length_prefixed
 
 if TYPE_CHECKING:
     from telefunc.wire.client_mux import ClientMux, Wire
@@ -96,11 +95,13 @@ class SseWireIO:
             KIND_HEADER: "sse",
         }
         if event_stream:
-            headers["accept"] = "text/event-stream"
+            headers["accept"] = SSE_CONTENT_TYPE
         return headers
 
-    def _meta(self, **flags: bool) -> bytes:
-        return json.dumps({"connId": self._conn_id, **flags}, separators=(",", ":")).encode()
+    def _meta(self, *, stream_response: bool = False, stream_request: bool = False) -> bytes:
+        return encode_sse_metadata(
+            self._conn_id, stream_response=stream_response, stream_request=stream_request
+        )
 
     def _timeout(self, read: float | None) -> Any:
         import httpx
@@ -111,7 +112,7 @@ class SseWireIO:
         """POST the stream-response carrying ``initial`` (the RECONCILE); ``True`` once the event
         stream is open (then the reader and the upstream run), ``False`` if refused or failed."""
         self.wire = wire
-        body = length_prefixed([self._meta(streamResponse=True), *initial])
+        body = length_prefixed([self._meta(stream_response=True), *initial])
         request = self._http.build_request(
             "POST",
             self._url(),
@@ -144,29 +145,13 @@ class SseWireIO:
     # ── downstream ──────────────────────────────────────────────────────
 
     async def _read(self, response: Any) -> None:
-        buf = bytearray()
-        scan = 0  # where to look for the next newline (a 1 MiB frame is one long line)
-        data: bytes | None = None
+        decoder = SseDecoder()
         try:
             async for chunk in response.aiter_raw():
-                buf += chunk
-                start = 0
-                while (nl := buf.find(b"\n", scan)) >= 0:
-                    line = bytes(buf[start:nl]).rstrip(b"\r")
-                    start = scan = nl + 1
-                    if not line:
-                        if data is not None:
-                            frame, data = b64url_decode(data.decode("ascii")), None
-                            if self.closed:
-                                return
-                            self._frame(frame)
-                    elif line.startswith(b"data:"):
-                        value = line[5:]
-                        data = value[1:] if value.startswith(b" ") else value
-                    # comments (": open") and other fields carry nothing for us
-                if start:
-                    del buf[:start]
-                scan = len(buf)
+                for frame in decoder.feed(chunk):
+                    if self.closed:
+                        return
+                    self._frame(frame)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -197,7 +182,7 @@ class SseWireIO:
         self._pending_set.set()
 
     async def _upload_body(self) -> AsyncIterator[bytes]:
-        yield length_prefixed([self._meta(streamRequest=True)])
+        yield length_prefixed([self._meta(stream_request=True)])
         while (chunk := await self._upload_queue.get()) is not None:
             yield chunk
 

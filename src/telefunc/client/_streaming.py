@@ -28,7 +28,15 @@ from telefunc.errors import (
     ShieldValidationError,
     TelefuncConnectionError,
 )
-from telefunc.wire.framing import b64url_decode
+from telefunc.wire.framing import (
+    InlineBodyDecoder,
+    InlineChunk,
+    InlineDone,
+    InlineEnd,
+    InlineError,
+    InlineEvent,
+    InlineMetadata,
+)
 from telefunc.wire.placeholders import FN_SHIELD_ERROR_KEY
 from telefunc.wire.serializer import parse
 
@@ -53,11 +61,8 @@ logger = logging.getLogger("telefunc.client")
 #: Bytes buffered for a value nobody is reading before the body stops being read.
 MAX_BUFFER_PER_INDEX: Final = 1024 * 1024
 
-_ERROR_MARKER: Final = 0xFFFFFFFF
 _TAG_DATA: Final = 0x00
 _TAG_ERROR: Final = 0x01
-#: A hostile length must not make us buffer without bound.
-_MAX_FRAME: Final = 256 * 1024 * 1024
 
 
 class CallInfo:
@@ -113,27 +118,24 @@ class ChunkSource(Protocol):
 # the inline body (binary-inline, sse-inline)
 
 
-class _BodyBuffer:
-    """The decoded bytes of a streaming response body, filled on demand.
+class _BodyEvents:
+    """The events of a streaming response body, its bytes read on demand.
 
-    Filling only appends; a frame is consumed only once it is complete, so a consumer cancelled
-    in the middle of a read leaves the buffer consistent.
+    The body's reads run as their own task and the decoder is fed only once a read completed,
+    so a consumer cancelled in the middle of a read leaves the decoder consistent.
     """
 
     def __init__(self, response: Any, sse: bool) -> None:
         self.response = response
-        self.buf = bytearray()
         self._chunks: AsyncIterator[bytes] = response.aiter_bytes()
-        self._sse = sse
-        self._line = bytearray()
-        self._event = bytearray()
+        self._decoder = InlineBodyDecoder(sse=sse)
         self._next: asyncio.Future[bytes] | None = None
 
-    async def fill(self, n: int) -> None:
-        """Read until at least ``n`` bytes are buffered."""
-        while len(self.buf) < n:
-            # The read runs as its own task: a consumer cancelled while waiting must not
-            # cancel the body's iterator (which would end it); the next fill picks it up.
+    async def next_event(self) -> InlineEvent:
+        """The body's next event, reading as much as it takes."""
+        while (event := self._decoder.next_event()) is None:
+            # A consumer cancelled while waiting must not cancel the body's iterator (which
+            # would end it); the next call picks the read up.
             if self._next is None:
                 self._next = asyncio.ensure_future(self._chunks.__anext__())
             try:
@@ -154,34 +156,8 @@ class _BodyBuffer:
                 self._next = None
                 raise
             self._next = None
-            if self._sse:
-                self._feed_sse(chunk)
-            else:
-                self.buf += chunk
-
-    def _feed_sse(self, chunk: bytes) -> None:
-        # Events are "data: <base64url>" lines ended by a blank line; their boundaries carry
-        # no meaning, the decoded bytes are simply concatenated.
-        line = self._line
-        line += chunk
-        while True:
-            end = line.find(b"\n")
-            if end < 0:
-                break
-            text = bytes(line[:end]).rstrip(b"\r")
-            del line[: end + 1]
-            if not text:
-                if self._event:
-                    self.buf += b64url_decode(self._event.decode("ascii"))
-                    self._event.clear()
-            elif text.startswith(b"data:"):
-                self._event += text[5:].strip()
-
-    def take(self, n: int) -> bytes:
-        """Consume ``n`` buffered bytes."""
-        data = bytes(self.buf[:n])
-        del self.buf[:n]
-        return data
+            self._decoder.receive_data(chunk)
+        return event
 
 
 class InlineDemux:
@@ -199,7 +175,7 @@ class InlineDemux:
         info: CallInfo,
         max_buffer: int = MAX_BUFFER_PER_INDEX,
     ) -> None:
-        self._body = _BodyBuffer(response, sse)
+        self._body = _BodyEvents(response, sse)
         self._info = info
         self._max_buffer = max_buffer
         self._registered: set[int] = set()
@@ -227,13 +203,10 @@ class InlineDemux:
         """Read the metadata at the start of ``response``'s body; returns it with the demux."""
         demux = cls(response, sse=sse, info=info, max_buffer=max_buffer)
         try:
-            await demux._fill(4)
-            size = int.from_bytes(demux._body.buf[:4], "big")
-            if size > _MAX_FRAME:
-                raise ProtocolError(f"streaming response metadata too large ({size} bytes)")
-            await demux._fill(4 + size)
-            demux._body.take(4)
-            metadata = demux._body.take(size).decode("utf-8")
+            event = await demux._next_event()
+            if not isinstance(event, InlineMetadata):  # the decoder's first event
+                raise ProtocolError("a streaming response without metadata")
+            metadata = event.data.decode("utf-8")
         except BaseException:
             await demux.aclose()
             raise
@@ -252,9 +225,9 @@ class InlineDemux:
         """The chunk source of value ``index``."""
         return _IndexSource(self, index)
 
-    async def _fill(self, n: int) -> None:
+    async def _next_event(self) -> InlineEvent:
         try:
-            await self._body.fill(n)
+            return await self._body.next_event()
         except (TelefuncConnectionError, ProtocolError):
             raise
         except Exception as exc:  # httpx errors: the connection broke mid-body
@@ -317,33 +290,22 @@ class InlineDemux:
             self._notify()
 
     async def _read_frame(self) -> None:
-        body = self._body
-        await self._fill(4)
-        size = int.from_bytes(body.buf[:4], "big")
-        if size == 0:
-            body.take(4)
+        event = await self._next_event()
+        if isinstance(event, InlineEnd):
             self._ended = True
             self._close_soon()
             return
-        if size == _ERROR_MARKER:
-            await self._fill(8)
-            length = int.from_bytes(body.buf[4:8], "big")
-            if length > _MAX_FRAME:
-                raise ProtocolError(f"streaming error frame too large ({length} bytes)")
-            await self._fill(8 + length)
-            body.take(8)
-            raise self._info.stream_error(body.take(length))
-        if size > _MAX_FRAME:
-            raise ProtocolError(f"streaming frame too large ({size} bytes)")
-        await self._fill(4 + size)
-        body.take(4)
-        frame = body.take(size)
-        index, payload = frame[0], frame[1:]
+        if isinstance(event, InlineError):
+            raise self._info.stream_error(event.payload)
+        if not isinstance(event, InlineChunk | InlineDone):
+            raise ProtocolError("a second metadata record in a streaming response")
+        index = event.index
         if index not in self._registered or index in self._finished:
             return  # nobody will read it (a value never revived, or already closed)
-        if not payload:
+        if isinstance(event, InlineDone):
             self._done.add(index)
             return
+        payload = event.payload
         self._pending.setdefault(index, deque()).append(payload)
         self._pending_bytes[index] = self._pending_bytes.get(index, 0) + len(payload)
 

@@ -10,7 +10,6 @@ the object alive while channels exist (docs/cloudflare.md §4.2).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import logging
@@ -39,6 +38,7 @@ from telefunc.server.rpc import (
     handle_call,
     request_kind,
 )
+from telefunc.server.sse import handle_sse
 from telefunc.wire.ids import random_id
 from telefunc.wire.mux import ServerConnection
 
@@ -421,9 +421,9 @@ class DurableServer:
         return _ffi.new_response(None, status=101, web_socket=client)
 
     async def _sse(self, request: Any) -> Any:
-        from telefunc.asgi.sse import serve_sse
-
-        return await _AsgiBridge(request).run(lambda r, b, s: serve_sse(self.hub, r, b, s))
+        body = _StreamedBody(_ffi.body_chunks(request))
+        response = await handle_sse(self.hub, method=_ffi.request_method(request), body=body)
+        return to_response(response)
 
     # ── WebSocket events (hibernation API) ──────────────────────────────
 
@@ -486,76 +486,6 @@ class DurableServer:
     def connection_count(self) -> int:
         """Open channel WebSockets."""
         return len(self.wires)
-
-
-class _AsgiBridge:
-    """Runs an ASGI-shaped handler (the SSE transport) for a Workers request."""
-
-    def __init__(self, request: Any) -> None:
-        self.request = request
-        self.disconnected = asyncio.Event()
-        self.out: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-
-    def _scope(self) -> dict[str, Any]:
-        url = urlsplit(_ffi.request_url(self.request))
-        return {
-            "type": "http",
-            "method": _ffi.request_method(self.request),
-            "path": url.path,
-            "query_string": url.query.encode("latin-1"),
-            "headers": [
-                (k.encode("latin-1"), v.encode("latin-1"))
-                for k, v in _ffi.request_headers(self.request)
-            ],
-        }
-
-    async def run(self, handler: Callable[[Any, Any, Any], Awaitable[None]]) -> Any:
-        from telefunc.asgi.http import AsgiBody, HttpRequest
-
-        chunks = _ffi.body_chunks(self.request).__aiter__()
-        body_over = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal body_over
-            if not body_over:
-                try:
-                    chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    body_over = True
-                    return {"type": "http.request", "body": b"", "more_body": False}
-                return {"type": "http.request", "body": chunk, "more_body": True}
-            await self.disconnected.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            await self.out.put(message)
-
-        task = asyncio.ensure_future(handler(HttpRequest(self._scope()), AsgiBody(receive), send))
-        task.add_done_callback(self._handler_done)
-        start = await self.out.get()
-        if start is None or start.get("type") != "http.response.start":
-            return _ffi.new_response(INTERNAL_ERROR, status=500)
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start["headers"]]
-        return _ffi.new_response(self._body(), status=int(start["status"]), headers=headers)
-
-    def _handler_done(self, task: asyncio.Future[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("telefunc: the SSE transport failed", exc_info=task.exception())
-        self.out.put_nowait(None)
-
-    async def _body(self) -> AsyncIterator[bytes]:
-        try:
-            while True:
-                message = await self.out.get()
-                if message is None:
-                    return
-                chunk = message.get("body", b"")
-                if chunk:
-                    yield chunk
-                if not message.get("more_body", False):
-                    return
-        finally:
-            self.disconnected.set()
 
 
 def build_durable_object_class(

@@ -18,8 +18,9 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from telefunc.errors import BodyTooLarge, MalformedBody, ProtocolError
+from telefunc.errors import BodyTooLarge, MalformedBody, ProtocolError, RecordTooLarge
 from telefunc.server.request_body import BodyReader
+from telefunc.wire.framing import LengthPrefixedReader
 from telefunc.wire.placeholders import BLOB_PREFIX, FILE_PREFIX
 
 __all__ = ["BodyReader", "FileBody", "UploadedFile"]
@@ -52,28 +53,23 @@ class FileBody:
         self._max_files = max_files
         self._announced = 0  # header + metadata + the sizes of the distinct files so far
 
-    async def _read_exact(self, n: int) -> bytes:
-        parts = [self._pending[:n]]
-        got = len(parts[0])
-        self._pending = self._pending[n:]
-        while got < n:
-            chunk = await self._reader.read(max(n - got, CHUNK))
-            if not chunk:
-                raise MalformedBody("request body ended before the announced length")
-            take = chunk[: n - got]
-            parts.append(take)
-            got += len(take)
-            self._pending = chunk[len(take) :]
-        return b"".join(parts)
-
     async def read_metadata(self) -> str:
         """The metadata JSON text that precedes the files."""
-        header = await self._read_exact(4)
-        length = int.from_bytes(header, "big")
-        if length > self._max_metadata:
-            raise BodyTooLarge(f"upload metadata of {length} bytes")
-        self._announce(4 + length)
-        return (await self._read_exact(length)).decode("utf-8")
+        # Bounded by both limits as soon as its length prefix arrives, before it is buffered.
+        records = LengthPrefixedReader(min(self._max_metadata, max(0, self._max_upload - 4)))
+        try:
+            while (metadata := records.next_record()) is None:
+                chunk = await self._reader.read(CHUNK)
+                if not chunk:
+                    raise MalformedBody("request body ended before the announced length")
+                records.receive_data(chunk)
+        except RecordTooLarge as exc:
+            if exc.size > self._max_metadata:
+                raise BodyTooLarge(f"upload metadata of {exc.size} bytes") from None
+            raise BodyTooLarge(f"upload of more than {self._max_upload} bytes") from None
+        self._announce(4 + len(metadata))
+        self._pending = records.take_unparsed()
+        return metadata.decode("utf-8")
 
     def _announce(self, size: int) -> None:
         self._announced += size

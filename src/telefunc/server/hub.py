@@ -76,6 +76,15 @@ class ChannelHub:
         observe.sink.connection_opened(conn)
         return conn
 
+    def receive(self, conn: ServerConnection, frame: bytes, transport: str) -> None:
+        """Hand one frame a client sent on ``transport`` to its wire's core."""
+        observe.sink.message_in(transport, len(frame))
+        try:
+            conn.receive(frame, self.now())
+        except Exception:  # a bug in the core must not leave the wire half-alive
+            logger.exception("telefunc: error while handling a channel frame")
+            conn.protocol_violation("internal error", self.now())
+
     @property
     def stats(self) -> MuxStats:
         """Counters: ``slow_consumer_drops`` (connections closed for not reading)."""

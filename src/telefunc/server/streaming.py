@@ -11,7 +11,6 @@ ends the whole body with the in-band error frame, and the call's scope stays ope
 from __future__ import annotations
 
 import asyncio
-import base64
 import inspect
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
@@ -22,6 +21,7 @@ from telefunc.errors import Abort, BodyTooLarge, MalformedBody, UsageError
 from telefunc.server.bugs import report_bug
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.files import UploadedFile
+from telefunc.wire.framing import SSE_CONTENT_TYPE, InlineBodyEncoder
 from telefunc.wire.ids import random_id
 from telefunc.wire.placeholders import (
     BINARY_INLINE,
@@ -37,10 +37,8 @@ from telefunc.wire.placeholders import (
 from telefunc.wire.serializer import stringify
 
 __all__ = [
-    "ERROR_MARKER",
     "MAX_STREAMS",
     "STREAMING_HEADERS",
-    "TERMINATOR",
     "BodyStream",
     "ByteStream",
     "InlineBody",
@@ -48,20 +46,13 @@ __all__ = [
     "StreamSource",
     "content_type_for",
     "error_payload",
-    "frame_chunk",
-    "frame_done",
-    "frame_error",
-    "frame_header",
     "resolve_transport",
-    "sse_event",
 ]
 
 logger = logging.getLogger("telefunc")
 
 #: The u8 stream index limits one response to this many streaming values.
 MAX_STREAMS: Final = 256
-ERROR_MARKER: Final = 0xFFFFFFFF
-TERMINATOR: Final = b"\x00\x00\x00\x00"
 #: Extra headers of a streaming response (proxies must neither buffer nor transform it).
 STREAMING_HEADERS: Final = (
     ("Cache-Control", "no-cache, no-transform"),
@@ -73,34 +64,7 @@ ChunkOpener = Callable[[], AsyncIterator[bytes]]
 
 
 # --------------------------------------------------------------------------------------------
-# frames (sans-I/O)
-
-
-def _u32(n: int) -> bytes:
-    return n.to_bytes(4, "big")
-
-
-def frame_header(metadata: str) -> bytes:
-    """``[u32 BE length][metadata UTF-8]``: the start of a streaming body."""
-    data = metadata.encode("utf-8")
-    return _u32(len(data)) + data
-
-
-def frame_chunk(index: int, payload: bytes) -> bytes:
-    """``[u32 BE 1+len][u8 index][payload]``: one chunk of streaming value ``index``."""
-    if not payload:
-        raise ValueError("an empty payload means 'done': use frame_done()")
-    return _u32(1 + len(payload)) + bytes((index,)) + payload
-
-
-def frame_done(index: int) -> bytes:
-    """``[u32 BE 1][u8 index]``: streaming value ``index`` has no more chunks."""
-    return _u32(1) + bytes((index,))
-
-
-def frame_error(payload: bytes) -> bytes:
-    """``[u32 0xFFFFFFFF][u32 BE len][payload]``: the body ends with an error."""
-    return _u32(ERROR_MARKER) + _u32(len(payload)) + payload
+# response bodies
 
 
 def error_payload(
@@ -126,14 +90,9 @@ def error_payload(
     return stringify({"type": "bug"}).encode("utf-8")
 
 
-def sse_event(data: bytes) -> bytes:
-    """``data: <base64url, no padding>\\n\\n``: one SSE event of the ``sse-inline`` transport."""
-    return b"data: " + base64.urlsafe_b64encode(data).rstrip(b"=") + b"\n\n"
-
-
 def content_type_for(transport: str) -> str:
     """The Content-Type of a streaming body sent with ``transport``."""
-    return "text/event-stream" if transport == SSE_INLINE else "application/octet-stream"
+    return SSE_CONTENT_TYPE if transport == SSE_INLINE else "application/octet-stream"
 
 
 _warned_channel = False
@@ -400,7 +359,7 @@ class InlineBody:
     ) -> None:
         self._metadata = metadata
         self._producers = list(producers)
-        self._sse = transport == SSE_INLINE
+        self._encoder = InlineBodyEncoder(sse=transport == SSE_INLINE)
         self._scope = scope
         self._release = scope.hold() if scope is not None else None
         self._where = where
@@ -413,11 +372,6 @@ class InlineBody:
         self._started = False
         self._ended = False  # the terminator or the error frame was produced
         self._closed = False
-
-    def _encode(self, *units: bytes) -> bytes:
-        if self._sse:
-            return b"".join(sse_event(unit) for unit in units)
-        return b"".join(units)
 
     def __aiter__(self) -> InlineBody:
         return self
@@ -432,26 +386,25 @@ class InlineBody:
             raise StopAsyncIteration
         if not self._started:
             self._start()
-            data = self._metadata.encode("utf-8")
-            return self._encode(_u32(len(data)), data)
+            return self._encoder.header(self._metadata)
         if self._ended or self._active == 0:
             if not self._ended:
                 self._ended = True
-                return self._encode(TERMINATOR)
+                return self._encoder.end()
             await self.aclose()
             raise StopAsyncIteration
         kind, index, payload, written = await self._queue.get()
         if kind == _CHUNK:
             self._written = written
-            return self._encode(frame_chunk(index, payload))
+            return self._encoder.chunk(index, payload)
         if kind == _DONE:
             self._active -= 1
-            return self._encode(frame_done(index))
+            return self._encoder.done(index)
         # An error ends the whole body: stop the other values, then send the error frame.
         self._ended = True
         self._cancel_tasks()
         data = error_payload(payload, f"a streaming value returned by {self._where}", self._scope)
-        return self._encode(_u32(ERROR_MARKER), _u32(len(data)), data)
+        return self._encoder.error(data)
 
     def _start(self) -> None:
         self._started = True

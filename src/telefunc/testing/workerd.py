@@ -7,10 +7,9 @@ brings the KV namespace and on-disk persistence (SQLite Durable Objects, KV).
 
 The worker gets, as Python modules: ROOT's ``worker.py`` (or, without one, a zero-config
 worker serving ROOT's telefunctions through :class:`telefunc.cloudflare.Telefunc`), every other
-``.py`` file under ROOT, and the part of the ``telefunc`` package a Worker uses (core, Cloudflare
-adapter, and the stdlib-only ``asgi`` layer its SSE transport uses; no client, Redis, CLI or
-testing). Bindings come from ROOT's ``wrangler.jsonc`` when there is one, else
-``TelefuncDurableObject`` and ``TelefuncKV``.
+``.py`` file under ROOT, and the part of the ``telefunc`` package a Worker uses (core and
+Cloudflare adapter; no ASGI, client, Redis, CLI or testing). Bindings come from ROOT's
+``wrangler.jsonc`` when there is one, else ``TelefuncDurableObject`` and ``TelefuncKV``.
 
 Needs a checkout of this repository with ``scripts/bootstrap.sh`` run (npm packages + bundle).
 """
@@ -46,9 +45,7 @@ DEFAULT_COMPAT_DATE = "2025-11-01"
 #: the worker imports them, which this runner does not support).
 SKIPPED_DIRS = frozenset({"python_modules", "node_modules", "__pycache__", "build", "dist"})
 #: The subpackages of ``telefunc`` a Worker imports; the rest needs servers or sockets.
-#: ``asgi`` (stdlib only) is there because the adapter's SSE transport is ``telefunc.asgi.sse``:
-#: without it every SSE channel request answers 400.
-VENDORED_PACKAGES = ("wire", "server", "cloudflare", "asgi")
+VENDORED_PACKAGES = ("wire", "endpoint", "server", "broadcast", "cloudflare")
 VENDORED_MODULES = ("__init__.py", "config.py", "errors.py")
 
 ZERO_CONFIG_WORKER = '''\
