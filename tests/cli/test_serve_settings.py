@@ -69,6 +69,7 @@ def test_serve_passes_the_limits_and_origins_to_uvicorn(
     assert server.limit_concurrency == 77
     assert server.timeout_keep_alive == 5
     assert server.h11_max_incomplete_event_size == 16 * 1024
+    assert server.ws_ping_interval is None  # the channel PING deadline finds dead peers
     assert config.allowed_origins == ("http://localhost:5173", "https://front.example")
     assert main(["serve", str(BASIC), "--port", "0", "--ws-compression"]) == 0
     assert captured[1].ws_per_message_deflate is True
@@ -78,6 +79,7 @@ def test_serve_passes_the_limits_and_origins_to_uvicorn(
         "limit_concurrency": 77,
         "timeout_keep_alive": 5,
         "h11_max_incomplete_event_size": 16 * 1024,
+        "ws_ping_interval": None,
     }
 
 

@@ -7,6 +7,8 @@ WebSocket message (``config.limits.max_message_size``; past it the socket closes
 no permessage-deflate unless asked for (a compressed message can inflate a thousandfold), the
 number of concurrent connections (``config.limits.max_concurrency``; past it HTTP requests get
 503), how long an idle keep-alive connection stays open, and the largest request head h11 buffers.
+uvicorn's WebSocket keep-alive pings are off: the channel protocol's PING deadline finds dead
+peers.
 uvicorn has no timeout for reading a request's headers: put a reverse proxy in front for that.
 Read when called, so set ``config.limits`` first.
 """
@@ -34,4 +36,7 @@ def uvicorn_settings(*, ws_compression: bool = False) -> dict[str, Any]:
         "limit_concurrency": limits.max_concurrency,
         "timeout_keep_alive": KEEP_ALIVE_TIMEOUT,
         "h11_max_incomplete_event_size": MAX_REQUEST_HEAD,
+        # The channel protocol's own PING deadline finds dead peers; uvicorn's WebSocket pings
+        # every 20 s would add a timer per connection and traffic for nothing.
+        "ws_ping_interval": None,
     }
