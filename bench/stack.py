@@ -13,7 +13,10 @@ the p99 latency they saw (bench/perf.py's RPC row). Medians of ``--runs``.
 
     pip install -e ".[dev,speedups]" granian wsproto
     PYTHONPATH=src:bench .venv/bin/python bench/stack.py [--connections 2000] [--runs 1]
-        [--stacks uvicorn:telefunc:httptools:uvloop,granian,...] [--quick]
+        [--stacks uvicorn:telefunc:httptools:uvloop,granian,...] [--quick] [--src DIR]
+
+``--src`` runs the servers from another telefunc source tree (e.g. ``git archive`` of an older
+commit): the before/after of a change.
 """
 
 from __future__ import annotations
@@ -62,27 +65,30 @@ def serve(stack: str, port: int) -> None:
     from telefunc.asgi.uvicorn_settings import uvicorn_settings
 
     _, ws, http, loop = stack.split(":")
-    ws_impl: Any = ws
+    settings = uvicorn_settings()
+    settings["ws"] = ws
     if ws == "telefunc":
         from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
 
-        ws_impl = TelefuncWebSocketProtocol
+        settings["ws"] = TelefuncWebSocketProtocol
+    settings["http"] = http
+    if http == "httptools":
+        try:  # what telefunc serve runs: uvicorn's, with a request head cap
+            from telefunc.asgi.http_protocol import TelefuncHttpToolsProtocol
+
+            settings["http"] = TelefuncHttpToolsProtocol
+        except ImportError:  # an older source tree (--src)
+            pass
+    settings["loop"] = loop
     uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        ws=ws_impl,
-        http=http,
-        loop=loop,
-        **uvicorn_settings(),
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **settings
     )
 
 
-def start(stack: str) -> Server:
+def start(stack: str, src: str | None = None) -> Server:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", stack, str(port)])
+    argv = [sys.executable, __file__, "--serve", stack, str(port)]
+    proc = subprocess.Popen([*argv, "--src", src] if src else argv)
     origin = f"http://127.0.0.1:{port}"
     try:
         wait_port(origin)
@@ -101,17 +107,19 @@ def stop(server: Server) -> None:
         server.proc.wait()
 
 
-def measure(stack: str, connections: int, rpc_seconds: float) -> dict[str, float]:
+def measure(
+    stack: str, connections: int, rpc_seconds: float, src: str | None = None
+) -> dict[str, float]:
     out: dict[str, float] = {}
     for channel, key in ((False, "bare_kib"), (True, "channel_kib")):
-        server = start(stack)
+        server = start(stack, src)
         try:
             out[key] = idle_memory.measure(
                 "telefunc", server.origin, server.proc.pid, connections, channel=channel
             )
         finally:
             stop(server)
-    server = start(stack)
+    server = start(stack, src)
     try:
         rpc = asyncio.run(rpc_run(server, "add", rpc_seconds))
     finally:
@@ -126,9 +134,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--stacks", default="", help="comma-separated (default: all)")
     parser.add_argument("--quick", action="store_true", help="100 connections, 1 s of RPC")
+    parser.add_argument(
+        "--src", help="the telefunc source tree the servers run (default: this checkout's src/)"
+    )
     parser.add_argument("--serve", nargs=2, metavar=("STACK", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
+        if args.src:
+            sys.path.insert(0, args.src)
+            for name in [m for m in sys.modules if m == "telefunc" or m.startswith("telefunc.")]:
+                del sys.modules[name]
         serve(args.serve[0], int(args.serve[1]))
         return
     stacks = [s for s in args.stacks.split(",") if s] or ALL_STACKS
@@ -138,7 +153,7 @@ def main() -> None:
     figures: dict[str, list[dict[str, float]]] = {s: [] for s in stacks}
     for _ in range(args.runs):
         for stack in stacks:
-            figures[stack].append(measure(stack, connections, rpc_seconds))
+            figures[stack].append(measure(stack, connections, rpc_seconds, args.src))
             print(f"  {stack}: {figures[stack][-1]}", file=sys.stderr, flush=True)
     print(f"\nidle connections per memory set: {connections:,}; medians of {args.runs} run(s)\n")
     print("| stack | KiB/bare connection | KiB/connection, one channel | µs CPU/call | p99 ms |")

@@ -64,3 +64,22 @@ def test_quick_memory_rows_run_against_every_server() -> None:
         assert starlette == "–"
         for figure in (websockets, node, ours):
             assert float(figure) > 0  # each server held its connections
+
+
+def test_quick_stack_bench_measures_the_default_stack() -> None:
+    """bench/stack.py --quick on telefunc serve's default stack prints its row."""
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO / 'bench'}"}
+    stack = "uvicorn:telefunc:httptools:uvloop"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "stack.py"), "--quick", f"--stacks={stack}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith(f"| {stack} |")]
+    assert len(rows) == 1, result.stdout
+    figures = [float(cell) for cell in rows[0].split("|")[2:-1]]
+    assert len(figures) == 4 and all(f > 0 for f in figures), rows[0]
