@@ -79,9 +79,7 @@ def serve(stack: str, port: int) -> None:
         except ImportError:  # an older source tree (--src)
             pass
     settings["loop"] = loop
-    uvicorn.run(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **settings
-    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **settings)
 
 
 def start(stack: str, src: str | None = None) -> Server:
