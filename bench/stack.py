@@ -7,12 +7,15 @@ subclass with the outgoing cap, :mod:`telefunc.asgi.ws_protocol`; uvicorn's own
 process). Every stack serves the same TelefuncApp (bench/app) with ``telefunc serve``'s limits
 (:func:`telefunc.asgi.uvicorn_settings`).
 
+By default the stacks are a sweep from ``telefunc serve``'s default, one dimension changed at a
+time; ``--stacks all`` runs every combination (17 stacks, about half an hour on 2 busy cores).
+
 Per stack, each on a fresh server process: KiB RSS per idle connection, bare and with one open
 channel (bench/idle_memory.py), and server CPU per ``add`` call with 64 keep-alive clients and
 the p99 latency they saw (bench/perf.py's RPC row). Medians of ``--runs``.
 
     pip install -e ".[dev,speedups]" granian wsproto
-    PYTHONPATH=src:bench .venv/bin/python bench/stack.py [--connections 2000] [--runs 1]
+    PYTHONPATH=src:bench .venv/bin/python bench/stack.py [--connections 1000] [--runs 1]
         [--stacks uvicorn:telefunc:httptools:uvloop,granian,...] [--quick] [--src DIR]
 
 ``--src`` runs the servers from another telefunc source tree (e.g. ``git archive`` of an older
@@ -45,6 +48,17 @@ HTTP = ("h11", "httptools")
 LOOP = ("asyncio", "uvloop")
 ALL_STACKS = [f"uvicorn:{w}:{h}:{lp}" for w, h, lp in itertools.product(WS, HTTP, LOOP)]
 ALL_STACKS.append("granian")
+#: The default sweep: telefunc serve's default stack, then one dimension changed at a time
+#: (WebSocket implementation; HTTP parser and event loop), then granian.
+DEFAULT = "uvicorn:telefunc:httptools:uvloop"
+SWEEP = [
+    DEFAULT,
+    *(f"uvicorn:{w}:httptools:uvloop" for w in WS[1:]),
+    "uvicorn:telefunc:httptools:asyncio",
+    "uvicorn:telefunc:h11:uvloop",
+    "uvicorn:telefunc:h11:asyncio",
+    "granian",
+]
 
 
 def serve(stack: str, port: int) -> None:
@@ -127,9 +141,14 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--connections", type=int, default=2000, help="per memory set")
+    parser.add_argument("--connections", type=int, default=1000, help="per memory set")
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--stacks", default="", help="comma-separated (default: all)")
+    parser.add_argument(
+        "--stacks",
+        default="",
+        help="comma-separated, or 'all' for every combination (default: "
+        "the default stack, then one dimension changed at a time, then granian)",
+    )
     parser.add_argument("--quick", action="store_true", help="100 connections, 1 s of RPC")
     parser.add_argument(
         "--src", help="the telefunc source tree the servers run (default: this checkout's src/)"
@@ -143,7 +162,8 @@ def main() -> None:
                 del sys.modules[name]
         serve(args.serve[0], int(args.serve[1]))
         return
-    stacks = [s for s in args.stacks.split(",") if s] or ALL_STACKS
+    stacks = ALL_STACKS if args.stacks == "all" else [s for s in args.stacks.split(",") if s]
+    stacks = stacks or SWEEP
     connections = 100 if args.quick else args.connections
     rpc_seconds = 1.0 if args.quick else 4.0
     started = time.perf_counter()
