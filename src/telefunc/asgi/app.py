@@ -170,13 +170,13 @@ class TelefuncApp:
 
         await serve_sse(self.hub, request, body, send)
 
-    def _websocket(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        # Not a coroutine: an idle WebSocket then holds one coroutine frame fewer.
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._path(scope) != self.telefunc_url:
-            return send({"type": "websocket.close", "code": 1008})
+            await send({"type": "websocket.close", "code": 1008})
+            return
         from telefunc.asgi.websocket import serve_websocket
 
-        return serve_websocket(self.hub, scope, receive, send)
+        await serve_websocket(self.hub, scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
