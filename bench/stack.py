@@ -121,8 +121,8 @@ def stop(server: Server) -> None:
 def measure(
     stack: str, connections: int, rpc_seconds: float, src: str | None = None
 ) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for channel, key in ((False, "bare_kib"), (True, "channel_kib")):
+    out: dict[str, float] = {"bare_kib": float("nan"), "channel_kib": float("nan")}
+    for channel, key in ((False, "bare_kib"), (True, "channel_kib")) if connections else ():
         server = start(stack, src)
         try:
             out[key] = idle_memory.measure(
@@ -141,7 +141,9 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--connections", type=int, default=1000, help="per memory set")
+    parser.add_argument(
+        "--connections", type=int, default=1000, help="per memory set (0: RPC only)"
+    )
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument(
         "--stacks",
@@ -164,7 +166,7 @@ def main() -> None:
         return
     stacks = ALL_STACKS if args.stacks == "all" else [s for s in args.stacks.split(",") if s]
     stacks = stacks or SWEEP
-    connections = 100 if args.quick else args.connections
+    connections = min(100, args.connections) if args.quick else args.connections
     rpc_seconds = 1.0 if args.quick else 4.0
     started = time.perf_counter()
     figures: dict[str, list[dict[str, float]]] = {s: [] for s in stacks}
