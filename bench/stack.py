@@ -70,7 +70,16 @@ def serve(stack: str, port: int) -> None:
         from granian.constants import Interfaces
         from granian.server.embed import Server as Granian
 
-        server = Granian(app, address="127.0.0.1", port=port, interface=Interfaces.ASGI)
+        # Every open WebSocket is a request in flight: granian's default backpressure
+        # (backlog / workers = 128) would leave the rest waiting.
+        server = Granian(
+            app,
+            address="127.0.0.1",
+            port=port,
+            interface=Interfaces.ASGI,
+            backlog=16384,
+            backpressure=16384,
+        )
         asyncio.run(server.serve())
         return
     import uvicorn
