@@ -23,9 +23,11 @@ Rows (the server's CPU time, user + system from /proc, divided by the operations
   deliveries/s, server CPU per delivery, loss, and RSS per idle subscribed connection;
 * ``mem-bare`` / ``mem-channel``: bench/idle_memory.py's server RSS per idle WebSocket at 5,000
   connections, bare (upgraded, PINGs only) and with one open channel each, a fresh server per
-  set (raw websockets: one set serves both rows, its socket being the channel).
+  set (raw websockets: one set serves both rows, its socket being the channel); one run by
+  default (``--memory-runs 3`` for medians), as 5,000 connections take a while to open.
 
-Each figure is the median of 3 runs; the runs are interleaved (server A, B, C, A, B, C ...).
+Each figure is the median of 3 runs (memory rows: ``--memory-runs``); the runs are interleaved
+(server A, B, C, A, B, C ...).
 
     pip install -e ".[dev,speedups]"   # uvloop, httptools, orjson: what `telefunc serve` picks up
     PYTHONPATH=src:bench .venv/bin/python bench/perf.py [--quick] [--rows rpc-add,oneway,mem,...]
@@ -516,6 +518,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
     parser.add_argument("--rows", default="", help="comma-separated row names (default: all)")
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument(
+        "--memory-runs",
+        type=int,
+        default=1,
+        help="runs of the memory rows (default 1: about 2.5 minutes each; their figures move by "
+        "under 0.5 KiB between runs, raw websockets' by about 1.5)",
+    )
     args = parser.parse_args()
     wanted = [r for r in args.rows.split(",") if r]
     table = [
@@ -528,7 +537,7 @@ def main() -> None:
     started = time.perf_counter()
     results = asyncio.run(_measure(table, args.runs)) if table else {}
     burst_results = _burst(args.quick, args.runs) if do_burst else {}
-    memory = _memory(args.quick, args.runs) if do_memory else None
+    memory = _memory(args.quick, args.memory_runs) if do_memory else None
     print_table(table, results, burst_results, memory)
     print(f"(took {time.perf_counter() - started:.0f} s)")
 
