@@ -20,11 +20,17 @@ Rows (the server's CPU time, user + system from /proc, divided by the operations
   200 ms: p99 of publish-request-to-delivery latency and server CPU per delivery, with loss,
   duplicates and reordering counted (must be 0);
 * ``burst``: bench/burst.py's 1,000 subscribers x 1,000 messages (telefunc and raw websockets):
-  deliveries/s, server CPU per delivery, loss, and RSS per idle subscribed connection.
+  deliveries/s, server CPU per delivery, loss, and RSS per idle subscribed connection;
+* ``mem-bare`` / ``mem-channel``: bench/idle_memory.py's server RSS per idle WebSocket at 5,000
+  connections, bare (upgraded, PINGs only) and with one open channel each, a fresh server per
+  set (raw websockets: one set serves both rows, its socket being the channel); one run by
+  default (``--memory-runs 3`` for medians), as 5,000 connections take a while to open.
 
-Each figure is the median of 3 runs; the runs are interleaved (server A, B, C, A, B, C ...).
+Each figure is the median of 3 runs (memory rows: ``--memory-runs``); the runs are interleaved
+(server A, B, C, A, B, C ...).
 
-    PYTHONPATH=src:bench .venv/bin/python bench/perf.py [--quick] [--rows rpc-add,oneway,...]
+    pip install -e ".[dev,speedups]"   # uvloop, httptools, orjson: what `telefunc serve` picks up
+    PYTHONPATH=src:bench .venv/bin/python bench/perf.py [--quick] [--rows rpc-add,oneway,mem,...]
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ for _path in (str(HERE), str(HERE.parent / "src")):
         sys.path.insert(0, _path)
 
 import burst  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
+import idle_memory  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
 from burst import Wire, open_wire, wait_port  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
 from rpc_vs_starlette import cpu_seconds, start  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
 
@@ -511,6 +518,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
     parser.add_argument("--rows", default="", help="comma-separated row names (default: all)")
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument(
+        "--memory-runs",
+        type=int,
+        default=1,
+        help="runs of the memory rows (default 1: about 2.5 minutes each; their figures move by "
+        "under 0.5 KiB between runs, raw websockets' by about 1.5)",
+    )
     args = parser.parse_args()
     wanted = [r for r in args.rows.split(",") if r]
     table = [
@@ -519,10 +533,12 @@ def main() -> None:
         if not wanted or r.name in wanted or r.name.split("-")[0] in wanted
     ]
     do_burst = not wanted or "burst" in wanted
+    do_memory = not wanted or bool({"mem", "mem-bare", "mem-channel"} & set(wanted))
     started = time.perf_counter()
     results = asyncio.run(_measure(table, args.runs)) if table else {}
     burst_results = _burst(args.quick, args.runs) if do_burst else {}
-    print_table(table, results, burst_results)
+    memory = _memory(args.quick, args.memory_runs) if do_memory else None
+    print_table(table, results, burst_results, memory)
     print(f"(took {time.perf_counter() - started:.0f} s)")
 
 
@@ -559,6 +575,27 @@ def _burst(quick: bool, runs: int) -> dict[str, list[Any]]:
     return out
 
 
+MEMORY_CONNECTIONS = 5000
+
+
+def _memory(quick: bool, runs: int) -> tuple[int, dict[tuple[str, bool], list[float]]]:
+    """Connections per set, and KiB per idle connection per (server kind, with a channel),
+    ``runs`` fresh servers each."""
+    n = 100 if quick else MEMORY_CONNECTIONS
+    sets = [("websockets", False), ("node", False), ("telefunc", False)]
+    sets += [("node", True), ("telefunc", True)]
+    out: dict[tuple[str, bool], list[float]] = {key: [] for key in sets}
+    for _ in range(runs):
+        for kind, channel in sets:
+            with servers([kind]) as running:
+                server = running[kind]
+                kib = idle_memory.measure(kind, server.origin, server.proc.pid, n, channel=channel)
+            out[kind, channel].append(kib)
+            print(f"  memory {kind} channel={channel}: {kib:.1f} KiB", file=sys.stderr)
+    out["websockets", True] = out["websockets", False]
+    return n, out
+
+
 HEADER = (
     "| row | measure | raw websockets | Starlette/uvicorn | Node telefunc 0.2.23 | ours "
     "| ratio | goal | met |\n|---|---|---|---|---|---|---|---|---|"
@@ -573,6 +610,7 @@ def print_table(
     table: list[Row],
     results: dict[str, dict[str, list[dict[str, float]]]],
     burst_results: dict[str, list[Any]],
+    memory: tuple[int, dict[tuple[str, bool], list[float]]] | None = None,
 ) -> None:
     print()
     print(HEADER)
@@ -631,6 +669,28 @@ def print_table(
                 "yes" if mratio <= 1.3 else "NO",
             )
         )
+    if memory:
+        connections, kib = memory
+        for channel, name, measure, bound, base in (
+            (False, "mem-bare", "KiB RSS per idle connection, no channel", 1.0, "node"),
+            (True, "mem-channel", "KiB RSS per idle connection, one channel", 1.3, "websockets"),
+        ):
+            med = {k: _median(kib[k, channel]) for k in ("websockets", "node", "telefunc")}
+            ratio = med["telefunc"] / med[base]
+            other = "websockets" if base == "node" else "node"
+            print(
+                _line(
+                    name,
+                    f"{measure} (at {connections:,})",
+                    f"{med['websockets']:.1f}",
+                    "–",
+                    f"{med['node']:.1f}",
+                    f"{med['telefunc']:.1f}",
+                    f"{ratio:.2f}x {base}; {med['telefunc'] / med[other]:.2f}x {other}",
+                    f"<= {bound} x {base}",
+                    "yes" if ratio <= bound else "NO",
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -37,3 +37,49 @@ def test_quick_oneway_row_runs_against_every_server() -> None:
     assert starlette == "–"  # no Starlette baseline for a channel row
     for figure in (websockets, node, ours):
         assert float(figure.replace(",", "")) > 0  # each server handled messages
+
+
+def test_quick_memory_rows_run_against_every_server() -> None:
+    """bench/idle_memory.py through perf.py: bare and one-channel sets on every server."""
+    if not node_available():
+        if IN_CI:
+            pytest.fail("node or js/node_modules is missing: .ci/run must install them")
+        pytest.skip("node or js/node_modules is missing (run: cd js && npm ci)")
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO / 'bench'}"}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "perf.py"), "--quick", "--runs=1", "--rows=mem"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("mem-bare", "mem-channel"):
+        rows = [line for line in result.stdout.splitlines() if line.startswith(f"| {name} |")]
+        assert len(rows) == 1, result.stdout
+        cells = [cell.strip() for cell in rows[0].split("|")[1:-1]]
+        assert "(at 100)" in cells[1]
+        websockets, starlette, node, ours = cells[2:6]
+        assert starlette == "–"
+        for figure in (websockets, node, ours):
+            assert float(figure) > 0  # each server held its connections
+
+
+def test_quick_stack_bench_measures_the_default_stack() -> None:
+    """bench/stack.py --quick on telefunc serve's default stack prints its row."""
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO / 'bench'}"}
+    stack = "uvicorn:telefunc:httptools:uvloop"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "stack.py"), "--quick", f"--stacks={stack}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith(f"| {stack} |")]
+    assert len(rows) == 1, result.stdout
+    figures = [float(cell) for cell in rows[0].split("|")[2:-1]]
+    assert len(figures) == 4 and all(f > 0 for f in figures), rows[0]

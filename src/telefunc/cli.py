@@ -2,7 +2,8 @@
 
     telefunc serve ROOT [--host 127.0.0.1] [--port 3000] [--reload] [--context MODULE:FUNC]
                         [--allow-origin URL]... [--ws-compression] [--redis URL]
-                        [--server-id NAME]
+                        [--server-id NAME] [--ws telefunc|websockets-sansio|websockets|wsproto]
+                        [--http auto|httptools|h11] [--loop auto|uvloop|asyncio]
                         [--metrics HOST:PORT] [--log-format text|json]
     telefunc dev --edge ROOT [--host 127.0.0.1] [--port 3000] [--regions weur,enam,apac]
                              [--kv-delay 2s] [--allow-origin URL]...
@@ -15,7 +16,8 @@ serves ``ROOT/public/``. A call's context comes from ``--context``, or else from
 ``context(request)`` function in ``ROOT/context.py`` when that file exists. ``--allow-origin``
 adds to ``config.allowed_origins`` (browser pages of another origin allowed to call); uvicorn
 runs with :func:`telefunc.asgi.uvicorn_settings` (limits from ``config.limits``, WebSocket
-compression only with ``--ws-compression``). ``--server-id`` names the process behind a load
+compression only with ``--ws-compression``; the stack ``--ws``/``--http``/``--loop`` picks,
+by default the one bench/stack.py measured best). ``--server-id`` names the process behind a load
 balancer: responses carry it in ``x-telefunc-server`` and in the ``x-telefunc-session`` token
 clients send back (:mod:`telefunc.asgi.affinity`; examples/scale-out/). ``--metrics`` serves
 Prometheus metrics on a separate bind (:mod:`telefunc.asgi.metrics`); events are logged one line
@@ -142,11 +144,17 @@ def _missing_server_packages() -> str | None:
     return f"{' and '.join(missing)} not installed; the server needs them: {SERVER_INSTALL}"
 
 
-def _ws_protocol() -> Any:
-    """uvicorn's WebSocket protocol with a cap on unflushed output (see asgi.ws_protocol)."""
-    from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
+#: What ``--ws``/``--http``/``--loop`` need beyond the ``server`` extra, by choice.
+STACK_PACKAGES = {"wsproto": "wsproto", "httptools": "httptools", "uvloop": "uvloop"}
 
-    return TelefuncWebSocketProtocol
+
+def _missing_stack_package(args: argparse.Namespace) -> str | None:
+    """A one-line error when an explicitly chosen ``--ws``/``--http``/``--loop`` is missing."""
+    for option, choice in (("--ws", args.ws), ("--http", args.http), ("--loop", args.loop)):
+        package = STACK_PACKAGES.get(choice)
+        if package is not None and importlib.util.find_spec(package) is None:
+            return f"{option} {choice} needs {package}: pip install {package}"
+    return None
 
 
 def _observability(args: argparse.Namespace) -> str | None:
@@ -209,7 +217,12 @@ def _serve(args: argparse.Namespace) -> int:
     failure = _observability(args)
     if failure is not None:
         return _fail(failure)
-    settings = uvicorn_settings(ws_compression=args.ws_compression)
+    missing = _missing_stack_package(args)
+    if missing:
+        return _fail(missing)
+    settings = uvicorn_settings(
+        ws_compression=args.ws_compression, ws=args.ws, http=args.http, loop=args.loop
+    )
     url = f"http://{args.host}:{args.port}"
     print(
         f"telefunc: serving {len(app.registry)} telefunction(s) from {args.root} at {url}",
@@ -230,14 +243,13 @@ def _serve(args: argparse.Namespace) -> int:
             reload_dirs=[str(Path(args.root).resolve())],
             reload_includes=["*.py"],
             log_level=args.log_level,
-            ws=_ws_protocol(),
             **settings,
         )
         return 0
     if args.log_format == "json":  # uvicorn's own handlers would print text
         settings["log_config"] = None
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level=args.log_level, lifespan="on", ws=_ws_protocol(), **settings)
+        uvicorn.Config(app, log_level=args.log_level, lifespan="on", **settings)
     )
     server.run(sockets=[sock])
     return 0
@@ -277,6 +289,8 @@ def _codegen(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from telefunc.asgi.uvicorn_settings import HTTP_CHOICES, LOOP_CHOICES, WS_CHOICES
+
     parser = argparse.ArgumentParser(prog="telefunc", description="Telefunc for Python.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -298,6 +312,27 @@ def _parser() -> argparse.ArgumentParser:
         "--ws-compression",
         action="store_true",
         help="offer WebSocket permessage-deflate (off by default: it multiplies memory per byte)",
+    )
+    serve.add_argument(
+        "--ws",
+        choices=WS_CHOICES,
+        default="telefunc",
+        help="uvicorn WebSocket implementation; the default, telefunc (websockets-sansio with "
+        "telefunc's caps), measured lightest and is the only one that caps what a client that "
+        "pings and never reads makes the transport hold; the others lack that cap",
+    )
+    serve.add_argument(
+        "--http",
+        choices=HTTP_CHOICES,
+        default="auto",
+        help="uvicorn HTTP implementation (auto: httptools when installed, else h11; both with "
+        "a request head cap)",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=LOOP_CHOICES,
+        default="auto",
+        help="event loop (auto: uvloop when installed, else asyncio)",
     )
     serve.add_argument(
         "--server-id",

@@ -24,6 +24,9 @@ import websockets
 
 from telefunc import config
 from telefunc.asgi import uvicorn_settings
+from telefunc.asgi.http_protocol import HEAD_TOO_LARGE, TelefuncHttpToolsProtocol
+from telefunc.asgi.uvicorn_settings import MAX_REQUEST_HEAD
+from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
 from telefunc.cli import ORIGINS_ENV, _reload_factory, main
 from telefunc.wire.frames import Tag, decode_frame, encode_frame
 
@@ -69,15 +72,20 @@ def test_serve_passes_the_limits_and_origins_to_uvicorn(
     assert server.limit_concurrency == 77
     assert server.timeout_keep_alive == 5
     assert server.h11_max_incomplete_event_size == 16 * 1024
+    assert server.ws_ping_interval is None  # the channel PING deadline finds dead peers
     assert config.allowed_origins == ("http://localhost:5173", "https://front.example")
     assert main(["serve", str(BASIC), "--port", "0", "--ws-compression"]) == 0
     assert captured[1].ws_per_message_deflate is True
     assert uvicorn_settings() == {
+        "ws": TelefuncWebSocketProtocol,
+        "http": TelefuncHttpToolsProtocol,  # httptools is installed with the `server` extra
+        "loop": "auto",
         "ws_max_size": 123_456,
         "ws_per_message_deflate": False,
         "limit_concurrency": 77,
         "timeout_keep_alive": 5,
         "h11_max_incomplete_event_size": 16 * 1024,
+        "ws_ping_interval": None,
     }
 
 
@@ -98,6 +106,41 @@ def test_reload_passes_the_same_settings_and_origins(
     config.allowed_origins = []
     _reload_factory()
     assert config.allowed_origins == ("http://a.test:81",)
+
+
+def test_the_default_stack_is_the_capped_one_and_options_pick_others(
+    captured: list[uvicorn.Config],
+) -> None:
+    assert main(["serve", str(BASIC), "--port", "0"]) == 0
+    default = captured[-1]
+    assert default.ws is TelefuncWebSocketProtocol
+    assert default.http is TelefuncHttpToolsProtocol
+    assert default.loop == "auto"  # uvicorn: uvloop when installed
+    argv = ["serve", str(BASIC), "--port", "0", "--ws", "wsproto", "--http", "h11"]
+    assert main([*argv, "--loop", "asyncio"]) == 0
+    chosen = captured[-1]
+    assert (chosen.ws, chosen.http, chosen.loop) == ("wsproto", "h11", "asyncio")
+    assert chosen.ws_max_size == config.limits.max_message_size  # the limits stay
+
+
+def test_stack_options_are_checked(
+    captured: list[uvicorn.Config], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", str(BASIC), "--port", "0", "--loop", "trio"])
+    assert "invalid choice: 'trio'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="ws must be one of"):
+        uvicorn_settings(ws="tornado")
+    assert not captured
+    help_text = subprocess.run(
+        [sys.executable, "-m", "telefunc", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert "the others lack that cap" in " ".join(help_text.split())
 
 
 def test_a_malformed_allow_origin_is_a_one_line_error() -> None:
@@ -216,3 +259,28 @@ def test_dev_edge_takes_allow_origin_and_checks_it() -> None:
     )
     assert proc.returncode == 2
     assert "'ftp://files.example' is not an origin" in proc.stderr
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+async def test_an_endless_request_head_is_cut(serve: Any, http: str) -> None:
+    """Past MAX_REQUEST_HEAD bytes of an incomplete head: 400 and closed, on either parser."""
+    server = serve("--http", http)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"GET /_telefunc HTTP/1.1\r\nHost: x\r\nX-Long: ")
+        answer = b""
+        for _ in range(4 * MAX_REQUEST_HEAD // 1024):
+            writer.write(b"a" * 1024)
+            await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+    except ConnectionError:
+        pass  # closed while we were still writing: the cap held
+    finally:
+        writer.close()
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    if http == "httptools":
+        assert HEAD_TOO_LARGE.encode() in answer
+    # A request head within the cap is served as usual.
+    async with httpx.AsyncClient(base_url=server.origin) as client:
+        response = await client.post("/_telefunc", content=CALL, headers={"X-Long": "a" * 8000})
+    assert response.status_code == 200

@@ -6,32 +6,94 @@ They bound what one client can make uvicorn hold before telefunc sees anything: 
 WebSocket message (``config.limits.max_message_size``; past it the socket closes with 1009),
 no permessage-deflate unless asked for (a compressed message can inflate a thousandfold), the
 number of concurrent connections (``config.limits.max_concurrency``; past it HTTP requests get
-503), how long an idle keep-alive connection stays open, and the largest request head h11 buffers.
+503), how long an idle keep-alive connection stays open, and the largest request head buffered
+(h11's own limit; for httptools, :mod:`telefunc.asgi.http_protocol`). uvicorn's WebSocket
+keep-alive pings are off: the channel protocol's PING deadline finds dead peers.
+
+They also pick the stack ``telefunc serve`` measured best (bench/stack.py, README "Server
+stack"): uvicorn's ``websockets-sansio`` with telefunc's caps (:mod:`telefunc.asgi.ws_protocol`),
+httptools and uvloop when installed (the ``server`` extra brings them), else h11 and asyncio.
 uvicorn has no timeout for reading a request's headers: put a reverse proxy in front for that.
 Read when called, so set ``config.limits`` first.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from telefunc.config import config
 
-__all__ = ["KEEP_ALIVE_TIMEOUT", "MAX_REQUEST_HEAD", "uvicorn_settings"]
+__all__ = [
+    "HTTP_CHOICES",
+    "KEEP_ALIVE_TIMEOUT",
+    "LOOP_CHOICES",
+    "MAX_REQUEST_HEAD",
+    "WS_CHOICES",
+    "uvicorn_settings",
+]
 
 #: Seconds an idle keep-alive HTTP connection stays open (uvicorn's default, stated here).
 KEEP_ALIVE_TIMEOUT = 5
-#: Largest request line + headers h11 buffers, in bytes (h11's own default, made explicit).
+#: Largest request line + headers buffered, in bytes (h11's own default, made explicit).
 MAX_REQUEST_HEAD = 16 * 1024
+#: ``ws``: ``telefunc`` is uvicorn's ``websockets-sansio`` with telefunc's caps
+#: (:mod:`telefunc.asgi.ws_protocol`); the others are uvicorn's own, without them.
+WS_CHOICES = ("telefunc", "websockets-sansio", "websockets", "wsproto")
+#: ``http``: ``auto`` is httptools when installed (with telefunc's head cap), else h11.
+HTTP_CHOICES = ("auto", "httptools", "h11")
+#: ``loop``: ``auto`` is uvloop when installed, else asyncio (uvicorn's own choice).
+LOOP_CHOICES = ("auto", "uvloop", "asyncio")
 
 
-def uvicorn_settings(*, ws_compression: bool = False) -> dict[str, Any]:
-    """Keyword arguments for ``uvicorn.Config``/``uvicorn.run`` from the current ``config``."""
+def uvicorn_settings(
+    *,
+    ws_compression: bool = False,
+    ws: str = "telefunc",
+    http: str = "auto",
+    loop: str = "auto",
+) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.Config``/``uvicorn.run`` from the current ``config``.
+
+    ``ws``, ``http`` and ``loop`` pick the stack (see :data:`WS_CHOICES`, :data:`HTTP_CHOICES`,
+    :data:`LOOP_CHOICES`); the defaults are what bench/stack.py measured best. Raises
+    ``ValueError`` for an unknown choice.
+    """
     limits = config.limits.snapshot()
     return {
+        "ws": _ws_protocol(ws),
+        "http": _http_protocol(http),
+        "loop": _check(loop, LOOP_CHOICES, "loop"),
         "ws_max_size": limits.max_message_size,
         "ws_per_message_deflate": ws_compression,
         "limit_concurrency": limits.max_concurrency,
         "timeout_keep_alive": KEEP_ALIVE_TIMEOUT,
         "h11_max_incomplete_event_size": MAX_REQUEST_HEAD,
+        # The channel protocol's own PING deadline finds dead peers; uvicorn's WebSocket pings
+        # every 20 s would add a timer per connection and traffic for nothing.
+        "ws_ping_interval": None,
     }
+
+
+def _check(choice: str, choices: tuple[str, ...], name: str) -> str:
+    if choice not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {choice!r}")
+    return choice
+
+
+def _ws_protocol(ws: str) -> Any:
+    if _check(ws, WS_CHOICES, "ws") != "telefunc":
+        return ws
+    from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
+
+    return TelefuncWebSocketProtocol
+
+
+def _http_protocol(http: str) -> Any:
+    if _check(http, HTTP_CHOICES, "http") == "h11":
+        return "h11"
+    if http == "auto" and importlib.util.find_spec("httptools") is None:
+        return "h11"
+    from telefunc.asgi.http_protocol import TelefuncHttpToolsProtocol
+
+    return TelefuncHttpToolsProtocol

@@ -16,6 +16,11 @@ A closed slow consumer gets the close frame after what was already queued (a cli
 slowly, still sees the code); the socket is dropped :data:`CLOSE_GRACE` seconds later in any
 case, so its memory is released even if it never reads again.
 
+Per-connection memory: an idle connection is mostly this object. It keeps uvicorn's behaviour
+with lighter parts: :class:`_ReceiveQueue` for uvicorn's ``asyncio.Queue`` of received events
+(which holds three deques), :class:`_Writable` for its ``asyncio.Event`` (a deque of waiters),
+and the handshake's request and response headers are let go once the handshake is answered.
+
 Once the server has sent its close frame (a protocol violation, a slow consumer, the app ending
 the connection), a client may still send :data:`AFTER_CLOSE_BUDGET` bytes (its own close frame,
 what was in flight); past that the socket is dropped rather than parsed until the close timeout.
@@ -23,6 +28,7 @@ what was in flight); past that the socket is dropped rather than parsed until th
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -51,10 +57,106 @@ def _binary_header(size: int) -> bytes:
     return b"\x82\x7f" + size.to_bytes(8, "big")
 
 
+class _ReceiveQueue:
+    """The part of ``asyncio.Queue`` uvicorn's protocol uses (``put_nowait``, ``get``,
+    ``empty``), unbounded like the queue it replaces, for one getter at a time (the app's
+    ``receive``); an idle one holds one empty list."""
+
+    __slots__ = ("_head", "_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._head = 0
+        self._waiter: asyncio.Future[None] | None = None
+
+    def empty(self) -> bool:
+        return self._head == len(self._items)
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        while self._head == len(self._items):
+            if self._waiter is not None:
+                raise RuntimeError("receive() is already being awaited")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        items, head = self._items, self._head
+        item = items[head]
+        if head + 1 == len(items):
+            items.clear()
+            self._head = 0
+        else:
+            items[head] = None
+            self._head = head + 1
+        return item
+
+
+class _Writable:
+    """The part of ``asyncio.Event`` uvicorn's protocol uses for ``writable``; holds no waiter
+    list while nothing waits."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = True
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if self._set:
+            return
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return True
+
+
 class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's ``websockets-sansio`` protocol with a cap on unflushed output (pongs)."""
 
     _received_after_close = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue: Any = _ReceiveQueue()
+        self.writable: Any = _Writable()
+
+    async def send(self, message: Any) -> None:
+        """uvicorn's ``send``; the handshake's request and response are let go once answered."""
+        await super().send(message)
+        if self.handshake_complete and getattr(self, "response", None) is not None:
+            # websockets' parser generator keeps the request for the connection's lifetime:
+            # its headers (copied into the scope already) are emptied.
+            self.request.headers.clear()
+            self.response.headers.clear()
+            self.request = self.response = None  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         """Parse what arrives, but only a little once the server has sent its close frame: a
