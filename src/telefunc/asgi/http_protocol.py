@@ -14,7 +14,7 @@ from __future__ import annotations
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from telefunc.asgi.uvicorn_settings import MAX_REQUEST_HEAD
-from telefunc.server.client_errors import log_client_error
+from telefunc.endpoint.client_errors import log_client_error
 
 __all__ = ["HEAD_TOO_LARGE", "TelefuncHttpToolsProtocol"]
 
