@@ -181,6 +181,17 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
                 "write_frames": self.write_frames,
             }
 
+    async def run_asgi(self) -> None:
+        """uvicorn's; once the app returned, the extension (bound methods of this protocol, in
+        the scope this protocol holds) is dropped, so the protocol is freed by reference counting
+        instead of waiting for a full garbage collection."""
+        try:
+            await super().run_asgi()
+        finally:
+            scope: Any = getattr(self, "scope", None)
+            if scope is not None:
+                scope.get("extensions", {}).pop(TRANSPORT_EXTENSION, None)
+
     def _write_buffer_size(self) -> int:
         transport = self.transport
         return 0 if transport is None else transport.get_write_buffer_size()

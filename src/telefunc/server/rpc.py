@@ -323,7 +323,11 @@ async def _parse_and_run(
         else:
             text = (await body.read()).decode("utf-8")
         request_values = _RequestValues(scope, files, limits.max_placeholders)
-        envelope = parse(text, reviver=request_values.revive, max_depth=limits.max_depth)
+        try:
+            envelope = parse(text, reviver=request_values.revive, max_depth=limits.max_depth)
+        finally:
+            # The table holds bound methods of request_values: a cycle only a full GC frees.
+            request_values.revivers = {}
     except BodyTooLarge as exc:
         if request_values is not None:
             request_values.close()
