@@ -118,12 +118,12 @@ class TelefuncApp:
             await not_found(send)
 
     async def _telefunc_request(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = origin_refusal(scope)
+        request = HttpRequest(scope)
+        refusal = origin_refusal(scope, request.headers)
         if refusal is not None:  # cross-site: refused before the body is read or anything runs
             log_refusal(refusal)
             await send_response(send, 403, FORBIDDEN_BODY)
             return
-        request = HttpRequest(scope)
         kind = request_kind(
             request.query.get("_telefunc"), request.headers.get("x-telefunc-request")
         )

@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import Any, TypeVar, overload
 from urllib.parse import parse_qs
 
 from telefunc.config import config
@@ -23,6 +23,7 @@ __all__ = [
     "send_response",
 ]
 
+_T = TypeVar("_T")
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -41,6 +42,15 @@ class Headers(Mapping[str, str]):
     def __getitem__(self, name: str) -> str:
         return self._values[name.lower()]
 
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, /, default: str | _T) -> str | _T: ...
+
+    def get(self, name: str, /, default: Any = None) -> Any:
+        # Mapping.get goes through __getitem__ and a KeyError for every absent header.
+        return self._values.get(name.lower(), default)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
@@ -53,13 +63,16 @@ class Headers(Mapping[str, str]):
         return [v.decode("latin-1") for k, v in self._raw if k.lower() == key]
 
 
-def origin_refusal(scope: Mapping[str, Any]) -> OriginRefusal | None:
+def origin_refusal(
+    scope: Mapping[str, Any], headers: Headers | None = None
+) -> OriginRefusal | None:
     """Cross-site protection for an HTTP or WebSocket scope (see :mod:`telefunc.server.origin`).
 
     The own origin is the scope's scheme (uvicorn derives it from ``X-Forwarded-Proto`` for
-    trusted proxies only) and the ``Host`` header.
+    trusted proxies only) and the ``Host`` header. ``headers``: the scope's, when already built.
     """
-    headers = Headers(scope.get("headers", []))
+    if headers is None:
+        headers = Headers(scope.get("headers", []))
     return check_origin(
         scheme=scope.get("scheme", "http"),
         host=headers.get("host"),
@@ -84,7 +97,11 @@ class HttpRequest:
         self.path: str = scope.get("path", "/")
         self.headers = Headers(scope.get("headers", []))
         raw_query = scope.get("query_string", b"").decode("latin-1")
-        self.query = {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+        self.query = (
+            {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+            if raw_query
+            else {}
+        )
         self._cookies: dict[str, str] | None = None
 
     @property
