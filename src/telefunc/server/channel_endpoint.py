@@ -115,7 +115,7 @@ def parse_peer_text(text: str) -> Any:
     the other side may be hostile).
     """
     try:
-        return parse(text, max_depth=config.limits.max_depth)
+        return parse(text, max_depth=config.limits.snapshot().max_depth)
     except ValueError as exc:
         log_client_error(
             "malformed-channel-message", "telefunc: dropped a channel message: %s", str(exc)[:200]
@@ -258,8 +258,11 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
     def _send_tag(self, tag: int, payload: bytes) -> asyncio.Future[Any]:
         """Send one data frame of any data tag; the generic path subclasses reuse."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(mark_retrieved)
         result = self._core.send(tag, payload, self._now(), fut)
+        if result is not SendResult.SENT:
+            # It may fail later (overflow, close); a SENT one only ever resolves with None, and
+            # skipping the callback spares a loop callback per send.
+            fut.add_done_callback(mark_retrieved)
         if result is SendResult.SENT:
             global _sends_since_yield
             _sends_since_yield += 1
@@ -364,9 +367,23 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
                 self._consume_in_order(nbytes)
                 return
         pending: list[Awaitable[Any]] = []
+        inbox = self._inbox
+        idle = inbox is None or not inbox.busy
         for cb in list(self._binary_listeners if binary else self._listeners):
             try:
                 result = cb(data)
+                if result is None:
+                    continue
+                if (
+                    idle
+                    and isinstance(result, asyncio.Future)
+                    and result.done()
+                    and not result.cancelled()
+                ):
+                    # Already settled (typically a listener returning ``channel.send(...)``):
+                    # nothing to wait for, so no inbox task for this message.
+                    result.result()  # raises what the listener's future failed with
+                    continue
             except Exception as exc:
                 if self._callback_error(exc):
                     return
