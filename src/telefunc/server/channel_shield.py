@@ -112,4 +112,5 @@ def attach_return_shield(func: Callable[..., Any], result: Any) -> None:
 
 def shield_of(channel: Any) -> ChannelShield | None:
     """The shield attached to ``channel``, if any."""
-    return _SHIELDS.get(channel)
+    # Checked for every message: skip the weak-dictionary lookup while no channel has a shield.
+    return _SHIELDS.get(channel) if len(_SHIELDS) else None
