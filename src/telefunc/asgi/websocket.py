@@ -227,6 +227,8 @@ class _Writer:
                 if not frames:
                     return
                 write_frames(frames)
+                if conn.output_idle and conn.close_request is None and not conn.closed:
+                    return  # all written, no channel waiting for room: no second round
         except Exception:
             self.done = True  # the socket is gone (the receive loop ends the connection)
             return

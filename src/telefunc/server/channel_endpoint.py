@@ -359,7 +359,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         inbox, where one task settles it in order and only then consumes the message: credit
         comes back once the listeners are done, so a slow listener slows the sender, and the
         inbox is bounded by the receive window the connection enforces (never one task per
-        message).
+        message). A future that is already settled (``channel.send(...)`` while credit remains)
+        has nothing to wait for: with the inbox idle, the message is consumed at once.
         """
         nbytes = len(payload)
         try:

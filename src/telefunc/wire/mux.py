@@ -508,9 +508,15 @@ class ServerConnection:
         return self._out_bytes + (io() if io is not None else 0)
 
     @property
+    def output_idle(self) -> bool:
+        """Nothing queued and no channel holding sends: :meth:`drained` would do nothing."""
+        return not self._out and not self._held
+
+    @property
     def congested(self) -> bool:
         """At the cap: channels hold their data sends until :meth:`drained`."""
-        return self.buffered >= self.max_buffer
+        io = self.io_buffered  # asked before every data send: :attr:`buffered` inlined
+        return self._out_bytes + (io() if io is not None else 0) >= self.max_buffer
 
     def would_overflow(self, nbytes: int) -> bool:
         """Whether queueing ``nbytes`` more would pass the hard limit (a slow consumer)."""
