@@ -24,6 +24,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_TEXT_PLAIN = b"text/plain"
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -215,9 +216,13 @@ async def send_response(
 ) -> None:
     """Send a complete response with a Content-Length."""
     raw_headers = [
-        (b"content-type", content_type.encode("latin-1")),
-        (b"content-length", str(len(body)).encode("latin-1")),
+        (
+            b"content-type",
+            _TEXT_PLAIN if content_type == "text/plain" else content_type.encode("latin-1"),
+        ),
+        (b"content-length", b"%d" % len(body)),
     ]
-    raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    if headers:
+        raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
