@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
+
+import pytest
 
 from telefunc.errors import Abort
 from telefunc.server.channel import Channel
@@ -142,3 +145,75 @@ async def test_a_listener_abort_stops_the_inbox() -> None:
         await asyncio.sleep(0)
     assert seen == [1, 2, 3] and ch._core.is_shutdown
     assert any(f.tag == Tag.ABORT for f in peer.frames)
+
+
+async def test_a_listener_returning_a_settled_future_is_consumed_at_once_without_a_task() -> None:
+    ch, _ = attached_channel()
+    echoed: list[Any] = []
+
+    def echo(value: Any) -> Any:
+        echoed.append(value)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done  # what ``lambda m: ch.send(m)`` returns while credit remains
+
+    ch.listen(echo)
+    before = len(asyncio.all_tasks())
+    for seq in range(1, 51):
+        deliver(ch, seq, seq)
+    assert echoed == list(range(1, 51))
+    assert len(asyncio.all_tasks()) == before
+    assert ch._inbox is None  # never needed
+    assert ch._core._window.unconsumed_msgs == 0
+
+
+async def test_a_settled_future_behind_a_pending_one_still_waits_its_turn() -> None:
+    ch, _ = attached_channel()
+    gate = asyncio.Event()
+
+    def listener(value: Any) -> Any:
+        if value == "slow":
+            return asyncio.ensure_future(gate.wait())
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    ch.listen(listener)
+    deliver(ch, 1, "slow")
+    deliver(ch, 2, "settled")
+    window = ch._core._window
+    assert window.unconsumed_msgs == 2  # credit stays in order behind the slow one
+    gate.set()
+    for _ in range(100):
+        if window.unconsumed_msgs == 0:
+            break
+        await asyncio.sleep(0)
+    assert window.unconsumed_msgs == 0
+
+
+async def test_a_settled_failed_future_is_reported_like_a_raising_listener(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ch, _ = attached_channel()
+
+    def failing(value: Any) -> Any:
+        failed = asyncio.get_running_loop().create_future()
+        failed.set_exception(RuntimeError(f"boom {value}"))
+        return failed
+
+    ch.listen(failing)
+    with caplog.at_level(logging.ERROR, logger="telefunc"):
+        deliver(ch, 1, 1)
+    reported = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [str(e) for e in reported] == ["boom 1"]
+    assert ch._core._window.unconsumed_msgs == 0
+
+    def aborting(value: Any) -> Any:
+        failed = asyncio.get_running_loop().create_future()
+        failed.set_exception(Abort("stop"))
+        return failed
+
+    ch2, _ = attached_channel()
+    ch2.listen(aborting)
+    deliver(ch2, 1, 1)
+    assert ch2._core.is_closed  # Abort from a settled future aborts the channel, as when raised

@@ -78,6 +78,51 @@ async def test_frames_keep_their_order_across_direct_writes_and_a_paused_transpo
     assert paths == ["direct", "direct", "send", "send", "send", "direct"]
 
 
+async def test_writers_woken_together_share_one_loop_callback_and_write_once_each() -> None:
+    hub = ChannelHub()
+    loop = asyncio.get_running_loop()
+    writes: dict[int, list[list[bytes]]] = {}
+    pairs = []
+    for n in range(50):
+        conn = hub.open_connection(transport="ws")
+
+        async def send(message: dict[str, Any]) -> None:
+            raise AssertionError("the ASGI send is for paused transports only")
+
+        extension = {
+            "write_buffer_size": lambda: 0,
+            "close_now": lambda code, reason: None,
+            "writable": lambda: True,
+            "write_frames": lambda frames, n=n: writes.setdefault(n, []).append(list(frames)),
+        }
+        writer = _Writer(conn, send, hub, extension)
+        conn.on_output = writer.wake
+        pairs.append((conn, writer))
+    scheduled: list[Any] = []
+    real_call_soon = loop.call_soon
+
+    def counting_call_soon(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        scheduled.append(callback)
+        return real_call_soon(callback, *args, **kwargs)
+
+    loop.call_soon = counting_call_soon  # type: ignore[method-assign]
+    try:
+        for n, (conn, _) in enumerate(pairs):  # a fan-out: every connection gets output at once
+            conn.write(b"a%d" % n)
+            conn.write(b"b%d" % n)
+    finally:
+        loop.call_soon = real_call_soon  # type: ignore[method-assign]
+    assert len(scheduled) == 1  # one callback for all 50 writers, not one each
+    await asyncio.sleep(0)
+    assert writes == {n: [[b"a%d" % n, b"b%d" % n]] for n in range(50)}  # one write each
+    pairs[3][0].write(b"later")  # woken after the run: a new callback flushes it
+    await asyncio.sleep(0)
+    assert writes[3] == [[b"a3", b"b3"], [b"later"]]
+    for conn, writer in pairs:
+        await writer.stop()
+        conn.connection_lost(hub.now(), permanent=True)
+
+
 def test_direct_frame_headers_are_the_bytes_websockets_writes() -> None:
     from websockets.frames import Frame, Opcode
 

@@ -31,6 +31,7 @@ from telefunc.config import config
 from telefunc.errors import UsageError
 from telefunc.server import observe
 from telefunc.server.bugs import report_bug
+from telefunc.server.gc_tuning import tune_for_server
 from telefunc.server.hub import ChannelHub
 from telefunc.server.origin import FORBIDDEN_BODY, log_refusal
 from telefunc.server.registry import Registry, discover
@@ -61,6 +62,9 @@ class TelefuncApp:
     :param telefunc_url: the endpoint path; ``config.telefunc_url`` (``/_telefunc``) by default.
     :param metrics: ``True`` answers ``GET <telefunc_url>/metrics`` with Prometheus metrics (a
         path string picks the path); needs the ``metrics`` extra. See :mod:`telefunc.asgi.metrics`.
+    :param tune_gc: on ASGI lifespan startup, freeze the startup heap and raise the garbage
+        collector's thresholds for the whole process (:mod:`telefunc.server.gc_tuning`): full
+        collections over many connections otherwise stall the event loop every few seconds.
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class TelefuncApp:
         context: ContextFactory | None = None,
         telefunc_url: str | None = None,
         metrics: bool | str = False,
+        tune_gc: bool = True,
     ) -> None:
         if root is None and registry is None:
             raise UsageError("TelefuncApp needs an app root folder or a registry")
@@ -84,6 +89,7 @@ class TelefuncApp:
         self.static = StaticFiles(public) if public is not None and public.is_dir() else None
         self.hub = ChannelHub()
         self.metrics_path = _metrics_path(metrics, self.telefunc_url)
+        self.tune_gc = tune_gc
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -112,12 +118,12 @@ class TelefuncApp:
             await not_found(send)
 
     async def _telefunc_request(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = origin_refusal(scope)
+        request = HttpRequest(scope)
+        refusal = origin_refusal(scope, request.headers)
         if refusal is not None:  # cross-site: refused before the body is read or anything runs
             log_refusal(refusal)
             await send_response(send, 403, FORBIDDEN_BODY)
             return
-        request = HttpRequest(scope)
         kind = request_kind(
             request.query.get("_telefunc"), request.headers.get("x-telefunc-request")
         )
@@ -177,6 +183,8 @@ class TelefuncApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.tune_gc:
+                    tune_for_server()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.hub.aclose()

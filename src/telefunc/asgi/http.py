@@ -7,7 +7,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import Any, TypeVar, overload
 from urllib.parse import parse_qs
 
 from telefunc.config import config
@@ -28,6 +28,9 @@ __all__ = [
 
 logger = logging.getLogger("telefunc")
 
+_T = TypeVar("_T")
+_TEXT_PLAIN = b"text/plain"
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -46,6 +49,15 @@ class Headers(Mapping[str, str]):
     def __getitem__(self, name: str) -> str:
         return self._values[name.lower()]
 
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, /, default: str | _T) -> str | _T: ...
+
+    def get(self, name: str, /, default: Any = None) -> Any:
+        # Mapping.get goes through __getitem__ and a KeyError for every absent header.
+        return self._values.get(name.lower(), default)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
@@ -58,13 +70,16 @@ class Headers(Mapping[str, str]):
         return [v.decode("latin-1") for k, v in self._raw if k.lower() == key]
 
 
-def origin_refusal(scope: Mapping[str, Any]) -> OriginRefusal | None:
+def origin_refusal(
+    scope: Mapping[str, Any], headers: Headers | None = None
+) -> OriginRefusal | None:
     """Cross-site protection for an HTTP or WebSocket scope (see :mod:`telefunc.server.origin`).
 
     The own origin is the scope's scheme (uvicorn derives it from ``X-Forwarded-Proto`` for
-    trusted proxies only) and the ``Host`` header.
+    trusted proxies only) and the ``Host`` header. ``headers``: the scope's, when already built.
     """
-    headers = Headers(scope.get("headers", []))
+    if headers is None:
+        headers = Headers(scope.get("headers", []))
     return check_origin(
         scheme=scope.get("scheme", "http"),
         host=headers.get("host"),
@@ -89,7 +104,11 @@ class HttpRequest:
         self.path: str = scope.get("path", "/")
         self.headers = Headers(scope.get("headers", []))
         raw_query = scope.get("query_string", b"").decode("latin-1")
-        self.query = {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+        self.query = (
+            {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+            if raw_query
+            else {}
+        )
         self._cookies: dict[str, str] | None = None
 
     @property
@@ -203,10 +222,14 @@ async def send_response(
 ) -> None:
     """Send a complete response with a Content-Length."""
     raw_headers = [
-        (b"content-type", content_type.encode("latin-1")),
-        (b"content-length", str(len(body)).encode("latin-1")),
+        (
+            b"content-type",
+            _TEXT_PLAIN if content_type == "text/plain" else content_type.encode("latin-1"),
+        ),
+        (b"content-length", b"%d" % len(body)),
     ]
-    raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    if headers:
+        raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -105,6 +106,50 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
             release_freed_memory_soon(SLOW_CONSUMER_TRIM_DELAY)
 
 
+class _FlushQueue:
+    """The writers of one hub woken since its last run, flushed by one loop callback.
+
+    A publish to N subscribers wakes N writers: one scheduled callback for all of them instead
+    of N (each a loop handle, and garbage the collector would see). Each writer still writes
+    only its own connection's queue, so every connection's frames keep their order.
+    """
+
+    __slots__ = ("loop", "writers")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        #: Writers to flush; ``None`` while no run is scheduled.
+        self.writers: list[_Writer] | None = None
+
+    def add(self, writer: _Writer) -> None:
+        writers = self.writers
+        if writers is None:
+            self.writers = [writer]
+            self.loop.call_soon(self._run)
+        else:
+            writers.append(writer)
+
+    def _run(self) -> None:
+        writers, self.writers = self.writers, None  # woken from here on: the next run
+        for writer in writers or ():
+            try:
+                writer._flush()
+            except Exception:  # one broken connection must not leave the others unflushed
+                logger.exception("telefunc: error while flushing a WebSocket")
+
+
+#: One flush queue per hub (an app's hub lives on one event loop).
+_flush_queues: weakref.WeakKeyDictionary[ChannelHub, _FlushQueue] = weakref.WeakKeyDictionary()
+
+
+def _flush_queue(hub: ChannelHub) -> _FlushQueue:
+    loop = asyncio.get_running_loop()
+    queue = _flush_queues.get(hub)
+    if queue is None or queue.loop is not loop:
+        queue = _flush_queues[hub] = _FlushQueue(loop)
+    return queue
+
+
 class _Writer:
     """Sends what the connection queues; holds no task or coroutine while there is no output.
 
@@ -112,7 +157,8 @@ class _Writer:
     coroutine frame or ``asyncio.Event`` for its writer, only this small object.
 
     With a server offering ``write_frames`` in the transport extension (``telefunc serve``), a
-    :meth:`wake` schedules one loop callback (not a task) that hands the queued frames to the
+    :meth:`wake` queues a :meth:`_flush` on the hub's :class:`_FlushQueue` (one loop callback
+    for every writer woken meanwhile, not a task), which hands the queued frames to the
     transport in batches, one socket write per batch. It falls back to a task awaiting the ASGI
     ``send`` whenever the server's writes are paused (its buffer is full), and for the close.
     Without the extension, a task runs while there is output and exits once the queue is empty.
@@ -120,7 +166,7 @@ class _Writer:
     their order.
     """
 
-    __slots__ = ("conn", "done", "hub", "scheduled", "send", "task", "transport")
+    __slots__ = ("conn", "done", "flushes", "hub", "scheduled", "send", "task", "transport")
 
     def __init__(
         self,
@@ -133,6 +179,10 @@ class _Writer:
         self.send = send
         self.hub = hub
         self.transport = transport
+        #: Where :meth:`wake` queues :meth:`_flush` (with ``write_frames`` only).
+        self.flushes = (
+            _flush_queue(hub) if transport is not None and "write_frames" in transport else None
+        )
         self.task: asyncio.Task[None] | None = None
         #: A :meth:`_flush` callback is scheduled.
         self.scheduled = False
@@ -146,12 +196,11 @@ class _Writer:
             self._close_slow_consumer()
             return
         if self.task is None and not self.done and not self.scheduled:
-            loop = asyncio.get_running_loop()
-            if self.transport is not None and "write_frames" in self.transport:
+            if self.flushes is not None:
                 self.scheduled = True
-                loop.call_soon(self._flush)
+                self.flushes.add(self)
             else:
-                self.task = loop.create_task(self._run())
+                self.task = asyncio.get_running_loop().create_task(self._run())
 
     def _flush(self) -> None:
         """Write what is queued straight to the transport; a task takes over what must wait."""
@@ -173,6 +222,8 @@ class _Writer:
                 if not frames:
                     return
                 write_frames(frames)
+                if conn.output_idle and conn.close_request is None and not conn.closed:
+                    return  # all written, no channel waiting for room: no second round
         except Exception:
             self.done = True  # the socket is gone (the receive loop ends the connection)
             return

@@ -15,7 +15,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import Any, ClassVar, Final, Generic, NamedTuple, TypeVar
 
 from telefunc.config import config
 from telefunc.endpoint.client_errors import log_client_error
@@ -29,6 +29,13 @@ from telefunc.errors import (
 from telefunc.wire.channel_state import NO_LISTENER, ChannelCore, SendResult
 from telefunc.wire.frames import AckStatus, Frame, Tag
 from telefunc.wire.serializer import parse, stringify
+
+#: Tag members as module globals: an IntEnum attribute lookup costs several times a global
+#: one (CPython 3.11), and these are read for every frame.
+_TAG_BINARY: Final = Tag.BINARY
+_TAG_BINARY_ACK_REQ: Final = Tag.BINARY_ACK_REQ
+_TAG_TEXT: Final = Tag.TEXT
+_TAG_TEXT_ACK_REQ: Final = Tag.TEXT_ACK_REQ
 
 __all__ = [
     "ChannelEndpoint",
@@ -110,7 +117,7 @@ def parse_peer_text(text: str) -> Any:
     the other side may be hostile).
     """
     try:
-        return parse(text, max_depth=config.limits.max_depth)
+        return parse(text, max_depth=config.limits.snapshot().max_depth)
     except ValueError as exc:
         log_client_error(
             "malformed-channel-message", "telefunc: dropped a channel message: %s", str(exc)[:200]
@@ -243,7 +250,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             raise ChannelClosedError("Channel is closed")
         needs_ack = ack is not False and (ack is True or self.ack)
         payload = stringify(data).encode()
-        return self._send_tag(Tag.TEXT_ACK_REQ if needs_ack else Tag.TEXT, payload)
+        return self._send_tag(_TAG_TEXT_ACK_REQ if needs_ack else _TAG_TEXT, payload)
 
     def send_binary(
         self, data: bytes | bytearray | memoryview, ack: bool = False
@@ -251,13 +258,16 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         """Send raw bytes; acknowledged only with ``ack=True`` (the channel default is ignored)."""
         if self._core.is_closed:
             raise ChannelClosedError("Channel is closed")
-        return self._send_tag(Tag.BINARY_ACK_REQ if ack else Tag.BINARY, bytes(data))
+        return self._send_tag(_TAG_BINARY_ACK_REQ if ack else _TAG_BINARY, bytes(data))
 
     def _send_tag(self, tag: int, payload: bytes) -> asyncio.Future[Any]:
         """Send one data frame of any data tag; the generic path subclasses reuse."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        fut.add_done_callback(mark_retrieved)
         result = self._core.send(tag, payload, self._now(), fut)
+        if result is not SendResult.SENT:
+            # It may fail later (overflow, close); a SENT one only ever resolves with None, and
+            # skipping the callback spares a loop callback per send.
+            fut.add_done_callback(mark_retrieved)
         if result is SendResult.SENT:
             global _sends_since_yield
             _sends_since_yield += 1
@@ -347,7 +357,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         inbox, where one task settles it in order and only then consumes the message: credit
         comes back once the listeners are done, so a slow listener slows the sender, and the
         inbox is bounded by the receive window the connection enforces (never one task per
-        message).
+        message). A future that is already settled (``channel.send(...)`` while credit remains)
+        has nothing to wait for: with the inbox idle, the message is consumed at once.
         """
         nbytes = len(payload)
         try:
@@ -362,9 +373,23 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
                 self._consume_in_order(nbytes)
                 return
         pending: list[Awaitable[Any]] = []
+        inbox = self._inbox
+        idle = inbox is None or not inbox.busy
         for cb in list(self._binary_listeners if binary else self._listeners):
             try:
                 result = cb(data)
+                if result is None:
+                    continue
+                if (
+                    idle
+                    and isinstance(result, asyncio.Future)
+                    and result.done()
+                    and not result.cancelled()
+                ):
+                    # Already settled (typically a listener returning ``channel.send(...)``):
+                    # nothing to wait for, so no inbox task for this message.
+                    result.result()  # raises what the listener's future failed with
+                    continue
             except Exception as exc:
                 if self._callback_error(exc):
                     return

@@ -66,6 +66,8 @@ def _check(value: Any, annotation: Any, path: str) -> Any:
         raise ShieldValidationError(f"{path}: nested too deeply to validate") from None
 
 
+#: Result types that are certainly not channels.
+_NOT_CHANNELS: frozenset[type] = frozenset({str, int, float, bool, type(None), dict, list, tuple})
 _SHIELDS: weakref.WeakKeyDictionary[Any, ChannelShield] = weakref.WeakKeyDictionary()
 _BY_FUNCTION: weakref.WeakKeyDictionary[Any, ChannelShield | None] = weakref.WeakKeyDictionary()
 
@@ -97,6 +99,8 @@ def _shield_for(func: Callable[..., Any]) -> ChannelShield | None:
 
 def attach_return_shield(func: Callable[..., Any], result: Any) -> None:
     """Shield ``result`` when it is a channel and ``func``'s return annotation types one."""
+    if type(result) in _NOT_CHANNELS:
+        return  # runs after every call: skip the import statement for plain results
     from telefunc.server.channel import Channel
 
     if not isinstance(result, Channel):
@@ -108,4 +112,5 @@ def attach_return_shield(func: Callable[..., Any], result: Any) -> None:
 
 def shield_of(channel: Any) -> ChannelShield | None:
     """The shield attached to ``channel``, if any."""
-    return _SHIELDS.get(channel)
+    # Checked for every message: skip the weak-dictionary lookup while no channel has a shield.
+    return _SHIELDS.get(channel) if len(_SHIELDS) else None

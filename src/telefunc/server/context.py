@@ -101,16 +101,37 @@ class CallScope:
     serialized). ``hold()`` keeps the scope open until the returned release is called.
     """
 
-    __slots__ = ("_callbacks", "_holds", "context", "extras", "hub", "signal")
+    __slots__ = ("_callbacks", "_context", "_holds", "_signal", "_values", "extras", "hub")
 
     def __init__(self, hub: Any, values: Mapping[str, Any] | None = None) -> None:
         self.hub = hub
-        self.signal = AbortSignal()
         self._holds = 1  # the request itself; released by finish_request()
         self._callbacks: list[CloseCallback] | None = None  # created by the first on_close
-        self.context = Context(values or {}, self)
+        # The context and the signal are built when first asked for: most calls use neither.
+        self._values = values
+        self._context: Context | None = None
+        self._signal: AbortSignal | None = None
         #: Free slots for transports (e.g. the session token on Cloudflare).
         self.extras: dict[str, Any] = {}
+
+    @property
+    def context(self) -> Context:
+        """What ``get_context()`` returns for this call."""
+        context = self._context
+        if context is None:
+            context = self._context = Context(self._values or {}, self)
+            self._values = None
+        return context
+
+    @property
+    def signal(self) -> AbortSignal:
+        """Fires once the call and everything it spawned are finished."""
+        signal = self._signal
+        if signal is None:
+            signal = self._signal = AbortSignal()
+            if self._holds <= 0:
+                signal._fire()
+        return signal
 
     def hold(self) -> Callable[[], None]:
         """Take a hold on the scope; call the returned function (once) to release it."""
@@ -136,7 +157,8 @@ class CallScope:
         self._holds -= 1
         if self._holds != 0:
             return
-        self.signal._fire()
+        if self._signal is not None:
+            self._signal._fire()
         callbacks, self._callbacks = self._callbacks or (), None
         for callback in callbacks:
             _run_callback(callback)

@@ -111,12 +111,13 @@ def check_origin(
     :param sec_fetch_site: its ``Sec-Fetch-Site`` header, ``None`` when absent.
     :param allowed: ``config.allowed_origins`` (normalized ``scheme://host[:port]``).
     """
-    own = request_origin(scheme, host)
-    cross_site = (sec_fetch_site or "").strip().lower() == "cross-site"
+    cross_site = sec_fetch_site is not None and sec_fetch_site.strip().lower() == "cross-site"
     if not origins:
         if cross_site:
+            own = request_origin(scheme, host)
             return OriginRefusal("", own, "Sec-Fetch-Site: cross-site without an Origin header")
-        return None
+        return None  # the common case (same-origin fetches, servers): nothing to normalize
+    own = request_origin(scheme, host)
     quoted = ", ".join(origins)[:_MAX_QUOTED]
     if len(origins) > 1:
         return OriginRefusal(quoted, own, "several Origin headers")

@@ -36,16 +36,14 @@ class Telefunction:
     file: str
     name: str
     func: Callable[..., Any]
+    #: ``file:name``, the identity telefunc uses in messages and logs.
+    key: str = field(init=False, repr=False, compare=False)
+    #: Whether calling the function returns an awaitable (worked out once, read every call).
+    is_async: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """``file:name``, the identity telefunc uses in messages and logs."""
-        return f"{self.file}:{self.name}"
-
-    @property
-    def is_async(self) -> bool:
-        """Whether calling the function returns an awaitable."""
-        return inspect.iscoroutinefunction(self.func)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.file}:{self.name}")
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.func))
 
 
 @dataclass(slots=True)

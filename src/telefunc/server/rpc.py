@@ -108,6 +108,8 @@ def request_kind(query_value: str | None, header_value: str | None) -> str | Non
     Returns ``"txt"``, ``"sse"``, ``"bin"``, ``None`` when neither says, or ``"mismatch"`` when
     either is unknown or the two disagree (a malformed request).
     """
+    if query_value is None and header_value is None:
+        return None  # the official client's plain calls
     kinds = []
     for value in (query_value, header_value):
         if value is None:

@@ -53,7 +53,7 @@ import types
 import typing
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from telefunc.errors import ShieldValidationError, UsageError
 from telefunc.server.hints import NONE_TYPES as _NONE_TYPES
@@ -119,8 +119,16 @@ def validate_call(
     # One slot per positional parameter; _OMIT means "let Python use the default".
     slots: list[Any] = []
     for index, param in enumerate(params):
-        path = f"{plan.name}() argument {index + 1} ({param.name})"
         value = args[index] if index < count else undefined
+        exact = param.exact
+        if (
+            exact is not None
+            and (exact is _ANY_VALUE or type(value) is exact)
+            and value is not undefined
+        ):
+            slots.append(value)  # an exact scalar, or anything for Any: as _validate would
+            continue
+        path = param.path
         if value is undefined:
             if param.default is not _NO_DEFAULT:
                 slots.append(_OMIT)
@@ -179,6 +187,11 @@ class _Param:
     default: Any
     admits_none: bool
     described: str
+    #: The error-message prefix naming this parameter.
+    path: str = ""
+    #: A value of exactly this type is valid as it is (``_ANY_VALUE``: any value); ``None`` when
+    #: every value goes through :func:`_validate`.
+    exact: Any = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -262,18 +275,33 @@ def _analyse(func: Callable[..., Any]) -> _Plan:
         if param.kind is inspect.Parameter.VAR_KEYWORD:
             continue  # never filled: the wire carries no keyword arguments
         _check_annotation(annotation, name, param.name)
+        stripped = _strip(annotation)
         entry = _Param(
             name=param.name,
             annotation=annotation,
             default=param.default,
             admits_none=_admits_none(annotation),
             described=_describe(annotation),
+            path=f"{name}() argument {len(positional) + 1} ({param.name})",
+            exact=_ANY_VALUE if _is_any(stripped) else _exact_scalar(stripped),
         )
         if param.kind is inspect.Parameter.VAR_POSITIONAL:
             var_positional = entry
         else:
             positional.append(entry)
     return _Plan(name=name, positional=tuple(positional), var_positional=var_positional)
+
+
+#: ``_Param.exact`` of a parameter annotated ``Any`` (or not at all).
+_ANY_VALUE: Final = object()
+
+
+def _exact_scalar(tp: Any) -> Any:
+    """``tp`` when it is a scalar whose values :func:`_validate` accepts by exact type."""
+    try:
+        return tp if tp in _EXACT_SCALARS else None
+    except TypeError:  # unhashable annotation
+        return None
 
 
 def _check_annotation(annotation: Any, func_name: str, param_name: str) -> None:

@@ -247,6 +247,9 @@ class _Producer:
 #: Values that are never streamed (a tuple: ``isinstance`` with a ``X | Y`` union would build the
 #: union on every call, and this check runs once per value of every result).
 _PLAIN_DATA: Final = (str, int, float, bytes, list, dict, type)
+#: Exact types that are neither streamed nor turned into a placeholder by any fallback replacer
+#: (no ``__telefunc_placeholder__``, not callable): the replacer answers them at once.
+_JSON_TYPES: Final = frozenset({str, int, float, bool, type(None), dict, list, tuple})
 
 
 class StreamCollector:
@@ -272,6 +275,8 @@ class StreamCollector:
         """A serializer replacer producing the placeholders of streaming values."""
 
         def replace(value: Any) -> str | None:
+            if type(value) in _JSON_TYPES:
+                return None  # the hot path: most values of a result are plain data
             found = self._classify(value)
             if found is None:
                 return fallback(value) if fallback is not None else None

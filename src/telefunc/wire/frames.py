@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import struct
 from enum import IntEnum
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from telefunc.errors import ProtocolError
 
@@ -177,6 +177,11 @@ def encode_json(tag: int, value: Any) -> bytes:
     return _HEADER.pack(tag, 0, 0) + json.dumps(value, separators=(",", ":")).encode()
 
 
+#: Tag members as module globals: an IntEnum attribute lookup costs several times a global
+#: one (CPython 3.11), and these are read for every frame.
+_TAG_ACK_RES: Final = Tag.ACK_RES
+
+
 def decode_frame(data: bytes | bytearray | memoryview) -> Frame:
     """Decode one frame, validating its tag and the minimum payload length of that tag.
 
@@ -192,6 +197,6 @@ def decode_frame(data: bytes | bytearray | memoryview) -> Frame:
     need = _MIN_PAYLOAD.get(tag, 0)
     if len(payload) < need:
         raise ProtocolError(f"frame 0x{tag:02x}: payload too short ({len(payload)} < {need})")
-    if tag == Tag.ACK_RES and payload[4] > AckStatus.SHIELD_ERROR:
+    if tag == _TAG_ACK_RES and payload[4] > AckStatus.SHIELD_ERROR:
         raise ProtocolError(f"ACK_RES: unknown status {payload[4]}")
     return Frame(tag, ix, seq, payload)

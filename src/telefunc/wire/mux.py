@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from telefunc.config import ChannelSettings, LimitsSettings
 from telefunc.errors import ProtocolError
@@ -25,6 +25,19 @@ from telefunc.wire.timers import Timers
 
 if TYPE_CHECKING:
     from telefunc.wire.channel_state import ChannelCore as _HeldCore
+
+#: Tag members as module globals: an IntEnum attribute lookup costs several times a global
+#: one (CPython 3.11), and these are read for every frame.
+_TAG_ABORT: Final = Tag.ABORT
+_TAG_ERROR: Final = Tag.ERROR
+_TAG_FIN: Final = Tag.FIN
+_TAG_PING: Final = Tag.PING
+_TAG_PONG: Final = Tag.PONG
+_TAG_PUBLISH: Final = Tag.PUBLISH
+_TAG_PUBLISH_BINARY: Final = Tag.PUBLISH_BINARY
+_TAG_RECONCILE: Final = Tag.RECONCILE
+_TAG_RECONCILED: Final = Tag.RECONCILED
+_TAG_STREAM_REQUEST_OPEN_ACK: Final = Tag.STREAM_REQUEST_OPEN_ACK
 
 __all__ = [
     "CLIENT_FORBIDDEN_TAGS",
@@ -42,14 +55,14 @@ __all__ = [
 #: Tags only the server may send; receiving one from a client is a protocol violation.
 CLIENT_FORBIDDEN_TAGS = frozenset(
     {
-        Tag.PONG,
-        Tag.FIN,
-        Tag.RECONCILED,
-        Tag.STREAM_REQUEST_OPEN_ACK,
-        Tag.PUBLISH,
-        Tag.PUBLISH_BINARY,
-        Tag.ABORT,
-        Tag.ERROR,
+        _TAG_PONG,
+        _TAG_FIN,
+        _TAG_RECONCILED,
+        _TAG_STREAM_REQUEST_OPEN_ACK,
+        _TAG_PUBLISH,
+        _TAG_PUBLISH_BINARY,
+        _TAG_ABORT,
+        _TAG_ERROR,
     }
 )
 #: WebSocket close code for a protocol violation.
@@ -76,8 +89,8 @@ class MuxStats:
     slow_consumer_drops: int = 0
 
 
-_PONG = encode_frame(Tag.PONG)
-_FIN = encode_frame(Tag.FIN)
+_PONG = encode_frame(_TAG_PONG)
+_FIN = encode_frame(_TAG_FIN)
 
 
 class ServerMux:
@@ -428,9 +441,15 @@ class ServerConnection:
         return self._out_bytes + (io() if io is not None else 0)
 
     @property
+    def output_idle(self) -> bool:
+        """Nothing queued and no channel holding sends: :meth:`drained` would do nothing."""
+        return not self._out and not self._held
+
+    @property
     def congested(self) -> bool:
         """At the cap: channels hold their data sends until :meth:`drained`."""
-        return self.buffered >= self.max_buffer
+        io = self.io_buffered  # asked before every data send: :attr:`buffered` inlined
+        return self._out_bytes + (io() if io is not None else 0) >= self.max_buffer
 
     def would_overflow(self, nbytes: int) -> bool:
         """Whether queueing ``nbytes`` more would pass the hard limit (a slow consumer)."""
@@ -503,7 +522,7 @@ class ServerConnection:
             return
         try:
             frame = decode_frame(data)
-            if frame.tag == Tag.PING:
+            if frame.tag == _TAG_PING:
                 self._take_ping_token(now)
                 self._reset_ping(now)
                 self.write(_PONG)
@@ -551,7 +570,7 @@ class ServerConnection:
 
     def _dispatch(self, frame: Frame, now: float) -> None:
         tag = frame.tag
-        if tag == Tag.RECONCILE:
+        if tag == _TAG_RECONCILE:
             self._reconcile(frame.json(), now)
             return
         if self.session_id is None:
@@ -776,7 +795,7 @@ class ServerConnection:
         # ``lastSeq`` is read now, so frames dispatched while RECONCILED was held count too.
         self.write(
             encode_json(
-                Tag.RECONCILED,
+                _TAG_RECONCILED,
                 {
                     "sessionId": session_id,
                     "open": [
