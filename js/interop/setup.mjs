@@ -67,6 +67,8 @@ export async function run(main) {
   try {
     const client = await connect(origin, options)
     await main(client, args)
+    // A write to a pipe may still be pending: exiting now would cut a long line at 64 KiB.
+    await new Promise((resolve) => process.stdout.write('', resolve))
     process.exit(0)
   } catch (err) {
     console.error(err?.stack ?? String(err))

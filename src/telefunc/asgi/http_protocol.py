@@ -42,6 +42,13 @@ class TelefuncHttpToolsProtocol(HttpToolsProtocol):
             )
             self.send_400_response(HEAD_TOO_LARGE)
 
+    def handle_websocket_upgrade(self) -> None:
+        """uvicorn's; then the parser (which holds this protocol's callbacks) is let go, as
+        uvicorn's ``connection_lost`` does, since the WebSocket protocol now owns the socket:
+        otherwise every upgrade leaves a cycle only a full GC frees."""
+        super().handle_websocket_upgrade()
+        self.parser = None  # type: ignore[assignment]
+
     def on_headers_complete(self) -> None:
         self._head_bytes = None
         super().on_headers_complete()

@@ -101,6 +101,9 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
         if not conn.closed:
             conn.connection_lost(hub.now(), permanent=False)
         await writer.stop()
+        # conn -> writer.wake -> writer -> conn: a cycle only a full GC would free.
+        conn.on_output = None
+        conn.io_buffered = None
         if conn.cut:
             # What it held is freed now, its socket buffers within the close grace.
             release_freed_memory_soon(SLOW_CONSUMER_TRIM_DELAY)

@@ -443,6 +443,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
                 self._core.consumed(item.nbytes)
         finally:
             inbox.task = None
+            if self._core.is_shutdown:
+                self._release_callbacks()
 
     async def _answer(self, seq: int, payload: bytes, binary: bool) -> None:
         listeners = list(self._binary_listeners if binary else self._listeners)
@@ -542,9 +544,20 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             self._core.release_close(self._now())
 
     def handle_shutdown(self, error: Exception | None) -> None:
-        """The channel is finished: settle ``close()``."""
+        """The channel is finished: settle ``close()``, and let go of the callbacks."""
         if self._close_future is not None and not self._close_future.done():
             self._close_future.set_result(0 if self._core.got_close_ack else 1)
+        inbox = self._inbox
+        if inbox is None or not inbox.busy:
+            self._release_callbacks()
+
+    def _release_callbacks(self) -> None:
+        """Drop listeners and callbacks of a finished channel: none runs again, and they
+        typically close over the channel (``ch.listen(lambda m: ch.send(m))``), a cycle that
+        would otherwise keep it until a full garbage collection."""
+        self._listeners = []
+        self._binary_listeners = []
+        self._open_callbacks = self._close_callbacks = None
 
     def handle_other_frame(self, frame: Frame) -> None:
         """Frames a plain channel ignores (broadcast frames); for subclasses."""

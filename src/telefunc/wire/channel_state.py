@@ -124,6 +124,47 @@ class ChannelEvents(Protocol):
         """A frame plain channels ignore (PUBLISH_ACK_REQ, BROADCAST_SUB...); for subclasses."""
 
 
+class _NoEvents:
+    """The handler of a channel that shut down: it reports nothing more.
+
+    Dropping the real handler (which holds the core) breaks the reference cycle between the two,
+    so a finished channel is freed at once by reference counting, not by a later full GC.
+    """
+
+    def handle_open(self) -> None:
+        pass
+
+    def handle_message(self, payload: bytes, binary: bool) -> None:
+        pass
+
+    def handle_ack_request(self, seq: int, payload: bytes, binary: bool) -> None:
+        pass
+
+    def handle_ack_result(self, token: Any, status: AckStatus, text: str) -> None:
+        pass
+
+    def handle_send_done(self, token: Any) -> None:
+        pass
+
+    def handle_send_failed(self, token: Any, error: Exception) -> None:
+        pass
+
+    def handle_credit(self) -> None:
+        pass
+
+    def handle_fire_close(self, error: Exception | None) -> None:
+        pass
+
+    def handle_shutdown(self, error: Exception | None) -> None:
+        pass
+
+    def handle_other_frame(self, frame: Frame) -> None:
+        pass
+
+
+_NO_EVENTS = _NoEvents()
+
+
 class PeerLink(Protocol):
     """The connection a channel is attached to: somewhere to write encoded frames."""
 
@@ -664,6 +705,17 @@ class ChannelCore:
         self._reconnect_deadline = now + self.settings.reconnect_timeout
         self._reschedule()
 
+    def dropped_while_closing(self, now: float) -> None:
+        """The client left this closing channel out of a RECONCILE: it has seen the CLOSE
+        exchange and dropped the channel (its CLOSE_ACK may still travel on its old wire), so
+        the close completes as acknowledged."""
+        if self.is_shutdown or not self._closing:
+            return
+        if self._awaiting_close_ack:
+            self._awaiting_close_ack = False
+            self._got_close_ack = True
+        self._progress(now)
+
     def recovery_failed(self) -> None:
         """The client reconnected without listing this channel: it is lost."""
         if self.is_shutdown:
@@ -775,6 +827,7 @@ class ChannelCore:
         for token in pending:
             handler.handle_send_failed(token, ack_error)
         handler.handle_shutdown(error)
+        self._handler = _NO_EVENTS
 
     @property
     def shutdown_error(self) -> Exception | None:

@@ -705,13 +705,13 @@ class ServerConnection:
         holder = self._live_holder(pending)
         if holder is not None and pending.upgrade:
             # The official client lists every channel it still has; one it dropped after a
-            # CLOSE exchange may still be closing here. Those end as before (nothing more would
-            # reach the client), so a real upgrade empties the old session and its wire gets
-            # FIN. A still-open channel nobody listed stays with the live wire, and no FIN.
+            # CLOSE exchange may still be closing here (the CLOSE_ACK can be behind, on the old
+            # wire). Those finish their close, so a real upgrade empties the old session and its
+            # wire gets FIN. A still-open channel nobody listed stays with the live wire, no FIN.
             held = mux.sessions.get(pending.prev_session or "", {})
             for core in [c for c in held.values() if id(c) not in kept and c.is_closing]:
                 mux._take_from_session(core)
-                core.recovery_failed()
+                core.dropped_while_closing(now)
             if pending.prev_session not in mux.sessions:
                 holder = None
         if holder is None and pending.prev_session is not None:
