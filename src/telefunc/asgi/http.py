@@ -10,7 +10,6 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
-from telefunc.config import config
 from telefunc.server.origin import OriginRefusal, check_origin
 from telefunc.server.rpc import RpcResponse
 
@@ -58,11 +57,11 @@ class Headers(Mapping[str, str]):
         return [v.decode("latin-1") for k, v in self._raw if k.lower() == key]
 
 
-def origin_refusal(scope: Mapping[str, Any]) -> OriginRefusal | None:
+def origin_refusal(scope: Mapping[str, Any], allowed: tuple[str, ...]) -> OriginRefusal | None:
     """Cross-site protection for an HTTP or WebSocket scope (see :mod:`telefunc.server.origin`).
 
-    The own origin is the scope's scheme (uvicorn derives it from ``X-Forwarded-Proto`` for
-    trusted proxies only) and the ``Host`` header.
+    ``allowed`` is the app's ``allowed_origins``. The own origin is the scope's scheme (uvicorn
+    derives it from ``X-Forwarded-Proto`` for trusted proxies only) and the ``Host`` header.
     """
     headers = Headers(scope.get("headers", []))
     return check_origin(
@@ -70,7 +69,7 @@ def origin_refusal(scope: Mapping[str, Any]) -> OriginRefusal | None:
         host=headers.get("host"),
         origins=headers.get_all("origin"),
         sec_fetch_site=headers.get("sec-fetch-site"),
-        allowed=config.allowed_origins,
+        allowed=allowed,
     )
 
 
