@@ -1,4 +1,4 @@
-"""Server configuration: ``from telefunc import config``.
+"""Server configuration: ``from telefunc import config``, or a :class:`Config` of one app.
 
 Durations are in **seconds** in Python (they travel in milliseconds on the wire); sizes are in
 bytes. Every setter validates: unknown keys and negative or non-numeric values raise
@@ -9,6 +9,12 @@ bytes. Every setter validates: unknown keys and negative or non-numeric values r
     config.channel = {"reconnect_timeout": 5.0}     # assigning a mapping updates those keys
     config.limits.max_body_size = 4 * 1024 * 1024   # what one client may make the server hold
     config.allowed_origins = ["http://localhost:5173"]  # foreign origins allowed to call
+
+``config`` is the process-wide default. An app given its own :class:`Config`
+(``TelefuncApp(settings=...)``, ``telefunc.cloudflare.Telefunc(settings=...)``) reads only that
+one, so two apps in one process can differ; ``config.copy()`` starts one from the global values.
+An app reads its ``Config`` live: a change applies to what starts after it (the next request,
+connection or channel).
 """
 
 from __future__ import annotations
@@ -327,9 +333,17 @@ class BroadcastConfig(_Section):
 
 
 class Config:
-    """The process-wide telefunc configuration object (``telefunc.config``)."""
+    """Telefunc settings: the process-wide ``telefunc.config``, or one app's own (see above)."""
 
-    __slots__ = ("_allowed_origins", "_broadcast", "_channel", "_limits", "_stream", "telefunc_url")
+    __slots__ = (
+        "_allowed_origins",
+        "_broadcast",
+        "_channel",
+        "_limits",
+        "_refuse_stream_requests",
+        "_stream",
+        "telefunc_url",
+    )
 
     def __init__(self) -> None:
         self._channel = ChannelConfig()
@@ -337,8 +351,24 @@ class Config:
         self._broadcast = BroadcastConfig()
         self._limits = LimitsConfig()
         self._allowed_origins: tuple[str, ...] = ()
+        self._refuse_stream_requests = False
         #: The HTTP path of the telefunc endpoint.
         self.telefunc_url = "/_telefunc"
+
+    def copy(self) -> Config:
+        """A new, independent ``Config`` with the same values (the broadcast transport is shared).
+
+        ``settings = config.copy()`` then changing ``settings`` leaves ``config`` as it is.
+        """
+        other = Config()
+        object.__setattr__(other._channel, "_settings", self._channel.snapshot())
+        object.__setattr__(other._limits, "_settings", self._limits.snapshot())
+        other._stream._transport = self._stream.transport
+        other._broadcast.transport = self._broadcast.transport
+        other._allowed_origins = self._allowed_origins
+        other._refuse_stream_requests = self._refuse_stream_requests
+        other.telefunc_url = self.telefunc_url
+        return other
 
     @property
     def limits(self) -> LimitsConfig:
@@ -361,6 +391,23 @@ class Config:
     @allowed_origins.setter
     def allowed_origins(self, origins: Any) -> None:
         self._allowed_origins = _check_origins(origins)
+
+    @property
+    def refuse_stream_requests(self) -> bool:
+        """Answer SSE stream-request POSTs 400 at once, so clients send batch POSTs instead.
+
+        For deployments behind a proxy that buffers request bodies (a streamed upload would
+        never arrive). ``False`` by default.
+        """
+        return self._refuse_stream_requests
+
+    @refuse_stream_requests.setter
+    def refuse_stream_requests(self, value: Any) -> None:
+        if not isinstance(value, bool):
+            raise UsageError(
+                f"config.refuse_stream_requests must be True or False, got {type(value).__name__}"
+            )
+        self._refuse_stream_requests = value
 
     @property
     def channel(self) -> ChannelConfig:

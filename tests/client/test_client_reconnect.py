@@ -13,7 +13,6 @@ from client_scenarios import TRANSPORT_IDS, TRANSPORTS, Inbox, cut_mid_stream
 
 from tcp_proxy import FaultyProxy
 from telefunc import config
-from telefunc.asgi import sse as sse_transport
 from telefunc.client import Client, NetworkError
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
@@ -45,13 +44,12 @@ async def test_cut_mid_stream_loses_and_duplicates_nothing(
         assert mux.opened.get("ws", 0) >= 2 and "sse" not in mux.opened
 
 
-async def test_sse_batch_posts_when_stream_requests_are_refused(
-    live_server: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_sse_batch_posts_when_stream_requests_are_refused(live_server: Any) -> None:
     """A server (or proxy) that will not stream request bodies: after the 3 s handshake the
     client sends batch POSTs, and a cut there loses and duplicates nothing either."""
-    monkeypatch.setattr(sse_transport, "refuse_stream_requests", True)
-    server = live_server(APPS / "channels")
+    settings = config.copy()
+    settings.refuse_stream_requests = True
+    server = live_server(APPS / "channels", settings=settings)
     proxy = FaultyProxy(server.port)
     await proxy.start()
     try:

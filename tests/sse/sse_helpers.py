@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from telefunc.asgi import TelefuncApp
+from telefunc.config import Config, config
 from telefunc.wire.frames import Frame, decode_frame
 from telefunc.wire.framing import b64url_decode, length_prefixed
 from testpaths import APPS_DIR
@@ -97,6 +98,13 @@ class SseCounter:
         await self.app(scope, counting_receive, counting_send)
 
 
-def channels_app() -> SseCounter:
+def channels_app(settings: Config | None = None) -> SseCounter:
     """The channel test app (tests/apps/channels), wrapped in a :class:`SseCounter`."""
-    return SseCounter(TelefuncApp(APPS_DIR / "channels"))
+    return SseCounter(TelefuncApp(APPS_DIR / "channels", settings=settings))
+
+
+def refusing_stream_requests() -> Config:
+    """The global settings, but answering SSE stream-request POSTs 400 at once."""
+    settings = config.copy()
+    settings.refuse_stream_requests = True
+    return settings

@@ -8,11 +8,10 @@ import itertools
 from typing import Any
 
 import pytest
-from sse_helpers import channels_app
+from sse_helpers import channels_app, refusing_stream_requests
 
 from channel_interop import check_basic_channel_scenario
 from telefunc import config
-from telefunc.asgi import sse
 
 
 def by_name(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -63,10 +62,9 @@ def test_upload_stream_refused_by_the_client_runtime_falls_back_to_batches(
 
 
 def test_upload_stream_refused_by_the_server_falls_back_to_batches(
-    live_server: Any, run_node: Any, monkeypatch: pytest.MonkeyPatch
+    live_server: Any, run_node: Any
 ) -> None:
-    monkeypatch.setattr(sse, "refuse_stream_requests", True)
-    app = channels_app()
+    app = channels_app(refusing_stream_requests())
     server = live_server(app)
     lines = run_node("channel_ws_basic.mjs", server.origin, env={"TELEFUNC_TRANSPORTS": "sse"})
     check_basic_channel_scenario(by_name(lines))

@@ -51,7 +51,7 @@ async def test_an_oversized_record_is_refused_from_its_length_prefix(
     limits.max_message_size = 1024 * 1024
     meta = length_prefixed([json.dumps({"connId": "c"}).encode()])
     body, reads = endless_body((meta if not metadata_first else b"") + HUGE)
-    records = _Records(body)
+    records = _Records(body, limits.max_message_size)
     with pytest.raises(RecordTooLarge):
         while await records.next() is not None:
             pass
@@ -61,7 +61,7 @@ async def test_an_oversized_record_is_refused_from_its_length_prefix(
 async def test_metadata_has_its_own_smaller_bound(limits: Any) -> None:
     body, reads = endless_body((100_000).to_bytes(4, "big"))
     with pytest.raises(RecordTooLarge):
-        await _Records(body).next()
+        await _Records(body, limits.max_message_size).next()
     assert reads[0] == 1
 
 
@@ -74,7 +74,7 @@ async def test_frames_up_to_max_message_size_pass(limits: Any) -> None:
         done, sent[0] = sent[0], True
         return {"type": "http.request", "body": b"" if done else data, "more_body": False}
 
-    records = _Records(AsgiBody(receive))
+    records = _Records(AsgiBody(receive), limits.max_message_size)
     got = [r async for r in _iterate(records)]
     assert got == [b"{}", b"x" * 1000, b"y" * 10]
 

@@ -21,10 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sse_helpers import HEADERS, EventStream, body, channels_app, url
+from sse_helpers import HEADERS, EventStream, body, channels_app, refusing_stream_requests, url
 
 from telefunc import config
-from telefunc.asgi import sse
 from telefunc.server import sse as sse_core
 from telefunc.wire.frames import Tag, encode_frame, encode_json, encode_u32_frame
 from telefunc.wire.framing import length_prefixed
@@ -170,10 +169,9 @@ class RawUpload:
 
 
 async def test_a_refused_upload_is_answered_at_once_and_still_fed_before_later_batches(
-    live_server: Any, monkeypatch: pytest.MonkeyPatch
+    live_server: Any,
 ) -> None:
-    monkeypatch.setattr(sse, "refuse_stream_requests", True)
-    watch = BodyWatch(channels_app(), ["batch"])
+    watch = BodyWatch(channels_app(refusing_stream_requests()), ["batch"])
     server = live_server(watch)
     async with httpx.AsyncClient(timeout=10) as client, echo_wire(client, server) as wire:
         conn_id, events = wire

@@ -26,8 +26,12 @@ from telefunc.asgi.http import (
     send_rpc_response,
 )
 from telefunc.asgi.static import StaticFiles, not_found
-from telefunc.broadcast.transport import get_broadcast_transport
-from telefunc.config import config
+from telefunc.broadcast.transport import (
+    reset_scoped_broadcast_transport,
+    resolve_broadcast_transport,
+    set_scoped_broadcast_transport,
+)
+from telefunc.config import Config, config
 from telefunc.errors import UsageError
 from telefunc.server import observe
 from telefunc.server.bugs import report_bug
@@ -59,7 +63,11 @@ class TelefuncApp:
     :param registry: an explicit :class:`Registry` instead of (or in addition to) discovery.
     :param context: ``context(request)`` (sync or async) returning a mapping; its values are
         what ``get_context()`` returns inside telefunctions.
-    :param telefunc_url: the endpoint path; ``config.telefunc_url`` (``/_telefunc``) by default.
+    :param telefunc_url: the endpoint path; the settings' ``telefunc_url`` (``/_telefunc``) by
+        default.
+    :param settings: this app's :class:`~telefunc.config.Config` (channel settings, limits,
+        allowed origins, stream and broadcast transports); the global ``telefunc.config`` by
+        default. Read live: a change applies to the next request, connection or channel.
     :param metrics: ``True`` answers ``GET <telefunc_url>/metrics`` with Prometheus metrics (a
         path string picks the path); needs the ``metrics`` extra. See :mod:`telefunc.asgi.metrics`.
     :param tune_gc: on ASGI lifespan startup, freeze the startup heap and raise the garbage
@@ -76,29 +84,50 @@ class TelefuncApp:
         telefunc_url: str | None = None,
         metrics: bool | str = False,
         tune_gc: bool = True,
+        settings: Config | None = None,
     ) -> None:
         if root is None and registry is None:
             raise UsageError("TelefuncApp needs an app root folder or a registry")
+        if settings is not None and not isinstance(settings, Config):
+            raise UsageError(
+                "settings must be a telefunc.config.Config (e.g. config.copy()), "
+                f"got {type(settings).__name__}"
+            )
+        #: This app's settings (the global ``config`` unless it was given its own).
+        self.settings = settings if settings is not None else config
         self.registry = registry if registry is not None else discover(root)  # type: ignore[arg-type]
         self.root = Path(root).resolve() if root is not None else None
         self.context_factory = context
-        self.telefunc_url = telefunc_url or config.telefunc_url
+        self.telefunc_url = telefunc_url or self.settings.telefunc_url
         if not self.telefunc_url.startswith("/"):
             raise UsageError(f"telefunc_url must be a path starting with '/', got {telefunc_url!r}")
         public = self.root / "public" if self.root is not None else None
         self.static = StaticFiles(public) if public is not None and public.is_dir() else None
-        self.hub = ChannelHub()
+        self.hub = ChannelHub(self.settings)
         self.metrics_path = _metrics_path(metrics, self.telefunc_url)
         self.tune_gc = tune_gc
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "websocket":
-            await self._websocket(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
+        # An app with its own settings makes its broadcast transport the current one for all
+        # its request spawns (get_broadcast_transport() reads the global config by itself).
+        token = (
+            None
+            if self.settings is config
+            else set_scoped_broadcast_transport(
+                resolve_broadcast_transport(self.settings.broadcast.transport)
+            )
+        )
+        try:
+            kind = scope["type"]
+            if kind == "http":
+                await self._http(scope, receive, send)
+            elif kind == "websocket":
+                await self._websocket(scope, receive, send)
+            elif kind == "lifespan":
+                await self._lifespan(receive, send)
+        finally:
+            if token is not None:
+                reset_scoped_broadcast_transport(token)
 
     def _path(self, scope: Scope) -> str:
         # Mounted under a prefix, newer Starlette keeps the full path and sets root_path.
@@ -119,7 +148,7 @@ class TelefuncApp:
 
     async def _telefunc_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = HttpRequest(scope)
-        refusal = origin_refusal(scope, request.headers)
+        refusal = origin_refusal(scope, self.settings.allowed_origins, request.headers)
         if refusal is not None:  # cross-site: refused before the body is read or anything runs
             log_refusal(refusal)
             await send_response(send, 403, FORBIDDEN_BODY)
@@ -190,8 +219,9 @@ class TelefuncApp:
                 await self.hub.aclose()
                 # A configured transport (e.g. Redis) holds connections of this event loop; the
                 # in-memory default is process-wide and outlives any one app.
-                if config.broadcast.transport is not None:
-                    await get_broadcast_transport().aclose()
+                configured = self.settings.broadcast.transport
+                if configured is not None:
+                    await resolve_broadcast_transport(configured).aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

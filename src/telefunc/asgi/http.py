@@ -10,7 +10,6 @@ from http.cookies import SimpleCookie
 from typing import Any, TypeVar, overload
 from urllib.parse import parse_qs
 
-from telefunc.config import config
 from telefunc.server.origin import OriginRefusal, check_origin
 from telefunc.server.rpc import RpcResponse
 
@@ -71,12 +70,13 @@ class Headers(Mapping[str, str]):
 
 
 def origin_refusal(
-    scope: Mapping[str, Any], headers: Headers | None = None
+    scope: Mapping[str, Any], allowed: tuple[str, ...], headers: Headers | None = None
 ) -> OriginRefusal | None:
     """Cross-site protection for an HTTP or WebSocket scope (see :mod:`telefunc.server.origin`).
 
-    The own origin is the scope's scheme (uvicorn derives it from ``X-Forwarded-Proto`` for
-    trusted proxies only) and the ``Host`` header. ``headers``: the scope's, when already built.
+    ``allowed`` is the app's ``allowed_origins``. The own origin is the scope's scheme (uvicorn
+    derives it from ``X-Forwarded-Proto`` for trusted proxies only) and the ``Host`` header.
+    ``headers``: the scope's, when already built.
     """
     if headers is None:
         headers = Headers(scope.get("headers", []))
@@ -85,7 +85,7 @@ def origin_refusal(
         host=headers.get("host"),
         origins=headers.get_all("origin"),
         sec_fetch_site=headers.get("sec-fetch-site"),
-        allowed=config.allowed_origins,
+        allowed=allowed,
     )
 
 

@@ -8,17 +8,11 @@ from telefunc.asgi.http import AsgiBody, HttpRequest, Send, send_rpc_response
 from telefunc.server.hub import ChannelHub
 from telefunc.server.sse import handle_sse
 
-__all__ = ["refuse_stream_requests", "serve_sse"]
-
-#: When true, stream-request POSTs are answered 400 at once so clients use batch POSTs (behind
-#: proxies that buffer request bodies, and in tests); see :func:`handle_sse`.
-refuse_stream_requests = False
+__all__ = ["serve_sse"]
 
 
 async def serve_sse(hub: ChannelHub, request: HttpRequest, body: AsgiBody, send: Send) -> None:
     """Answer one SSE channel POST (stream-response, stream-request or batch)."""
-    response = await handle_sse(
-        hub, method=request.method, body=body, refuse_stream_requests=refuse_stream_requests
-    )
+    response = await handle_sse(hub, method=request.method, body=body)
     with contextlib.suppress(OSError):  # the client went away before its answer
         await send_rpc_response(send, body, response)

@@ -67,7 +67,7 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
         # Closing before accepting answers the handshake with 403.
         await send({"type": "websocket.close", "code": 1008})
         return
-    refusal = origin_refusal(scope)
+    refusal = origin_refusal(scope, hub.settings.allowed_origins)
     if refusal is not None:
         log_refusal(refusal)
         await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403

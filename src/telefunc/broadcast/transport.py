@@ -4,7 +4,8 @@ Every transport (:class:`InMemoryBroadcast` here, ``telefunc.broadcast.redis``, 
 Object's) keeps per-key order with a monotonic ``seq``, one upstream subscription per key per
 process (:class:`BroadcastFanout` does the bookkeeping), synchronous listener calls with no task
 per message, and a bounded-time :class:`BroadcastTransportError` when its broker is unreachable.
-:func:`set_scoped_broadcast_transport` installs one for the current context (a Durable Object);
+:func:`set_scoped_broadcast_transport` installs one for the current context (a Durable Object,
+an app with its own settings);
 :func:`get_broadcast_transport` prefers it to ``config.broadcast.transport``. Standard library
 only: this module imports under Pyodide.
 """
@@ -33,6 +34,7 @@ __all__ = [
     "get_broadcast_transport",
     "reset_default_broadcast_transport",
     "reset_scoped_broadcast_transport",
+    "resolve_broadcast_transport",
     "set_scoped_broadcast_transport",
     "wait_subscribed",
 ]
@@ -385,13 +387,18 @@ def reset_scoped_broadcast_transport(token: Token[BroadcastTransport | None]) ->
 def get_broadcast_transport() -> BroadcastTransport:
     """The scoped transport if one is set, else ``config.broadcast.transport``, else in-memory.
 
-    See :func:`set_scoped_broadcast_transport` for the scoped one.
+    See :func:`set_scoped_broadcast_transport` for the scoped one (an app with its own settings
+    scopes its ``broadcast.transport`` around each of its requests).
     """
-    global _default
     scoped = _scoped.get()
     if scoped is not None:
         return scoped
-    configured = config.broadcast.transport
+    return resolve_broadcast_transport(config.broadcast.transport)
+
+
+def resolve_broadcast_transport(configured: Any) -> BroadcastTransport:
+    """``configured`` (a ``broadcast.transport`` setting) checked, or the in-memory default."""
+    global _default
     if configured is not None:
         if not isinstance(configured, BroadcastTransport):
             raise UsageError(

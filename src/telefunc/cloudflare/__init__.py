@@ -50,7 +50,7 @@ from telefunc.cloudflare.routing import (
     session_key,
     shard_name,
 )
-from telefunc.config import config
+from telefunc.config import Config, config
 from telefunc.errors import UsageError
 from telefunc.server.registry import Registry, discover
 from telefunc.server.rpc import request_kind
@@ -106,7 +106,10 @@ class Telefunc:
     :param root: the folder holding the app's ``*.telefunc.py`` files, discovered on first use.
         Default: the folder of the module that constructs the ``Telefunc`` (``worker.py``).
     :param registry: an explicit :class:`~telefunc.server.registry.Registry` instead of ``root``.
-    :param telefunc_url: the endpoint path prefix (default ``config.telefunc_url``).
+    :param telefunc_url: the endpoint path prefix (default: the settings' ``telefunc_url``).
+    :param settings: this app's :class:`~telefunc.config.Config` (channel settings, limits,
+        allowed origins), used by the worker and its Durable Objects; the global
+        ``telefunc.config`` by default. Read live, like :class:`~telefunc.asgi.TelefuncApp`'s.
     """
 
     def __init__(
@@ -122,9 +125,17 @@ class Telefunc:
         root: str | Path | None = None,
         registry: Registry | None = None,
         telefunc_url: str | None = None,
+        settings: Config | None = None,
     ) -> None:
         if root is None and registry is None:
             root = _caller_folder()
+        if settings is not None and not isinstance(settings, Config):
+            raise UsageError(
+                "settings must be a telefunc.config.Config (e.g. config.copy()), "
+                f"got {type(settings).__name__}"
+            )
+        #: This app's settings (the global ``config`` unless it was given its own).
+        self.settings = settings if settings is not None else config
         if jurisdiction is not None and jurisdiction not in JURISDICTIONS:
             raise UsageError(
                 f"jurisdiction must be one of {', '.join(JURISDICTIONS)}, got {jurisdiction!r}"
@@ -156,7 +167,7 @@ class Telefunc:
     @property
     def telefunc_url(self) -> str:
         """The endpoint path prefix."""
-        return self._telefunc_url or config.telefunc_url
+        return self._telefunc_url or self.settings.telefunc_url
 
     @property
     def TelefuncDurableObject(self) -> type[Any]:
@@ -167,6 +178,7 @@ class Telefunc:
                 self.context,
                 lambda: self.telefunc_url,
                 self.broadcast_settings,
+                self.settings,
             )
         return self._object_class
 
@@ -195,12 +207,12 @@ class Telefunc:
         (the session token of ``x-telefunc-session`` or ``?session=``; a new session when it is
         missing, unknown or expired); responses other than upgrades carry the token back.
         Without the bindings, calls run here and a channel raises :class:`UsageError`.
-        A request from a foreign browser origin gets 403 (``config.allowed_origins``).
+        A request from a foreign browser origin gets 403 (the settings' ``allowed_origins``).
         """
         path = urlsplit(_ffi.request_url(request)).path
         if not path.startswith(self.telefunc_url):
             return None
-        refused = refuse_cross_site(request)
+        refused = refuse_cross_site(request, self.settings.allowed_origins)
         if refused is not None:
             return refused
         namespace = self._namespace(env)
@@ -208,7 +220,7 @@ class Telefunc:
         is_websocket = (_ffi.request_header(request, "upgrade") or "").lower() == "websocket"
         if namespace is None or kv is None:
             return await self._serve_stateless(request, env, namespace is None, kv is None)
-        if is_websocket and "ws" not in config.channel.transports:
+        if is_websocket and "ws" not in self.settings.channel.transports:
             return _ffi.new_response(None, status=400)
         token = (
             _ffi.request_header(request, SESSION_HEADER)
@@ -245,7 +257,7 @@ class Telefunc:
             )
             if absent
         ]
-        hub = NoChannelHub(missing)
+        hub = NoChannelHub(missing, self.settings)
         is_websocket = (_ffi.request_header(request, "upgrade") or "").lower() == "websocket"
         kind = request_kind(
             _ffi.request_query(request).get("_telefunc"),

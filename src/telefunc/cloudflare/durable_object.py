@@ -25,7 +25,7 @@ from telefunc.broadcast.transport import (
 from telefunc.cloudflare import _ffi
 from telefunc.cloudflare.broadcast import BroadcastSettings, DurableBroadcast
 from telefunc.cloudflare.routing import BUCKET_HEADER, SHARD_HEADER
-from telefunc.config import config
+from telefunc.config import Config
 from telefunc.errors import UsageError
 from telefunc.server.hub import ChannelHub
 from telefunc.server.origin import FORBIDDEN_BODY, check_origin, log_refusal
@@ -75,8 +75,10 @@ class DurableHub(ChannelHub):
 
     __slots__ = ("_armed_at", "_handle", "transport")
 
-    def __init__(self, transport: BroadcastTransport | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self, transport: BroadcastTransport | None = None, settings: Config | None = None
+    ) -> None:
+        super().__init__(settings)
         self._handle: Any = None
         self._armed_at: float | None = None
         #: The object's broadcast transport, scoped around timer-driven work.
@@ -135,10 +137,12 @@ class DurableHub(ChannelHub):
 class NoChannelHub:
     """The hub of a worker without bindings: plain calls work, channels are a usage error."""
 
-    __slots__ = ("error", "missing")
+    __slots__ = ("error", "missing", "settings")
 
-    def __init__(self, missing: list[str]) -> None:
+    def __init__(self, missing: list[str], settings: Config) -> None:
         self.missing = missing
+        #: The app's settings (what a call reads through its hub).
+        self.settings = settings
         #: The usage error raised when a telefunction returned a channel (re-raised by serve()).
         self.error: UsageError | None = None
 
@@ -166,7 +170,7 @@ class _StreamedBody:
     """A request body read as it streams in (a :class:`~telefunc.server.files.BodyReader`).
 
     It holds at most one chunk of the platform's stream, so the call endpoint's byte limit
-    (``config.limits``) stops a large body before it is all in memory.
+    (the app's ``limits``) stops a large body before it is all in memory.
     """
 
     __slots__ = ("_chunks", "_done", "_offset", "_pending")
@@ -225,10 +229,11 @@ def to_response(response: RpcResponse) -> Any:
     return _ffi.new_response(chunks(), status=response.status, headers=headers)
 
 
-def refuse_cross_site(request: Any) -> Any:
+def refuse_cross_site(request: Any, allowed: tuple[str, ...]) -> Any:
     """A 403 ``Response`` when ``request`` comes from a foreign browser origin, else ``None``.
 
-    The request's own origin is its URL's scheme and host (what the client connected to).
+    The request's own origin is its URL's scheme and host (what the client connected to);
+    ``allowed`` is the app's ``allowed_origins``.
     """
     url = urlsplit(_ffi.request_url(request))
     refusal = check_origin(
@@ -236,7 +241,7 @@ def refuse_cross_site(request: Any) -> Any:
         host=url.netloc,
         origins=[v for k, v in _ffi.request_headers(request) if k == "origin"],
         sec_fetch_site=_ffi.request_header(request, "sec-fetch-site"),
-        allowed=config.allowed_origins,
+        allowed=allowed,
     )
     if refusal is None:
         return None
@@ -321,6 +326,7 @@ class DurableServer:
         context: ContextFactory | None,
         telefunc_url: str,
         broadcast: BroadcastSettings | None = None,
+        settings: Config | None = None,
     ) -> None:
         self.state = state
         self.env = env
@@ -336,7 +342,7 @@ class DurableServer:
             if broadcast is not None
             else None
         )
-        self.hub = DurableHub(self.broadcast)
+        self.hub = DurableHub(self.broadcast, settings)
         self.wires: dict[str, _WsWire] = {}
         #: Requests served by this instance (observability).
         self.requests = 0
@@ -392,7 +398,7 @@ class DurableServer:
             return await self._fetch(request)
 
     async def _fetch(self, request: Any) -> Any:
-        refused = refuse_cross_site(request)
+        refused = refuse_cross_site(request, self.hub.settings.allowed_origins)
         if refused is not None:
             return refused
         try:
@@ -409,7 +415,7 @@ class DurableServer:
             self.hub.refresh()
 
     def _accept_websocket(self) -> Any:
-        if "ws" not in config.channel.transports:
+        if "ws" not in self.hub.mux.settings.transports:
             return _ffi.new_response(None, status=400)
         client, server = _ffi.new_websocket_pair()
         key = random_id()
@@ -493,10 +499,12 @@ def build_durable_object_class(
     context: ContextFactory | None,
     telefunc_url: Callable[[], str],
     broadcast: BroadcastSettings | None = None,
+    settings: Config | None = None,
 ) -> type[Any]:
     """The ``TelefuncDurableObject`` class (a ``workers.DurableObject``) of one app.
 
-    ``broadcast`` (the app's names, scale and bindings) enables the distributed broadcast.
+    ``broadcast`` (the app's names, scale and bindings) enables the distributed broadcast;
+    ``settings`` are the app's (the global ``config`` by default).
     """
     base = _ffi.durable_object_base()
 
@@ -505,7 +513,9 @@ def build_durable_object_class(
 
         def __init__(self, ctx: Any, env: Any) -> None:
             super().__init__(ctx, env)
-            self.telefunc = DurableServer(ctx, env, registry(), context, telefunc_url(), broadcast)
+            self.telefunc = DurableServer(
+                ctx, env, registry(), context, telefunc_url(), broadcast, settings
+            )
 
         async def fetch(self, request: Any) -> Any:
             """Calls, SSE and WebSocket upgrades forwarded by ``Telefunc.serve``."""

@@ -110,14 +110,14 @@ def add_listener(listeners: list[Any], callback: Any) -> Callable[[], None]:
     return unlisten
 
 
-def parse_peer_text(text: str) -> Any:
-    """A text message from the other side, parsed within ``config.limits.max_depth``.
+def parse_peer_text(text: str, max_depth: int) -> Any:
+    """A text message from the other side, parsed within ``max_depth`` (``limits.max_depth``).
 
     Raises ``ValueError`` for malformed input (logged once per interval, never a traceback:
     the other side may be hostile).
     """
     try:
-        return parse(text, max_depth=config.limits.snapshot().max_depth)
+        return parse(text, max_depth=max_depth)
     except ValueError as exc:
         log_client_error(
             "malformed-channel-message", "telefunc: dropped a channel message: %s", str(exc)[:200]
@@ -224,6 +224,10 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
 
     def _close_started(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         """Called once a graceful close has begun (a hook for channels no timer drives)."""
+
+    def _max_depth(self) -> int:
+        """The deepest nesting a text message from the peer may have."""
+        return config.limits.snapshot().max_depth
 
     def _send_evicted(self) -> None:
         """A send was evicted from this end's full buffer (the server counts it in its metrics)."""
@@ -362,7 +366,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         """
         nbytes = len(payload)
         try:
-            data: Any = payload if binary else parse_peer_text(payload.decode())
+            data: Any = payload if binary else parse_peer_text(payload.decode(), self._max_depth())
         except ValueError:
             self._consume_in_order(nbytes)
             return
@@ -454,7 +458,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             return
         result: Any = None
         try:
-            data: Any = payload if binary else parse_peer_text(payload.decode())
+            data: Any = payload if binary else parse_peer_text(payload.decode(), self._max_depth())
         except ValueError:
             core.reply(seq, AckStatus.ERROR, self.LISTENER_ERROR, self._now())
             return

@@ -426,7 +426,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         subs: list[Any] = self._binary_subs if binary else self._text_subs
         if subs:
             try:
-                data: Any = payload if binary else parse_peer_text(payload)
+                data: Any = payload if binary else parse_peer_text(payload, self._max_depth())
             except ValueError:
                 subs = []
             for cb in list(subs):
@@ -484,7 +484,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         if shield_of(self) is None:
             return None
         try:
-            self._check_incoming(parse_peer_text(text))
+            self._check_incoming(parse_peer_text(text, self._max_depth()))
         except ShieldValidationError as exc:
             return str(exc)
         except ValueError:  # unparsable (logged): refused like a value of the wrong type
@@ -496,7 +496,9 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
     def _publish_backlog(self) -> bool:
         """Whether the client's publishes awaiting a receipt fill their bound."""
         queue = self._pub_queue
-        bound = max(1, config.limits.snapshot().max_window_overrun) * INITIAL_MESSAGES
+        hub = self._hub
+        limits = (hub.settings if hub is not None else config).limits.snapshot()
+        bound = max(1, limits.max_window_overrun) * INITIAL_MESSAGES
         if queue is None or len(queue) < bound:
             return False
         from_client = sum(1 for entry in queue if entry[2] is None)  # not the server's own

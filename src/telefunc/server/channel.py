@@ -26,12 +26,13 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from telefunc.config import config
+from telefunc.config import Config, config
 from telefunc.endpoint.channel import ChannelEndpoint
 from telefunc.errors import Abort, abort_message
 from telefunc.server import observe
 from telefunc.server.bugs import report_bug
 from telefunc.server.channel_shield import shield_of
+from telefunc.server.context import current_scope
 from telefunc.wire.channel_state import ChannelCore
 from telefunc.wire.ids import random_id
 from telefunc.wire.placeholders import CHANNEL_PREFIX, encode_json
@@ -57,6 +58,13 @@ def bind_call_scope(channel: Channel[Any, Any], scope: Any) -> None:
     _CALL_SCOPES[channel] = scope
 
 
+def _settings_here() -> Config:
+    """The settings of the app running the current call, else the global ``config``."""
+    scope = current_scope()
+    hub = scope.hub if scope is not None else None
+    return hub.settings if hub is not None else config
+
+
 class Channel(
     ChannelEndpoint[ClientToServer, ServerToClient], Generic[ClientToServer, ServerToClient]
 ):
@@ -64,7 +72,8 @@ class Channel(
 
     ``ack=True`` makes every :meth:`send` wait for the client's listener return value (override
     per send with ``ack=False``). ``buffer_limit`` overrides ``config.channel.buffer_limit`` (text
-    bytes kept while no client is attached).
+    bytes kept while no client is attached). Its channel settings are those of the app whose
+    telefunction creates it (the global ``config`` when created outside a call).
     """
 
     __slots__ = ("__weakref__", "_hub", "_release_hold")
@@ -77,7 +86,7 @@ class Channel(
     ):
         super().__init__(id if id is not None else random_id(), ack)
         self._core = ChannelCore(
-            self.id, config.channel.snapshot(), self, buffer_limit=buffer_limit
+            self.id, _settings_here().channel.snapshot(), self, buffer_limit=buffer_limit
         )
         self._hub: ChannelHub | None = None
         self._release_hold: Callable[[], None] | None = None
@@ -114,6 +123,10 @@ class Channel(
         if self._hub is None:
             # Never registered: no hub timer wheel drives this channel, so time the close here.
             loop.call_later(max(0.0, timeout), self._core.handle_timeout, time.monotonic() + 1e-3)
+
+    def _max_depth(self) -> int:
+        hub = self._hub
+        return (hub.settings if hub is not None else config).limits.snapshot().max_depth
 
     def _send_evicted(self) -> None:
         observe.sink.limit_hit("channel-buffer")

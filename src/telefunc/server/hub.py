@@ -4,7 +4,8 @@ It holds every registered channel and every session (for reconnects), and drives
 deadlines (``connect_ttl``, ``reconnect_timeout``, close timeouts, ping deadlines) from **one**
 timer task sleeping until the earliest deadline of the mux's heap — not one ``call_later`` per
 channel or frame. It can be built without a running event loop; the timer task starts lazily, on
-the loop that first uses the hub.
+the loop that first uses the hub. It also carries the app's settings (:attr:`ChannelHub.settings`),
+which the code serving a request or a channel reads through it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from telefunc.config import config
+from telefunc.config import Config, config
 from telefunc.endpoint.client_errors import log_client_error
 from telefunc.server import observe
 from telefunc.wire.mux import MuxStats, ServerConnection, ServerMux
@@ -37,11 +38,13 @@ def _log_client_error(kind: str, message: str) -> None:
 class ChannelHub:
     """Registry of channels and sessions of one server, plus their shared timer task."""
 
-    __slots__ = ("__weakref__", "_loop", "_task", "_wake", "mux")
+    __slots__ = ("__weakref__", "_loop", "_task", "_wake", "mux", "settings")
 
-    def __init__(self) -> None:
-        #: The sans-I/O multiplexer; settings are read from ``config.channel`` when needed.
-        self.mux = ServerMux(config.channel.snapshot, config.limits.snapshot)
+    def __init__(self, settings: Config | None = None) -> None:
+        #: The app's settings (the global ``config`` unless the app has its own), read live.
+        self.settings = settings if settings is not None else config
+        #: The sans-I/O multiplexer; it reads ``settings.channel``/``.limits`` when needed.
+        self.mux = ServerMux(self.settings.channel.snapshot, self.settings.limits.snapshot)
         self.mux.on_client_error = _log_client_error
         self.mux.timers.on_earlier = self._on_earlier
         self.mux.on_slow_consumer = _log_slow_consumer

@@ -4,7 +4,7 @@ An adapter (ASGI, Cloudflare) works out the request kind, hands the body over as
 :class:`~telefunc.server.files.BodyReader`, and writes back the :class:`RpcResponse`, whose
 statuses and bodies are exactly telefunc@0.2.23's (plus 413 for a body over ``config.limits``).
 Client mistakes (400, 413, 422) log one rate-limited line, never a traceback; the limits come
-from a ``config.limits`` snapshot taken per request.
+from a snapshot of the app's ``limits`` (its hub's settings) taken per request.
 """
 
 from __future__ import annotations
@@ -277,7 +277,8 @@ async def handle_call(
     """Run one telefunction call (kinds ``txt``/``bin``) and build its response.
 
     ``context`` is what the app's context factory built for this request; ``hub`` is the app's
-    channel hub, handed to objects that serialize themselves into placeholders;
+    channel hub, handed to objects that serialize themselves into placeholders, and whose
+    ``settings`` apply (the global ``config`` without a hub);
     ``content_length`` is the request's ``Content-Length`` header when it has one (a body that
     announces more than the limit is refused before any of it is read).
     """
@@ -285,7 +286,8 @@ async def handle_call(
         return malformed(f"method {method[:16]} instead of POST")
     if kind not in (None, "txt", "bin"):
         return malformed(f"request kind {kind!r} on the call endpoint")
-    limits = config.limits.snapshot()
+    settings = hub.settings if hub is not None else config
+    limits = settings.limits.snapshot()
     limit = body_limit(kind, limits)
     try:
         announced = parse_content_length(content_length)
@@ -356,7 +358,7 @@ async def _parse_and_run(
     del envelope  # the arguments' finalizers (closing their channels) need the last reference
     transport = resolve_transport(
         stream_options.get("transport") if isinstance(stream_options, dict) else None,
-        config.stream.transport,
+        (scope.hub.settings if scope.hub is not None else config).stream.transport,
         channels=scope.hub is not None,
     )
     response_abort = ResponseAbort()

@@ -29,7 +29,8 @@ ahead only ``max_pending_bytes`` / ``max_pending_frames`` per wire; more than
 ``max_waiting_posts`` waiting POSTs end the wire as a protocol violation. A record's length is
 checked before it is buffered (``max_message_size``, 64 KiB for the metadata): a larger one is
 the POST's 400, or a protocol violation once the event stream has started. With ``"sse"``
-missing from ``config.channel.transports`` every SSE POST is answered 400.
+missing from the app's ``channel.transports`` every SSE POST is answered 400. The settings are
+the hub's (:attr:`ChannelHub.settings`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from telefunc.config import LimitsSettings, config
+from telefunc.config import LimitsSettings
 from telefunc.endpoint.client_errors import log_client_error
 from telefunc.errors import ProtocolError, RecordTooLarge
 from telefunc.server import observe
@@ -72,17 +73,15 @@ _READ_CHUNK = 256 * 1024
 _MAX_METADATA = 64 * 1024
 
 
-async def handle_sse(
-    hub: ChannelHub, *, method: str, body: BodyReader, refuse_stream_requests: bool = False
-) -> RpcResponse:
+async def handle_sse(hub: ChannelHub, *, method: str, body: BodyReader) -> RpcResponse:
     """Answer one SSE channel POST (stream-response, stream-request or batch).
 
-    ``refuse_stream_requests`` answers stream-requests 400 so that clients use batch POSTs at
-    once (behind proxies that buffer request bodies, and in tests).
+    With ``hub.settings.refuse_stream_requests`` stream-requests are answered 400 so that
+    clients use batch POSTs at once (behind proxies that buffer request bodies).
     """
     if "sse" not in hub.mux.settings.transports or method != "POST":
         return _empty(400)
-    records = _Records(body)
+    records = _Records(body, hub.mux.limits.max_message_size)
     try:
         raw = await records.next()
         if raw is None or len(raw) > _MAX_METADATA:
@@ -94,7 +93,7 @@ async def handle_sse(
         stream = _EventStream(hub, meta.conn_id, records)
         return RpcResponse(200, b"", SSE_CONTENT_TYPE, STREAMING_HEADERS, stream=stream)
     if meta.stream_request:
-        if refuse_stream_requests:
+        if hub.settings.refuse_stream_requests:
             # At once, so the client falls back to batch POSTs now; what it already pushed
             # into this upload is still read, in order, before its batches.
             return RpcResponse(400, b"", stream=_refused_upload(hub, meta.conn_id, records))
@@ -110,18 +109,16 @@ class _Records:
     """Length-prefixed records of a request body, read incrementally.
 
     A record's length is checked when its prefix arrives, before any of it is buffered: the
-    metadata record may have ``_MAX_METADATA`` bytes, every frame ``config.limits``'
-    ``max_message_size``. A longer one raises :class:`RecordTooLarge` (the POST's 400, or a
+    metadata record may have ``_MAX_METADATA`` bytes, every frame ``max_message_size`` (the
+    app's ``limits``). A longer one raises :class:`RecordTooLarge` (the POST's 400, or a
     protocol violation once the event stream has started).
     """
 
     __slots__ = ("_body", "_reader", "_ready", "ended")
 
-    def __init__(self, body: BodyReader) -> None:
+    def __init__(self, body: BodyReader, max_message_size: int) -> None:
         self._body = body
-        self._reader = LengthPrefixedReader(
-            config.limits.max_message_size, max_first_body=_MAX_METADATA
-        )
+        self._reader = LengthPrefixedReader(max_message_size, max_first_body=_MAX_METADATA)
         self._ready: deque[bytes] = deque()
         #: The body ended (completely, or cut short).
         self.ended = False
