@@ -243,6 +243,12 @@ class LimitsSettings:
     #: protocol violation (1002). ``0`` turns the limit off. (WebSocket-level pings are bounded
     #: by ``max_connection_buffer``: unread pongs count against it.)
     max_pings_per_second: float = 10.0
+    #: Bytes of one request head (request line and headers) ``telefunc serve`` reads before it
+    #: answers 400 and closes (uvicorn's h11 limit, and our httptools protocol's).
+    max_request_head: int = 16 * 1024
+    #: Bytes a WebSocket client may still send after the server's close frame (its own close
+    #: frame, data already in flight); past it the socket is dropped instead of parsed.
+    max_after_close: int = 64 * 1024
     #: Concurrent HTTP connections + WebSockets ``telefunc serve`` accepts (uvicorn
     #: ``limit_concurrency``; past it new requests get 503).
     max_concurrency: int = 10000

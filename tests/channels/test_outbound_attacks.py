@@ -301,8 +301,8 @@ def test_a_client_flooding_a_connection_the_server_closed_is_dropped_not_parsed(
     server: Serve,
 ) -> None:
     """A PING flood is a protocol violation (1002); a client that keeps sending after the
-    server's close frame gets its socket dropped past ``AFTER_CLOSE_BUDGET`` instead of having
-    every frame parsed until the close timeout (which kept the loop busy)."""
+    server's close frame gets its socket dropped past ``config.limits.max_after_close`` instead
+    of having every frame parsed until the close timeout (which kept the loop busy)."""
     ws = RawWebSocket(server.port)
     batch = b"".join(_masked_binary(encode_frame(Tag.PING)) for _ in range(1000))
     sent = 0
@@ -310,7 +310,7 @@ def test_a_client_flooding_a_connection_the_server_closed_is_dropped_not_parsed(
         while sent < 8 * 1024 * 1024:  # far past the budget plus both sockets' buffers
             ws.sock.sendall(batch)
             sent += len(batch)
-    assert sent > ws_protocol.AFTER_CLOSE_BUDGET
+    assert sent > config.limits.max_after_close
 
     def no_websocket_left() -> bool:
         return not any(

@@ -25,9 +25,9 @@ import websockets
 from telefunc import config
 from telefunc.asgi import uvicorn_settings
 from telefunc.asgi.http_protocol import HEAD_TOO_LARGE, TelefuncHttpToolsProtocol
-from telefunc.asgi.uvicorn_settings import MAX_REQUEST_HEAD
 from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
 from telefunc.cli import ORIGINS_ENV, _reload_factory, main
+from telefunc.config import LimitsSettings
 from telefunc.wire.frames import Tag, decode_frame, encode_frame
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,6 +64,7 @@ def test_serve_passes_the_limits_and_origins_to_uvicorn(
 ) -> None:
     config.limits.max_message_size = 123_456
     config.limits.max_concurrency = 77
+    config.limits.max_request_head = 20 * 1024
     argv = ["serve", str(BASIC), "--port", "0", "--allow-origin", "http://localhost:5173"]
     assert main([*argv, "--allow-origin", "https://front.example"]) == 0
     (server,) = captured
@@ -71,7 +72,7 @@ def test_serve_passes_the_limits_and_origins_to_uvicorn(
     assert server.ws_per_message_deflate is False
     assert server.limit_concurrency == 77
     assert server.timeout_keep_alive == 5
-    assert server.h11_max_incomplete_event_size == 16 * 1024
+    assert server.h11_max_incomplete_event_size == 20 * 1024
     assert server.ws_ping_interval is None  # the channel PING deadline finds dead peers
     assert config.allowed_origins == ("http://localhost:5173", "https://front.example")
     assert main(["serve", str(BASIC), "--port", "0", "--ws-compression"]) == 0
@@ -84,7 +85,7 @@ def test_serve_passes_the_limits_and_origins_to_uvicorn(
         "ws_per_message_deflate": False,
         "limit_concurrency": 77,
         "timeout_keep_alive": 5,
-        "h11_max_incomplete_event_size": 16 * 1024,
+        "h11_max_incomplete_event_size": 20 * 1024,
         "ws_ping_interval": None,
     }
 
@@ -263,13 +264,14 @@ def test_dev_edge_takes_allow_origin_and_checks_it() -> None:
 
 @pytest.mark.parametrize("http", ["httptools", "h11"])
 async def test_an_endless_request_head_is_cut(serve: Any, http: str) -> None:
-    """Past MAX_REQUEST_HEAD bytes of an incomplete head: 400 and closed, on either parser."""
+    """Past ``config.limits.max_request_head`` bytes of an incomplete head (16 KiB by default):
+    400 and closed, on either parser."""
     server = serve("--http", http)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         writer.write(b"GET /_telefunc HTTP/1.1\r\nHost: x\r\nX-Long: ")
         answer = b""
-        for _ in range(4 * MAX_REQUEST_HEAD // 1024):
+        for _ in range(4 * LimitsSettings().max_request_head // 1024):
             writer.write(b"a" * 1024)
             await writer.drain()
         answer = await asyncio.wait_for(reader.read(), 10)

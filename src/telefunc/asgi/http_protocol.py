@@ -5,7 +5,7 @@ its httptools protocol has no such limit (llhttp hands over the URL and each hea
 piece, and both are collected without a cap), so a client could grow one request's head without
 end. :class:`TelefuncHttpToolsProtocol` counts the bytes received while a request head is
 incomplete and answers 400 and closes past
-:data:`telefunc.asgi.uvicorn_settings.MAX_REQUEST_HEAD` (plus at most the one read that
+``config.limits.max_request_head`` (plus at most the one read that
 crossed it), as uvicorn does for h11.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from telefunc.asgi.uvicorn_settings import MAX_REQUEST_HEAD
+from telefunc.config import config
 from telefunc.endpoint.client_errors import log_client_error
 
 __all__ = ["HEAD_TOO_LARGE", "TelefuncHttpToolsProtocol"]
@@ -34,11 +34,12 @@ class TelefuncHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes = head + len(data)
         super().data_received(data)
         head = self._head_bytes
-        if head is not None and head > MAX_REQUEST_HEAD and not self.transport.is_closing():
+        limit = config.limits.max_request_head
+        if head is not None and head > limit and not self.transport.is_closing():
             log_client_error(
                 "request-head-too-large",
                 "closed a connection whose request head passed %d bytes",
-                MAX_REQUEST_HEAD,
+                limit,
             )
             self.send_400_response(HEAD_TOO_LARGE)
 

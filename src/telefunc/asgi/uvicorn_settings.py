@@ -28,15 +28,12 @@ __all__ = [
     "HTTP_CHOICES",
     "KEEP_ALIVE_TIMEOUT",
     "LOOP_CHOICES",
-    "MAX_REQUEST_HEAD",
     "WS_CHOICES",
     "uvicorn_settings",
 ]
 
 #: Seconds an idle keep-alive HTTP connection stays open (uvicorn's default, stated here).
 KEEP_ALIVE_TIMEOUT = 5
-#: Largest request line + headers buffered, in bytes (h11's own default, made explicit).
-MAX_REQUEST_HEAD = 16 * 1024
 #: ``ws``: ``telefunc`` is uvicorn's ``websockets-sansio`` with telefunc's caps
 #: (:mod:`telefunc.asgi.ws_protocol`); the others are uvicorn's own, without them.
 WS_CHOICES = ("telefunc", "websockets-sansio", "websockets", "wsproto")
@@ -68,7 +65,7 @@ def uvicorn_settings(
         "ws_per_message_deflate": ws_compression,
         "limit_concurrency": limits.max_concurrency,
         "timeout_keep_alive": KEEP_ALIVE_TIMEOUT,
-        "h11_max_incomplete_event_size": MAX_REQUEST_HEAD,
+        "h11_max_incomplete_event_size": limits.max_request_head,
         # The channel protocol's own PING deadline finds dead peers; uvicorn's WebSocket pings
         # every 20 s would add a timer per connection and traffic for nothing.
         "ws_ping_interval": None,

@@ -22,8 +22,9 @@ with lighter parts: :class:`_ReceiveQueue` for uvicorn's ``asyncio.Queue`` of re
 and the handshake's request and response headers are let go once the handshake is answered.
 
 Once the server has sent its close frame (a protocol violation, a slow consumer, the app ending
-the connection), a client may still send :data:`AFTER_CLOSE_BUDGET` bytes (its own close frame,
-what was in flight); past that the socket is dropped rather than parsed until the close timeout.
+the connection), a client may still send ``config.limits.max_after_close`` bytes (its own close
+frame, what was in flight); past that the socket is dropped rather than parsed until the close
+timeout.
 """
 
 from __future__ import annotations
@@ -40,12 +41,10 @@ from telefunc.config import config
 from telefunc.endpoint.client_errors import log_client_error
 from telefunc.wire.mux import CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON
 
-__all__ = ["AFTER_CLOSE_BUDGET", "CLOSE_GRACE", "TelefuncWebSocketProtocol"]
+__all__ = ["CLOSE_GRACE", "TelefuncWebSocketProtocol"]
 
 #: Seconds a closed slow consumer's socket may take to flush before it is dropped.
 CLOSE_GRACE = 5.0
-#: Bytes a client may still send after the server's close frame before its socket is dropped.
-AFTER_CLOSE_BUDGET = 64 * 1024
 
 
 def _binary_header(size: int) -> bytes:
@@ -164,7 +163,7 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
         until the close timeout."""
         if self.close_sent:
             self._received_after_close += len(data)
-            if self._received_after_close > AFTER_CLOSE_BUDGET:
+            if self._received_after_close > config.limits.max_after_close:
                 self.transport.abort()
                 return
         super().data_received(data)
