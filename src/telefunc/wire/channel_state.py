@@ -4,7 +4,8 @@ The core outlives wires (a reconnecting client re-attaches it) and owns sequence
 replay and pre-attach buffers, duplicate dropping, credit both ways, acks and the close
 handshake (docs/protocol.md §7.2-§7.6). It reports to the application synchronously through a
 :class:`ChannelEvents` handler and writes frames to a :class:`PeerLink`; time is always passed
-in. A frame that arrives out of order raises :class:`ProtocolError` rather than being lost.
+in. A frame that arrives out of order raises :class:`ProtocolError` rather than being lost. Its
+life is a :class:`ChannelPhase`, moved only through :data:`CHANNEL_TRANSITIONS`.
 """
 
 from __future__ import annotations
