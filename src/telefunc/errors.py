@@ -16,6 +16,7 @@ __all__ = [
     "ChannelClosedError",
     "ChannelOverflowError",
     "ChannelRemoteError",
+    "IllegalTransitionError",
     "MalformedBody",
     "NetworkError",
     "ProtocolError",
@@ -149,6 +150,14 @@ class RecordTooLarge(ProtocolError):
         super().__init__(f"length-prefixed record too large ({size} bytes)")
         #: The announced length.
         self.size = size
+
+
+class IllegalTransitionError(TelefuncError, RuntimeError):
+    """A state machine was asked for a move its transition table does not list.
+
+    Raised by the sans-I/O cores (``ChannelCore``, ``ServerConnection``): it is a bug in telefunc,
+    never something a peer can cause, since every frame is checked before it changes a phase.
+    """
 
 
 class TelefuncConnectionError(TelefuncError, ConnectionError):

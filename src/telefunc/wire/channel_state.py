@@ -4,7 +4,8 @@ The core outlives wires (a reconnecting client re-attaches it) and owns sequence
 replay and pre-attach buffers, duplicate dropping, credit both ways, acks and the close
 handshake (docs/protocol.md §7.2-§7.6). It reports to the application synchronously through a
 :class:`ChannelEvents` handler and writes frames to a :class:`PeerLink`; time is always passed
-in. A frame that arrives out of order raises :class:`ProtocolError` rather than being lost.
+in. A frame that arrives out of order raises :class:`ProtocolError` rather than being lost. Its
+life is a :class:`ChannelPhase`, moved only through :data:`CHANNEL_TRANSITIONS`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from collections import deque
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from telefunc.errors import ChannelClosedError, ChannelOverflowError, NetworkError, ProtocolError
+from telefunc.errors import (
+    ChannelClosedError,
+    ChannelOverflowError,
+    IllegalTransitionError,
+    NetworkError,
+    ProtocolError,
+)
 from telefunc.wire.credit import ReceiveWindow, SendCredit
 from telefunc.wire.frames import (
     AckStatus,
@@ -51,8 +58,11 @@ _TAG_WINDOW: Final = Tag.WINDOW
 
 __all__ = [
     "BINARY_TAGS",
+    "CHANNEL_TRANSITIONS",
     "ChannelCore",
+    "ChannelEvent",
     "ChannelEvents",
+    "ChannelPhase",
     "PeerLink",
     "PreAttachBuffer",
     "SendResult",
@@ -77,6 +87,79 @@ RECOVERY_FAILED = "Channel not acknowledged by client after reconnect"
 #: Holes in the received seqs remembered per channel (older ones are forgotten): enough to catch
 #: frames fed out of order, a constant bound whatever the peer sends.
 _MAX_HOLES = 8
+
+
+class ChannelPhase(Enum):
+    """Where a :class:`ChannelCore` is in its life (whether a wire carries it is ``attached``)."""
+
+    #: Registered, no client attached yet: sends are buffered, ``connect_ttl`` runs.
+    PENDING = "pending"
+    #: A client attached once (``open`` fired); it may be detached, awaiting a reconnect.
+    OPEN = "open"
+    #: A CLOSE went either way: waiting for acks in flight and the peer's CLOSE_ACK.
+    CLOSING = "closing"
+    #: The close callbacks ran; waiting for the async ones (``hold_close``) to finish.
+    CLOSE_FIRED = "close_fired"
+    #: Terminal: the channel is gone.
+    SHUTDOWN = "shutdown"
+
+
+class ChannelEvent(Enum):
+    """What moves a :class:`ChannelCore` from one :class:`ChannelPhase` to the next."""
+
+    #: The first attach: ``open`` fires.
+    OPEN = "open"
+    #: ``close()`` on this side (sends CLOSE).
+    CLOSE = "close"
+    #: The peer's CLOSE arrived (answered with CLOSE_ACK).
+    PEER_CLOSE = "peer_close"
+    #: The close round trip is done (no acks in flight, CLOSE_ACK received): run ``on_close``.
+    FIRE_CLOSE = "fire_close"
+    #: The async close callbacks finished: a clean end.
+    FINISH = "finish"
+    #: ``abort()`` (server: ABORT frame; client: CLOSE with timeout 0).
+    ABORT = "abort"
+    #: The end without a clean close: a deadline (connect, reconnect, close), an error, the
+    #: wire gone for good, or the client reconnected without this channel.
+    TERMINATE = "terminate"
+
+
+_PENDING: Final = ChannelPhase.PENDING
+_OPEN: Final = ChannelPhase.OPEN
+_CLOSING: Final = ChannelPhase.CLOSING
+_CLOSE_FIRED: Final = ChannelPhase.CLOSE_FIRED
+_SHUTDOWN: Final = ChannelPhase.SHUTDOWN
+_EV_OPEN: Final = ChannelEvent.OPEN
+_EV_CLOSE: Final = ChannelEvent.CLOSE
+_EV_PEER_CLOSE: Final = ChannelEvent.PEER_CLOSE
+_EV_FIRE_CLOSE: Final = ChannelEvent.FIRE_CLOSE
+_EV_FINISH: Final = ChannelEvent.FINISH
+_EV_ABORT: Final = ChannelEvent.ABORT
+_TERMINATE: Final = ChannelEvent.TERMINATE
+
+#: Every legal move of a :class:`ChannelCore`: ``(phase, event) -> next phase``. Consulted on
+#: lifecycle events only; a pair not listed raises :class:`IllegalTransitionError` (a bug). The
+#: methods check the phase first where an event may legitimately come late (e.g. ``abort()``
+#: after ``close()`` does nothing), so the table lists only what happens.
+CHANNEL_TRANSITIONS: Final[dict[tuple[ChannelPhase, ChannelEvent], ChannelPhase]] = {
+    (_PENDING, ChannelEvent.OPEN): _OPEN,
+    (_PENDING, ChannelEvent.CLOSE): _CLOSING,
+    (_PENDING, ChannelEvent.PEER_CLOSE): _CLOSING,
+    (_PENDING, ChannelEvent.ABORT): _SHUTDOWN,
+    (_PENDING, ChannelEvent.TERMINATE): _SHUTDOWN,
+    (_OPEN, ChannelEvent.CLOSE): _CLOSING,
+    (_OPEN, ChannelEvent.PEER_CLOSE): _CLOSING,
+    (_OPEN, ChannelEvent.ABORT): _SHUTDOWN,
+    (_OPEN, ChannelEvent.TERMINATE): _SHUTDOWN,
+    (_CLOSING, ChannelEvent.CLOSE): _CLOSING,
+    (_CLOSING, ChannelEvent.PEER_CLOSE): _CLOSING,
+    (_CLOSING, ChannelEvent.FIRE_CLOSE): _CLOSE_FIRED,
+    (_CLOSING, ChannelEvent.TERMINATE): _SHUTDOWN,
+    (_CLOSE_FIRED, ChannelEvent.CLOSE): _CLOSE_FIRED,
+    (_CLOSE_FIRED, ChannelEvent.PEER_CLOSE): _CLOSE_FIRED,
+    (_CLOSE_FIRED, ChannelEvent.FINISH): _SHUTDOWN,
+    (_CLOSE_FIRED, ChannelEvent.TERMINATE): _SHUTDOWN,
+}
 
 
 class SendResult(Enum):
@@ -269,9 +352,7 @@ class ChannelCore:
         "_awaiting_close_ack",
         "_buffer",
         "_close_deadline",
-        "_close_fired",
         "_close_holds",
-        "_closing",
         "_connect_deadline",
         "_credit",
         "_got_close_ack",
@@ -284,6 +365,7 @@ class ChannelCore:
         "_pending_ack_res",
         "_pending_acks",
         "_pending_close_ack",
+        "_phase",
         "_reconnect_deadline",
         "_replay",
         "_shutdown_error",
@@ -291,8 +373,6 @@ class ChannelCore:
         "_timers",
         "_window",
         "id",
-        "is_closed",
-        "is_shutdown",
         "last_peer_seq",
         "on_shutdown_hook",
         "settings",
@@ -309,10 +389,7 @@ class ChannelCore:
         self.id = channel_id
         self.settings = settings
         self._handler = handler
-        #: ``close()``/``abort()`` was called or the peer closed: nothing more may be sent.
-        self.is_closed = False
-        #: Terminal: the channel is gone.
-        self.is_shutdown = False
+        self._phase = _PENDING
         #: Highest client seq received and dispatched (dedup, and ``lastSeq`` in RECONCILED).
         self.last_peer_seq = 0
         #: The latest ranges of seqs below ``last_peer_seq`` never received (at most _MAX_HOLES).
@@ -337,9 +414,8 @@ class ChannelCore:
         self._pending_ack_res: list[tuple[int, int, bytes]] = []
         self._acks_out = 0
         self._acks_in = 0
+        #: Whether the channel passed through OPEN (a close before the first attach skips it).
         self._opened = False
-        self._closing = False
-        self._close_fired = False
         self._close_holds = 0
         self._close_deadline: float | None = None
         self._awaiting_close_ack = False
@@ -350,6 +426,35 @@ class ChannelCore:
         self._reconnect_deadline: float | None = None
         self._timers: Timers | None = None
         self._timer_at: float | None = None
+
+    # ── phase ───────────────────────────────────────────────────────────
+
+    @property
+    def phase(self) -> ChannelPhase:
+        """Where the channel is in its life (see :data:`CHANNEL_TRANSITIONS`)."""
+        return self._phase
+
+    def _transition(self, event: ChannelEvent) -> ChannelPhase:
+        """Move to the phase the table gives for ``event``; returns the phase left."""
+        phase = self._phase
+        try:
+            self._phase = CHANNEL_TRANSITIONS[phase, event]
+        except KeyError:
+            raise IllegalTransitionError(
+                f"channel {self.id!r}: {event.name} is not allowed in phase {phase.name}"
+            ) from None
+        return phase
+
+    @property
+    def is_closed(self) -> bool:
+        """``close()``/``abort()`` was called or the peer closed: nothing more may be sent."""
+        phase = self._phase
+        return phase is not _OPEN and phase is not _PENDING
+
+    @property
+    def is_shutdown(self) -> bool:
+        """Terminal: the channel is gone."""
+        return self._phase is _SHUTDOWN
 
     # ── properties ──────────────────────────────────────────────────────
 
@@ -366,7 +471,8 @@ class ChannelCore:
     @property
     def is_closing(self) -> bool:
         """Whether a CLOSE went either way: the client drops the channel once it has seen one."""
-        return self._closing
+        phase = self._phase
+        return phase is _CLOSING or phase is _CLOSE_FIRED
 
     @property
     def got_close_ack(self) -> bool:
@@ -376,7 +482,7 @@ class ChannelCore:
     @property
     def credit_available(self) -> bool:
         """Whether fire-and-forget sends may proceed without waiting."""
-        return self._credit.available or self.is_shutdown
+        return self._credit.available or self._phase is _SHUTDOWN
 
     @property
     def out_seq(self) -> int:
@@ -395,14 +501,14 @@ class ChannelCore:
 
     def replayable(self, last_seq: int) -> int:
         """How many frames :meth:`attach` with ``last_seq`` would replay."""
-        return 0 if self.is_shutdown else len(self._replay.get_after(last_seq))
+        return 0 if self._phase is _SHUTDOWN else len(self._replay.get_after(last_seq))
 
     # ── registration and timers ─────────────────────────────────────────
 
     def bind_timers(self, timers: Timers, now: float) -> None:
         """Registration: publish deadlines to ``timers`` and start the ``connect_ttl`` clock."""
         self._timers = timers
-        if not self._opened and not self.is_shutdown:
+        if not self._opened and self._phase is not _SHUTDOWN:
             self._connect_deadline = now + self.settings.connect_ttl
         self._reschedule()
 
@@ -413,7 +519,7 @@ class ChannelCore:
             for d in (
                 self._connect_deadline,
                 self._reconnect_deadline,
-                self._close_deadline if self._closing else None,
+                self._close_deadline if self.is_closing else None,
                 self._replay.next_expiry(),
             )
             if d is not None
@@ -422,22 +528,22 @@ class ChannelCore:
 
     def _reschedule(self) -> None:
         if self._timers is not None:
-            self._timers.schedule(self, None if self.is_shutdown else self.next_deadline())
+            self._timers.schedule(self, None if self._phase is _SHUTDOWN else self.next_deadline())
 
     def handle_timeout(self, now: float) -> None:
         """Process every deadline that is due at ``now``."""
-        if self.is_shutdown:
+        if self._phase is _SHUTDOWN:
             return
         self._replay.evict(now)
         if self._connect_deadline is not None and now >= self._connect_deadline:
             self._connect_deadline = None
-            self._shutdown(NetworkError(TIMEOUT_CONNECT))
+            self._shutdown(NetworkError(TIMEOUT_CONNECT), _TERMINATE)
             return
         if self._reconnect_deadline is not None and now >= self._reconnect_deadline:
             self._reconnect_deadline = None
-            self._shutdown(NetworkError(TIMEOUT_RECONNECT))
+            self._shutdown(NetworkError(TIMEOUT_RECONNECT), _TERMINATE)
             return
-        if self._closing:
+        if self.is_closing:
             self._progress(now)
         self._reschedule()
 
@@ -449,7 +555,8 @@ class ChannelCore:
         Raises :class:`ChannelClosedError` once the channel is closed. Ack-bearing tags register
         ``token`` for :meth:`ChannelEvents.handle_ack_result`.
         """
-        if self.is_closed:
+        phase = self._phase
+        if phase is not _OPEN and phase is not _PENDING:
             raise ChannelClosedError("Channel is closed")
         is_ack = tag in ACK_REQ_TAGS
         if is_ack:
@@ -520,14 +627,14 @@ class ChannelCore:
     def reply(self, acked_seq: int, status: int, text: str, now: float) -> None:
         """Answer an ack request the handler got through ``handle_ack_request``."""
         self._acks_in = max(0, self._acks_in - 1)
-        if self.is_shutdown:
+        if self._phase is _SHUTDOWN:
             return
         payload = text.encode()
         if self._peer is not None:
             self._emit_ack_res(acked_seq, status, payload, now)
         else:
             self._pending_ack_res.append((acked_seq, status, payload))
-        if self._closing:
+        if self.is_closing:
             self._progress(now)
 
     def consumed(self, nbytes: int) -> None:
@@ -536,7 +643,7 @@ class ChannelCore:
         What is advertised is the room left (window minus the messages still unconsumed), so a
         slow application holds at most about one window; see :mod:`telefunc.wire.credit`.
         """
-        if self.is_shutdown:
+        if self._phase is _SHUTDOWN:
             return
         new_bytes, new_msgs = self._window.on_consumed(nbytes)
         if new_bytes is not None:
@@ -569,7 +676,7 @@ class ChannelCore:
 
         Raises :class:`ProtocolError` for frames a client must never send on a channel.
         """
-        if self.is_shutdown:
+        if self._phase is _SHUTDOWN:
             return
         tag = frame.tag
         if 0x10 <= tag < 0x30:
@@ -613,7 +720,7 @@ class ChannelCore:
                 token = self._pending_acks.pop(acked_seq)
                 self._acks_out -= 1
                 self._handler.handle_ack_result(token, status, text)
-                if self._closing:
+                if self.is_closing:
                     self._progress(now)
         elif tag in (_TAG_PUBLISH, _TAG_PUBLISH_BINARY):
             raise ProtocolError(f"client sent server-only tag 0x{tag:02x}")
@@ -641,7 +748,7 @@ class ChannelCore:
         elif tag == _TAG_CLOSE_ACK:
             self._got_close_ack = True
             self._awaiting_close_ack = False
-            if self._closing:
+            if self.is_closing:
                 self._progress(now)
         elif tag in (_TAG_ABORT, _TAG_ERROR):
             raise ProtocolError(f"client sent server-only tag 0x{tag:02x}")
@@ -656,7 +763,7 @@ class ChannelCore:
         ``last_seq`` is the highest seq of ours the client reports having received. Returns
         ``False`` if the channel is already shut down.
         """
-        if self.is_shutdown:
+        if self._phase is _SHUTDOWN:
             return False
         self._connect_deadline = None
         self._reconnect_deadline = None
@@ -682,25 +789,25 @@ class ChannelCore:
         if self.is_shutdown:
             return True  # a handler callback above shut the channel down
         if self.is_closed:
-            if self._closing:
-                self._progress(now)
+            self._progress(now)
             self._reschedule()
             return True
         self._reschedule()
         if self._credit.available:
             self._handler.handle_credit()
-        if not self._opened:
+        if self._phase is _PENDING:
+            self._transition(_EV_OPEN)
             self._opened = True
             self._handler.handle_open()
         return True
 
     def detach(self, peer: PeerLink, now: float, *, permanent: bool) -> None:
         """The connection ``peer`` went away; transient: start the ``reconnect_timeout`` grace."""
-        if self.is_shutdown or self._peer is not peer:
+        if self._phase is _SHUTDOWN or self._peer is not peer:
             return
         self._peer = None
         if permanent:
-            self._shutdown(None)
+            self._shutdown(None, _TERMINATE)
             return
         self._reconnect_deadline = now + self.settings.reconnect_timeout
         self._reschedule()
@@ -718,16 +825,16 @@ class ChannelCore:
 
     def recovery_failed(self) -> None:
         """The client reconnected without listing this channel: it is lost."""
-        if self.is_shutdown:
+        if self._phase is _SHUTDOWN:
             return
         self._peer = None
-        self._shutdown(NetworkError(RECOVERY_FAILED))
+        self._shutdown(NetworkError(RECOVERY_FAILED), _TERMINATE)
 
     # ── close / abort ───────────────────────────────────────────────────
 
     def close(self, timeout: float, now: float) -> bool:
         """Start a graceful close; returns ``False`` if the channel was already shut down."""
-        if self.is_shutdown:
+        if self._phase is _SHUTDOWN:
             return False
         if self._awaiting_close_ack or self._got_close_ack:
             return True
@@ -735,8 +842,7 @@ class ChannelCore:
         if self._close_deadline is None or deadline < self._close_deadline:
             self._close_deadline = deadline
         self._awaiting_close_ack = True
-        self.is_closed = True
-        self._closing = True
+        self._transition(_EV_CLOSE)
         self._write_ctrl(encode_u32_frame(_TAG_CLOSE, self._ix, round(max(0.0, timeout) * 1000)))
         self._progress(now)
         self._reschedule()
@@ -748,28 +854,25 @@ class ChannelCore:
             self._close_deadline = deadline
         self._pending_close_ack = True
         self._write_ctrl(encode_frame(_TAG_CLOSE_ACK, self._ix))
-        self.is_closed = True
-        self._closing = True
+        self._transition(_EV_PEER_CLOSE)
         self._progress(now)
         self._reschedule()
 
     def abort(self, payload: bytes, error: Exception) -> None:
         """Abort now: send ABORT with the serialized abort value and shut down with ``error``."""
-        if self.is_shutdown or self.is_closed:
+        if self.is_closed:
             return
-        self.is_closed = True
         self._write_ctrl(encode_frame(_TAG_ABORT, self._ix, 0, payload))
         self._peer = None
-        self._shutdown(error)
+        self._shutdown(error, _EV_ABORT)
 
     def fail(self, error: Exception) -> None:
         """An unhandled server error: send ERROR and shut down with ``error``."""
-        if self.is_shutdown:
+        if self._phase is _SHUTDOWN:
             return
-        self.is_closed = True
         self._write_ctrl(encode_frame(_TAG_ERROR, self._ix))
         self._peer = None
-        self._shutdown(error)
+        self._shutdown(error, _TERMINATE)
 
     def hold_close(self) -> None:
         """An async close callback started; shutdown waits for :meth:`release_close`."""
@@ -778,7 +881,7 @@ class ChannelCore:
     def release_close(self, now: float) -> None:
         """An async close callback finished."""
         self._close_holds = max(0, self._close_holds - 1)
-        if self._closing:
+        if self.is_closing:
             self._progress(now)
 
     def _roundtrip_done(self) -> bool:
@@ -786,27 +889,25 @@ class ChannelCore:
         return in_flight == 0 and (not self._awaiting_close_ack or self._got_close_ack)
 
     def _progress(self, now: float) -> None:
-        if self.is_shutdown:
-            return
-        if not self._close_fired and self._roundtrip_done():
-            self._close_fired = True
+        """Advance a close (CLOSING or CLOSE_FIRED): fire ``on_close``, finish, or time out."""
+        if self._phase is _CLOSING and self._roundtrip_done():
+            self._transition(_EV_FIRE_CLOSE)
             self._handler.handle_fire_close(None)
-            if self.is_shutdown:
-                return
-        if self._close_fired and self._close_holds == 0:
-            self._shutdown(None)
+        phase = self._phase
+        if phase is _SHUTDOWN:
+            return
+        if phase is _CLOSE_FIRED and self._close_holds == 0:
+            self._shutdown(None, _EV_FINISH)
             return
         if self._close_deadline is not None and now >= self._close_deadline:
-            self._shutdown(ChannelClosedError("Channel close timed out"))
+            self._shutdown(ChannelClosedError("Channel close timed out"), _TERMINATE)
 
-    def _shutdown(self, error: Exception | None) -> None:
-        if self.is_shutdown:
+    def _shutdown(self, error: Exception | None, event: ChannelEvent) -> None:
+        if self._phase is _SHUTDOWN:
             return
-        self.is_shutdown = True
-        self.is_closed = True
+        close_fired = self._transition(event) is _CLOSE_FIRED
         self._shutdown_error = error
         self._peer = None
-        self._closing = False
         self._connect_deadline = self._reconnect_deadline = None
         self._replay.clear()
         self._reschedule()
@@ -814,8 +915,7 @@ class ChannelCore:
         if hook is not None:
             hook(self)
         handler = self._handler
-        if not self._close_fired:
-            self._close_fired = True
+        if not close_fired:
             handler.handle_fire_close(error)
         handler.handle_credit()
         ack_error = error if error is not None else ChannelClosedError("Channel is closed")

@@ -22,7 +22,7 @@ from telefunc.errors import (
     ProtocolError,
     abort_message,
 )
-from telefunc.wire.channel_state import ChannelCore, ChannelEvents, PeerLink
+from telefunc.wire.channel_state import ChannelCore, ChannelEvent, ChannelEvents, PeerLink
 from telefunc.wire.frames import Frame, Tag, decode_frame, encode_frame, encode_json
 from telefunc.wire.frames import encode_u32_frame as _u32_frame
 from telefunc.wire.serializer import parse
@@ -163,20 +163,18 @@ class ClientChannelCore(ChannelCore):
 
     def abort_local(self, error: Exception) -> None:
         """The client aborts: ``CLOSE(ix, 0)`` to the server, then shut down with ``error``."""
-        if self.is_shutdown or self.is_closed:
+        if self.is_closed:
             return
-        self.is_closed = True
         self._write_ctrl(_u32_frame(Tag.CLOSE, self._ix, 0))
         self._peer = None
-        self._shutdown(error)
+        self._shutdown(error, ChannelEvent.ABORT)
 
     def fail(self, error: Exception) -> None:
         """End the channel with ``error`` without telling the server (it is gone or told us)."""
         if self.is_shutdown:
             return
-        self.is_closed = True
         self._peer = None
-        self._shutdown(error)
+        self._shutdown(error, ChannelEvent.TERMINATE)
 
     def _receive_data(self, frame: Frame, now: float) -> None:
         if frame.tag in (Tag.PUBLISH, Tag.PUBLISH_BINARY):

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
 from telefunc.config import ChannelSettings, LimitsSettings
-from telefunc.errors import ProtocolError
+from telefunc.errors import IllegalTransitionError, ProtocolError
 from telefunc.wire.channel_state import ChannelCore
 from telefunc.wire.frames import HEADER, Frame, Tag, decode_frame, encode_frame, encode_json
 from telefunc.wire.ids import random_id
@@ -45,8 +46,11 @@ __all__ = [
     "CLOSE_PROTOCOL_ERROR",
     "CLOSE_REPLACED",
     "CLOSE_SLOW_CONSUMER",
+    "CONNECTION_TRANSITIONS",
     "HARD_LIMIT_FACTOR",
     "SLOW_CONSUMER_REASON",
+    "ConnectionEvent",
+    "ConnectionPhase",
     "MuxStats",
     "ServerConnection",
     "ServerMux",
@@ -79,6 +83,48 @@ CLOSE_SLOW_CONSUMER = 4002
 SLOW_CONSUMER_REASON = "slow consumer: outgoing buffer over config.limits.max_connection_buffer"
 #: Frames that cannot wait may fill a connection's queue up to this many times its cap.
 HARD_LIMIT_FACTOR = 2
+
+
+class ConnectionPhase(Enum):
+    """Where a :class:`ServerConnection` is in its life."""
+
+    #: No RECONCILE yet: only PING and RECONCILE are allowed.
+    AWAITING_RECONCILE = "awaiting_reconcile"
+    #: A RECONCILE is being applied or waits for ``initial`` channels: frames are queued.
+    RECONCILING = "reconciling"
+    #: Reconciled: frames are routed to the session's channels by ``ix``.
+    OPEN = "open"
+    #: Terminal (:meth:`ServerConnection.connection_lost`): nothing is processed any more.
+    CLOSED = "closed"
+
+
+class ConnectionEvent(Enum):
+    """What moves a :class:`ServerConnection` from one :class:`ConnectionPhase` to the next."""
+
+    #: A RECONCILE frame is applied (the first one, or a later one on the same wire).
+    RECONCILE = "reconcile"
+    #: The RECONCILE finished: a new session id is issued (RECONCILED may still be held back).
+    RECONCILED = "reconciled"
+    #: The wire is gone (client close, ping timeout, violation, replaced, slow consumer).
+    LOST = "lost"
+
+
+_AWAITING_RECONCILE: Final = ConnectionPhase.AWAITING_RECONCILE
+_RECONCILING: Final = ConnectionPhase.RECONCILING
+_CONN_OPEN: Final = ConnectionPhase.OPEN
+_CONN_CLOSED: Final = ConnectionPhase.CLOSED
+
+#: Every legal move of a :class:`ServerConnection`: ``(phase, event) -> next phase``. Consulted on
+#: lifecycle events only; a pair not listed raises :class:`IllegalTransitionError` (a bug: frames
+#: that arrive in the wrong phase are queued or refused before they get here).
+CONNECTION_TRANSITIONS: Final[dict[tuple[ConnectionPhase, ConnectionEvent], ConnectionPhase]] = {
+    (_AWAITING_RECONCILE, ConnectionEvent.RECONCILE): _RECONCILING,
+    (_AWAITING_RECONCILE, ConnectionEvent.LOST): _CONN_CLOSED,
+    (_RECONCILING, ConnectionEvent.RECONCILED): _CONN_OPEN,
+    (_RECONCILING, ConnectionEvent.LOST): _CONN_CLOSED,
+    (_CONN_OPEN, ConnectionEvent.RECONCILE): _RECONCILING,
+    (_CONN_OPEN, ConnectionEvent.LOST): _CONN_CLOSED,
+}
 
 
 @dataclass(slots=True)
@@ -340,7 +386,7 @@ class _PendingReconcile:
 
 
 class ServerConnection:
-    """One client wire; see the module docstring for its state machine."""
+    """One client wire; its life is a :class:`ConnectionPhase` (:data:`CONNECTION_TRANSITIONS`)."""
 
     __slots__ = (
         "_deferred",
@@ -349,6 +395,7 @@ class ServerConnection:
         "_out",
         "_out_bytes",
         "_pending",
+        "_phase",
         "_ping_at",
         "_ping_deadline",
         "_ping_tokens",
@@ -356,7 +403,6 @@ class ServerConnection:
         "_queued_bytes",
         "_timer_at",
         "close_request",
-        "closed",
         "conn_id",
         "cut",
         "io",
@@ -388,8 +434,7 @@ class ServerConnection:
         self.session_id: str | None = None
         #: ``(code, reason)`` once the server wants this wire closed.
         self.close_request: tuple[int, str] | None = None
-        #: Set by :meth:`connection_lost`; nothing is processed afterwards.
-        self.closed = False
+        self._phase = _AWAITING_RECONCILE
         #: Called whenever output becomes available or a close is requested.
         self.on_output: Callable[[], None] | None = None
         # A list, not a deque: an idle connection's empty deque would cost ~550 bytes more.
@@ -404,6 +449,7 @@ class ServerConnection:
         self.cut = False
         #: Channels holding sends until the queue drains (an ordered set).
         self._held: dict[_HeldCore, None] | None = None
+        #: The RECONCILE being applied (RECONCILING only).
         self._pending: _PendingReconcile | None = None
         #: Frames received while a RECONCILE waits (``None`` when there are none).
         self._queued: list[Frame] | None = None
@@ -416,6 +462,29 @@ class ServerConnection:
         self._ping_deadline: float | None = None
         self._timer_at: float | None = None
 
+    # ── phase ───────────────────────────────────────────────────────────
+
+    @property
+    def phase(self) -> ConnectionPhase:
+        """Where the wire is in its life (see :data:`CONNECTION_TRANSITIONS`)."""
+        return self._phase
+
+    @property
+    def closed(self) -> bool:
+        """Set by :meth:`connection_lost`; nothing is processed afterwards."""
+        return self._phase is _CONN_CLOSED
+
+    def _transition(self, event: ConnectionEvent) -> ConnectionPhase:
+        """Move to the phase the table gives for ``event``; returns the phase left."""
+        phase = self._phase
+        try:
+            self._phase = CONNECTION_TRANSITIONS[phase, event]
+        except KeyError:
+            raise IllegalTransitionError(
+                f"connection: {event.name} is not allowed in phase {phase.name}"
+            ) from None
+        return phase
+
     # ── output ──────────────────────────────────────────────────────────
 
     def write(self, frame: bytes) -> None:
@@ -423,7 +492,7 @@ class ServerConnection:
 
         Past ``HARD_LIMIT_FACTOR`` x :attr:`max_buffer` the connection is cut as a slow consumer.
         """
-        if self.closed or self.cut:
+        if self._phase is _CONN_CLOSED or self.cut:
             return
         out = self._out
         out.append(frame)
@@ -457,7 +526,7 @@ class ServerConnection:
 
     def hold(self, core: _HeldCore) -> None:
         """``core`` holds sends because of congestion: :meth:`drained` lets it go on."""
-        if self.closed or self.cut:
+        if self._phase is _CONN_CLOSED or self.cut:
             return
         if self._held is None:
             self._held = {}
@@ -488,7 +557,7 @@ class ServerConnection:
     def drained(self, now: float) -> None:
         """The I/O layer flushed output: channels holding sends go on while there is room."""
         held = self._held
-        while held and not self.closed and not self.cut and not self.congested:
+        while held and self._phase is not _CONN_CLOSED and not self.cut and not self.congested:
             core = next(iter(held))
             if not core.flush_held(self, now):
                 return
@@ -499,7 +568,7 @@ class ServerConnection:
 
         The I/O layer then ends the wire with :meth:`connection_lost` (transient).
         """
-        if self.cut or self.closed:
+        if self.cut or self._phase is _CONN_CLOSED:
             return
         self.cut = True
         self._out.clear()
@@ -518,7 +587,8 @@ class ServerConnection:
 
     def receive(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Process one received frame. Protocol violations close this connection."""
-        if self.closed:
+        phase = self._phase
+        if phase is _CONN_CLOSED:
             return
         try:
             frame = decode_frame(data)
@@ -527,7 +597,7 @@ class ServerConnection:
                 self._reset_ping(now)
                 self.write(_PONG)
                 return
-            if self._pending is not None:
+            if phase is _RECONCILING:
                 self._queue(frame)
                 return
             self._dispatch(frame, now)
@@ -573,7 +643,7 @@ class ServerConnection:
         if tag == _TAG_RECONCILE:
             self._reconcile(frame.json(), now)
             return
-        if self.session_id is None:
+        if self._phase is _AWAITING_RECONCILE:
             raise ProtocolError(f"frame 0x{tag:02x} before RECONCILE")
         if tag in CLIENT_FORBIDDEN_TAGS:
             raise ProtocolError(f"client sent server-only tag 0x{tag:02x}")
@@ -612,10 +682,11 @@ class ServerConnection:
         deadline = now + self.mux.settings.connect_ttl
         pending = _PendingReconcile(prev, resolved, deadline, upgrade, lineage)
         pending.confirmed = known is not None
-        if known is not None and self.session_id is None and not upgrade:
+        if known is not None and self._phase is _AWAITING_RECONCILE and not upgrade:
             self.mux.reconnects += 1
         # Set first: a violation below must still detach what this RECONCILE attached.
         self._pending = pending
+        self._transition(ConnectionEvent.RECONCILE)
         for entry in entries:
             if not isinstance(entry, dict):
                 raise ProtocolError("RECONCILE: malformed entry")
@@ -641,7 +712,7 @@ class ServerConnection:
 
     def _channel_registered(self, core: ChannelCore, now: float) -> None:
         pending = self._pending
-        if pending is None or self.closed or core.id not in pending.waiting:
+        if self._phase is not _RECONCILING or pending is None or core.id not in pending.waiting:
             return
         ix, last_seq = pending.waiting.pop(core.id)
         self._attach(pending, core, ix, last_seq, now, initial=True)
@@ -748,6 +819,7 @@ class ServerConnection:
         mux.session_owners[new_id] = self
         self.session_id = new_id
         self._pending = None
+        self._transition(ConnectionEvent.RECONCILED)
         if pending.upgrade:
             self.upgraded = True
         if self._holds:
@@ -761,9 +833,9 @@ class ServerConnection:
         queued, self._queued = self._queued or [], None
         self._queued_bytes = 0
         for i, frame in enumerate(queued):
-            if self.closed:
+            if self._phase is _CONN_CLOSED:
                 return
-            if self._pending is not None:  # a queued RECONCILE is waiting again
+            if self._phase is _RECONCILING:  # a queued RECONCILE is waiting again
                 self._queued = queued[i:] + (self._queued or [])
                 self._queued_bytes = sum(HEADER + len(f.payload) for f in self._queued)
                 return
@@ -816,7 +888,7 @@ class ServerConnection:
     def release_reconciled(self, now: float) -> None:
         """A body that held RECONCILED ended: send the latest deferred one when none is left."""
         self._holds = max(0, self._holds - 1)
-        if self._holds or self._deferred is None or self.closed:
+        if self._holds or self._deferred is None or self._phase is _CONN_CLOSED:
             return
         session_id, session, old_wire = self._deferred
         self._deferred = None
@@ -837,9 +909,10 @@ class ServerConnection:
         self.mux.timers.schedule(self, when)
 
     def _next_deadline(self) -> float | None:
-        if self.closed:
+        phase = self._phase
+        if phase is _CONN_CLOSED:
             return None
-        if self._pending is not None and self._pending.waiting:
+        if phase is _RECONCILING and self._pending is not None and self._pending.waiting:
             # The ping deadline does not apply while reconciling (pings are delayed by it).
             return self._pending.deadline
         return self._ping_deadline
@@ -850,10 +923,10 @@ class ServerConnection:
 
     def handle_timeout(self, now: float) -> None:
         """Ping deadline (drop the wire, transient) or reconcile wait over (finish without them)."""
-        if self.closed:
+        if self._phase is _CONN_CLOSED:
             return
         pending = self._pending
-        if pending is not None and pending.waiting:
+        if self._phase is _RECONCILING and pending is not None and pending.waiting:
             if now >= pending.deadline:
                 self._finish_reconcile(now)
             self.mux.timers.schedule(self, self._next_deadline())
@@ -878,16 +951,16 @@ class ServerConnection:
         For transports that find a violation themselves (a text message on the binary
         WebSocket, a frame the core failed on); other connections are unaffected.
         """
-        if self.close_request is None and not self.closed:
+        if self.close_request is None and self._phase is not _CONN_CLOSED:
             self.mux.report("protocol-violation", reason[:200])
         self._request_close(CLOSE_PROTOCOL_ERROR, f"protocol violation: {reason}"[:120])
         self.connection_lost(now, permanent=True)
 
     def connection_lost(self, now: float, *, permanent: bool) -> None:
         """The wire is gone. ``permanent``: client close code 1000/1001 (or a violation)."""
-        if self.closed:
+        if self._phase is _CONN_CLOSED:
             return
-        self.closed = True
+        self._transition(ConnectionEvent.LOST)
         self._out.clear()
         self._out_bytes = 0
         self._held = None
