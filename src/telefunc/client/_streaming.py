@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from telefunc.endpoint.channel import close_soon
+from telefunc.endpoint.function import ChannelFunction
 from telefunc.errors import (
     Abort,
     ChannelClosedError,
@@ -682,7 +682,7 @@ class RemoteFile:
         return f"<telefunc.client.RemoteFile {kind} {self.name!r} {self.type!r} size={self.size}>"
 
 
-class RemoteFunction:
+class RemoteFunction(ChannelFunction):
     """A function a telefunction returned: ``await fn(*args)`` calls it on the server.
 
     Each call travels on the function's ack channel; state the server closure keeps survives
@@ -693,43 +693,18 @@ class RemoteFunction:
     the server closed it). Dropping the last reference closes the channel.
     """
 
-    __slots__ = ("__weakref__", "_channel")
+    __slots__ = ()
 
-    def __init__(self, channel: Channel[Any, Any]) -> None:
-        self._channel = channel
-        finalizer = weakref.finalize(self, close_soon, channel, asyncio.get_running_loop())
-        finalizer.atexit = False
+    CLOSED_MESSAGE = "the channel of this returned function is closed"
+    REPR_NAME = "telefunc.client.RemoteFunction"
 
-    @property
-    def channel_id(self) -> str:
-        """The id of the ack channel the calls travel on."""
-        return self._channel.id
-
-    @property
-    def is_closed(self) -> bool:
-        """Whether the channel is closed (calls raise ``ChannelClosedError``)."""
-        return self._channel.is_closed
-
-    async def __call__(self, *args: Any) -> Any:
-        """Call the server function with ``args``; returns its return value."""
-        if self._channel.is_closed:
-            raise ChannelClosedError("the channel of this returned function is closed")
-        result = await self._channel.send(list(args), ack=True)
-        if isinstance(result, dict) and result.get(FN_SHIELD_ERROR_KEY) is True:
+    def _result(self, value: Any) -> Any:
+        if isinstance(value, dict) and value.get(FN_SHIELD_ERROR_KEY) is True:
             raise ShieldValidationError(
                 "Shield Validation Error — the returned function rejected its arguments; "
                 "see server logs"
             )
-        return result
-
-    async def aclose(self) -> None:
-        """Close the channel (the server lets go of the function)."""
-        if not self._channel.is_closed:
-            await self._channel.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._channel.is_closed else "open"
-        return f"<telefunc.client.RemoteFunction {self._channel.id} {state}>"
+        return value
 
 
 def read_meta(text: str) -> dict[str, Any]:

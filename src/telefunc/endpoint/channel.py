@@ -15,7 +15,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Final, Generic, NamedTuple, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from telefunc.config import config
 from telefunc.endpoint.client_errors import log_client_error
@@ -27,15 +27,15 @@ from telefunc.errors import (
     ShieldValidationError,
 )
 from telefunc.wire.channel_state import NO_LISTENER, ChannelCore, SendResult
-from telefunc.wire.frames import AckStatus, Frame, Tag
+from telefunc.wire.frames import (
+    TAG_BINARY,
+    TAG_BINARY_ACK_REQ,
+    TAG_TEXT,
+    TAG_TEXT_ACK_REQ,
+    AckStatus,
+    Frame,
+)
 from telefunc.wire.serializer import parse, stringify
-
-#: Tag members as module globals: an IntEnum attribute lookup costs several times a global
-#: one (CPython 3.11), and these are read for every frame.
-_TAG_BINARY: Final = Tag.BINARY
-_TAG_BINARY_ACK_REQ: Final = Tag.BINARY_ACK_REQ
-_TAG_TEXT: Final = Tag.TEXT
-_TAG_TEXT_ACK_REQ: Final = Tag.TEXT_ACK_REQ
 
 __all__ = [
     "ChannelEndpoint",
@@ -254,7 +254,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             raise ChannelClosedError("Channel is closed")
         needs_ack = ack is not False and (ack is True or self.ack)
         payload = stringify(data).encode()
-        return self._send_tag(_TAG_TEXT_ACK_REQ if needs_ack else _TAG_TEXT, payload)
+        return self._send_tag(TAG_TEXT_ACK_REQ if needs_ack else TAG_TEXT, payload)
 
     def send_binary(
         self, data: bytes | bytearray | memoryview, ack: bool = False
@@ -262,7 +262,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         """Send raw bytes; acknowledged only with ``ack=True`` (the channel default is ignored)."""
         if self._core.is_closed:
             raise ChannelClosedError("Channel is closed")
-        return self._send_tag(_TAG_BINARY_ACK_REQ if ack else _TAG_BINARY, bytes(data))
+        return self._send_tag(TAG_BINARY_ACK_REQ if ack else TAG_BINARY, bytes(data))
 
     def _send_tag(self, tag: int, payload: bytes) -> asyncio.Future[Any]:
         """Send one data frame of any data tag; the generic path subclasses reuse."""

@@ -15,7 +15,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Generic, TypedDict, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 from telefunc.broadcast.transport import (
     PublishInfo,
@@ -36,7 +36,16 @@ from telefunc.server import observe
 from telefunc.server.channel import INTERNAL_ERROR, Channel
 from telefunc.server.channel_shield import shield_of
 from telefunc.wire.credit import INITIAL_MESSAGES
-from telefunc.wire.frames import AckStatus, Frame, Tag
+from telefunc.wire.frames import (
+    TAG_BROADCAST_SUB,
+    TAG_BROADCAST_UNSUB,
+    TAG_PUBLISH,
+    TAG_PUBLISH_ACK_REQ,
+    TAG_PUBLISH_BINARY,
+    TAG_PUBLISH_BINARY_ACK_REQ,
+    AckStatus,
+    Frame,
+)
 from telefunc.wire.mux import SLOW_CONSUMER_REASON
 from telefunc.wire.placeholders import BROADCAST_PREFIX, encode_json
 from telefunc.wire.publish import (
@@ -46,15 +55,6 @@ from telefunc.wire.publish import (
     encode_publish_text,
 )
 from telefunc.wire.serializer import parse, stringify
-
-#: Tag members as module globals: an IntEnum attribute lookup costs several times a global
-#: one (CPython 3.11), and these are read for every frame.
-_TAG_BROADCAST_SUB: Final = Tag.BROADCAST_SUB
-_TAG_BROADCAST_UNSUB: Final = Tag.BROADCAST_UNSUB
-_TAG_PUBLISH: Final = Tag.PUBLISH
-_TAG_PUBLISH_ACK_REQ: Final = Tag.PUBLISH_ACK_REQ
-_TAG_PUBLISH_BINARY: Final = Tag.PUBLISH_BINARY
-_TAG_PUBLISH_BINARY_ACK_REQ: Final = Tag.PUBLISH_BINARY_ACK_REQ
 
 __all__ = [
     "Broadcast",
@@ -438,7 +438,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         if (self._peer_binary if binary else self._peer_text) and not core.is_closed:
             wire = _wire_cache.get(payload, info, binary)
             peer = core.peer
-            core.send(_TAG_PUBLISH_BINARY if binary else _TAG_PUBLISH, wire, self._now())
+            core.send(TAG_PUBLISH_BINARY if binary else TAG_PUBLISH, wire, self._now())
             if peer is not None and peer.cut:
                 # This write passed the connection's hard limit (or it was cut already): the
                 # subscriber stays behind. The channel ends rather than waiting for a reconnect:
@@ -451,21 +451,21 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
     def handle_other_frame(self, frame: Frame) -> None:
         """BROADCAST_SUB/UNSUB and PUBLISH(_BINARY)_ACK_REQ from the client."""
         tag = frame.tag
-        if tag in (_TAG_BROADCAST_SUB, _TAG_BROADCAST_UNSUB):
-            subscribed = tag == _TAG_BROADCAST_SUB and not self._core.is_closed
+        if tag in (TAG_BROADCAST_SUB, TAG_BROADCAST_UNSUB):
+            subscribed = tag == TAG_BROADCAST_SUB and not self._core.is_closed
             binary = frame.flag
             if binary:
                 self._peer_binary = subscribed
             else:
                 self._peer_text = subscribed
             self._sync_lane(binary)
-        elif self.read_only and tag in (_TAG_PUBLISH_ACK_REQ, _TAG_PUBLISH_BINARY_ACK_REQ):
+        elif self.read_only and tag in (TAG_PUBLISH_ACK_REQ, TAG_PUBLISH_BINARY_ACK_REQ):
             self._core.reply(frame.seq, AckStatus.ERROR, READ_ONLY_ERROR, self._now())
-        elif tag in (_TAG_PUBLISH_ACK_REQ, _TAG_PUBLISH_BINARY_ACK_REQ) and self._publish_backlog():
+        elif tag in (TAG_PUBLISH_ACK_REQ, TAG_PUBLISH_BINARY_ACK_REQ) and self._publish_backlog():
             # Publishes bypass credit; the queue of ones awaiting their receipt is bounded like
             # unanswered ack requests (``max_window_overrun`` initial message windows).
             raise ProtocolError("too many publishes awaiting their receipt")
-        elif tag == _TAG_PUBLISH_ACK_REQ:
+        elif tag == TAG_PUBLISH_ACK_REQ:
             try:
                 text = frame.payload.decode("utf-8")
             except UnicodeDecodeError:
@@ -476,7 +476,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
                 self._core.reply(frame.seq, AckStatus.SHIELD_ERROR, rejected, self._now())
                 return
             self._enqueue(text, frame.seq, None)
-        elif tag == _TAG_PUBLISH_BINARY_ACK_REQ:
+        elif tag == TAG_PUBLISH_BINARY_ACK_REQ:
             self._enqueue(frame.payload, frame.seq, None)
 
     def _shield_rejects(self, text: str) -> str | None:

@@ -9,15 +9,13 @@ call raises :class:`~telefunc.errors.ChannelClosedError`, and dropping it closes
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-import weakref
 from collections.abc import Callable
 from typing import Any
 
-from telefunc.endpoint.channel import close_soon
-from telefunc.errors import ChannelClosedError, ShieldValidationError
+from telefunc.endpoint.function import ChannelFunction
+from telefunc.errors import ShieldValidationError
 from telefunc.server.channel import Channel, bind_call_scope
 from telefunc.server.context import CallScope, reset_scope, set_scope
 from telefunc.server.shield import validate_call
@@ -81,7 +79,7 @@ def expose_function(
     return encode_json(FUNCTION_PREFIX, {"channelId": channel.id}), channel
 
 
-class RemoteFunction:
+class RemoteFunction(ChannelFunction):
     """A function the client passed as an argument: ``await fn(*args)`` calls it remotely.
 
     Returns the client function's (awaited) return value. Raises
@@ -89,33 +87,7 @@ class RemoteFunction:
     :class:`~telefunc.errors.Abort` when the client function aborts.
     """
 
-    __slots__ = ("__weakref__", "_channel")
+    __slots__ = ()
 
-    def __init__(self, channel: Channel[Any, Any]) -> None:
-        self._channel = channel
-        weakref.finalize(self, close_soon, channel, asyncio.get_running_loop())
-
-    @property
-    def channel_id(self) -> str:
-        """The id of the ack channel the calls travel on."""
-        return self._channel.id
-
-    @property
-    def is_closed(self) -> bool:
-        """``True`` once the channel is closed: calls raise ``ChannelClosedError``."""
-        return self._channel.is_closed
-
-    async def __call__(self, *args: Any) -> Any:
-        """Call the client function with ``args``; returns its return value."""
-        if self._channel.is_closed:
-            raise ChannelClosedError("the client function's channel is closed")
-        return await self._channel.send(list(args), ack=True)
-
-    async def aclose(self) -> None:
-        """Close the channel now (later calls raise ``ChannelClosedError``)."""
-        if not self._channel.is_closed:
-            await self._channel.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._channel.is_closed else "open"
-        return f"<RemoteFunction {self._channel.id} {state}>"
+    CLOSED_MESSAGE = "the client function's channel is closed"
+    REPR_NAME = "RemoteFunction"

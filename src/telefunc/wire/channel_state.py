@@ -24,9 +24,25 @@ from telefunc.errors import (
 )
 from telefunc.wire.credit import ReceiveWindow, SendCredit
 from telefunc.wire.frames import (
+    TAG_ABORT,
+    TAG_ACK_RES,
+    TAG_BDP_PING,
+    TAG_BDP_PING_ACK,
+    TAG_BINARY,
+    TAG_BINARY_ACK_REQ,
+    TAG_CLOSE,
+    TAG_CLOSE_ACK,
+    TAG_ERROR,
+    TAG_MSG_WINDOW,
+    TAG_PUBLISH,
+    TAG_PUBLISH_ACK_REQ,
+    TAG_PUBLISH_BINARY,
+    TAG_PUBLISH_BINARY_ACK_REQ,
+    TAG_TEXT,
+    TAG_TEXT_ACK_REQ,
+    TAG_WINDOW,
     AckStatus,
     Frame,
-    Tag,
     encode_frame,
     encode_u32_frame,
 )
@@ -36,25 +52,6 @@ if TYPE_CHECKING:
     from telefunc.config import ChannelSettings
     from telefunc.wire.timers import Timers
 
-#: Tag members as module globals: an IntEnum attribute lookup costs several times a global
-#: one (CPython 3.11), and these are read for every frame.
-_TAG_ABORT: Final = Tag.ABORT
-_TAG_ACK_RES: Final = Tag.ACK_RES
-_TAG_BDP_PING: Final = Tag.BDP_PING
-_TAG_BDP_PING_ACK: Final = Tag.BDP_PING_ACK
-_TAG_BINARY: Final = Tag.BINARY
-_TAG_BINARY_ACK_REQ: Final = Tag.BINARY_ACK_REQ
-_TAG_CLOSE: Final = Tag.CLOSE
-_TAG_CLOSE_ACK: Final = Tag.CLOSE_ACK
-_TAG_ERROR: Final = Tag.ERROR
-_TAG_MSG_WINDOW: Final = Tag.MSG_WINDOW
-_TAG_PUBLISH: Final = Tag.PUBLISH
-_TAG_PUBLISH_ACK_REQ: Final = Tag.PUBLISH_ACK_REQ
-_TAG_PUBLISH_BINARY: Final = Tag.PUBLISH_BINARY
-_TAG_PUBLISH_BINARY_ACK_REQ: Final = Tag.PUBLISH_BINARY_ACK_REQ
-_TAG_TEXT: Final = Tag.TEXT
-_TAG_TEXT_ACK_REQ: Final = Tag.TEXT_ACK_REQ
-_TAG_WINDOW: Final = Tag.WINDOW
 
 __all__ = [
     "BINARY_TAGS",
@@ -70,13 +67,13 @@ __all__ = [
 
 #: Data tags stored in the binary lanes (replay and pre-attach buffers).
 BINARY_TAGS = frozenset(
-    {_TAG_BINARY, _TAG_BINARY_ACK_REQ, _TAG_PUBLISH_BINARY, _TAG_PUBLISH_BINARY_ACK_REQ}
+    {TAG_BINARY, TAG_BINARY_ACK_REQ, TAG_PUBLISH_BINARY, TAG_PUBLISH_BINARY_ACK_REQ}
 )
 #: Data tags a congested connection does not hold back (bounded by its hard limit instead).
-UNHELD_TAGS = frozenset({_TAG_PUBLISH, _TAG_PUBLISH_BINARY})
+UNHELD_TAGS = frozenset({TAG_PUBLISH, TAG_PUBLISH_BINARY})
 #: Data tags that ask the peer for an ACK_RES.
 ACK_REQ_TAGS = frozenset(
-    {_TAG_TEXT_ACK_REQ, _TAG_BINARY_ACK_REQ, _TAG_PUBLISH_ACK_REQ, _TAG_PUBLISH_BINARY_ACK_REQ}
+    {TAG_TEXT_ACK_REQ, TAG_BINARY_ACK_REQ, TAG_PUBLISH_ACK_REQ, TAG_PUBLISH_BINARY_ACK_REQ}
 )
 
 #: ACK_RES error text when an acknowledged message arrives and nobody listens.
@@ -580,7 +577,7 @@ class ChannelCore:
         if is_ack:
             self._pending_acks[seq] = token
             return SendResult.PENDING
-        if tag in (_TAG_TEXT, _TAG_BINARY) and not self._credit.consume(len(payload)):
+        if tag in (TAG_TEXT, TAG_BINARY) and not self._credit.consume(len(payload)):
             return SendResult.WAIT_CREDIT
         return SendResult.SENT
 
@@ -597,7 +594,7 @@ class ChannelCore:
         if tag in ACK_REQ_TAGS:
             self._pending_acks[seq] = token
         else:
-            if tag in (_TAG_TEXT, _TAG_BINARY):
+            if tag in (TAG_TEXT, TAG_BINARY):
                 self._credit.consume(len(payload))
             self._handler.handle_send_done(token)
 
@@ -614,7 +611,7 @@ class ChannelCore:
         self._out_seq += 1
         seq = self._out_seq
         frame = encode_frame(
-            _TAG_ACK_RES, self._ix, seq, _U32.pack(acked_seq) + bytes((status,)) + text
+            TAG_ACK_RES, self._ix, seq, _U32.pack(acked_seq) + bytes((status,)) + text
         )
         self._replay.push(seq, frame, now)
         assert self._peer is not None
@@ -647,9 +644,9 @@ class ChannelCore:
             return
         new_bytes, new_msgs = self._window.on_consumed(nbytes)
         if new_bytes is not None:
-            self._write_ctrl(encode_u32_frame(_TAG_WINDOW, self._ix, new_bytes))
+            self._write_ctrl(encode_u32_frame(TAG_WINDOW, self._ix, new_bytes))
         if new_msgs is not None:
-            self._write_ctrl(encode_u32_frame(_TAG_MSG_WINDOW, self._ix, new_msgs))
+            self._write_ctrl(encode_u32_frame(TAG_MSG_WINDOW, self._ix, new_msgs))
 
     def inbound_overrun(self, windows: int, slack_bytes: int) -> str | None:
         """Why the peer is past its receive window, or ``None``: the bound on inbound work.
@@ -707,14 +704,14 @@ class ChannelCore:
 
     def _receive_data(self, frame: Frame, now: float) -> None:
         tag = frame.tag
-        if tag in (_TAG_TEXT, _TAG_BINARY):
+        if tag in (TAG_TEXT, TAG_BINARY):
             if self._window.on_received(len(frame.payload), now):
-                self._write_ctrl(encode_frame(_TAG_BDP_PING, self._ix))
-            self._handler.handle_message(frame.payload, tag == _TAG_BINARY)
-        elif tag in (_TAG_TEXT_ACK_REQ, _TAG_BINARY_ACK_REQ):
+                self._write_ctrl(encode_frame(TAG_BDP_PING, self._ix))
+            self._handler.handle_message(frame.payload, tag == TAG_BINARY)
+        elif tag in (TAG_TEXT_ACK_REQ, TAG_BINARY_ACK_REQ):
             self._acks_in += 1
-            self._handler.handle_ack_request(frame.seq, frame.payload, tag == _TAG_BINARY_ACK_REQ)
-        elif tag == _TAG_ACK_RES:
+            self._handler.handle_ack_request(frame.seq, frame.payload, tag == TAG_BINARY_ACK_REQ)
+        elif tag == TAG_ACK_RES:
             acked_seq, status, text = frame.ack_res()
             if acked_seq in self._pending_acks:
                 token = self._pending_acks.pop(acked_seq)
@@ -722,35 +719,35 @@ class ChannelCore:
                 self._handler.handle_ack_result(token, status, text)
                 if self.is_closing:
                     self._progress(now)
-        elif tag in (_TAG_PUBLISH, _TAG_PUBLISH_BINARY):
+        elif tag in (TAG_PUBLISH, TAG_PUBLISH_BINARY):
             raise ProtocolError(f"client sent server-only tag 0x{tag:02x}")
         else:
             self._handler.handle_other_frame(frame)
 
     def _receive_ctrl(self, frame: Frame, now: float) -> None:
         tag = frame.tag
-        if tag == _TAG_WINDOW:
+        if tag == TAG_WINDOW:
             if self._credit.set_bytes(frame.u32):
                 self._handler.handle_credit()
-        elif tag == _TAG_MSG_WINDOW:
+        elif tag == TAG_MSG_WINDOW:
             if self._credit.set_messages(frame.u32):
                 self._handler.handle_credit()
-        elif tag == _TAG_BDP_PING:
-            self._write_ctrl(encode_frame(_TAG_BDP_PING_ACK, self._ix))
-        elif tag == _TAG_BDP_PING_ACK:
+        elif tag == TAG_BDP_PING:
+            self._write_ctrl(encode_frame(TAG_BDP_PING_ACK, self._ix))
+        elif tag == TAG_BDP_PING_ACK:
             new_bytes, new_msgs = self._window.on_ping_ack()
             if new_bytes is not None:
-                self._write_ctrl(encode_u32_frame(_TAG_WINDOW, self._ix, new_bytes))
+                self._write_ctrl(encode_u32_frame(TAG_WINDOW, self._ix, new_bytes))
             if new_msgs is not None:
-                self._write_ctrl(encode_u32_frame(_TAG_MSG_WINDOW, self._ix, new_msgs))
-        elif tag == _TAG_CLOSE:
+                self._write_ctrl(encode_u32_frame(TAG_MSG_WINDOW, self._ix, new_msgs))
+        elif tag == TAG_CLOSE:
             self._on_peer_close(frame.u32 / 1000.0, now)
-        elif tag == _TAG_CLOSE_ACK:
+        elif tag == TAG_CLOSE_ACK:
             self._got_close_ack = True
             self._awaiting_close_ack = False
             if self.is_closing:
                 self._progress(now)
-        elif tag in (_TAG_ABORT, _TAG_ERROR):
+        elif tag in (TAG_ABORT, TAG_ERROR):
             raise ProtocolError(f"client sent server-only tag 0x{tag:02x}")
         else:
             self._handler.handle_other_frame(frame)
@@ -782,10 +779,10 @@ class ChannelCore:
             self._emit_ack_res(acked_seq, status, text, now)
         self._pending_ack_res.clear()
         if self._pending_close_ack:
-            peer.write(encode_frame(_TAG_CLOSE_ACK, ix))
+            peer.write(encode_frame(TAG_CLOSE_ACK, ix))
         if self._awaiting_close_ack and self._close_deadline is not None:
             remaining_ms = max(0, round((self._close_deadline - now) * 1000))
-            peer.write(encode_u32_frame(_TAG_CLOSE, ix, remaining_ms))
+            peer.write(encode_u32_frame(TAG_CLOSE, ix, remaining_ms))
         if self.is_shutdown:
             return True  # a handler callback above shut the channel down
         if self.is_closed:
@@ -816,7 +813,7 @@ class ChannelCore:
         """The client left this closing channel out of a RECONCILE: it has seen the CLOSE
         exchange and dropped the channel (its CLOSE_ACK may still travel on its old wire), so
         the close completes as acknowledged."""
-        if self.is_shutdown or not self._closing:
+        if not self.is_closing:
             return
         if self._awaiting_close_ack:
             self._awaiting_close_ack = False
@@ -843,7 +840,7 @@ class ChannelCore:
             self._close_deadline = deadline
         self._awaiting_close_ack = True
         self._transition(_EV_CLOSE)
-        self._write_ctrl(encode_u32_frame(_TAG_CLOSE, self._ix, round(max(0.0, timeout) * 1000)))
+        self._write_ctrl(encode_u32_frame(TAG_CLOSE, self._ix, round(max(0.0, timeout) * 1000)))
         self._progress(now)
         self._reschedule()
         return True
@@ -853,7 +850,7 @@ class ChannelCore:
         if self._close_deadline is None or deadline < self._close_deadline:
             self._close_deadline = deadline
         self._pending_close_ack = True
-        self._write_ctrl(encode_frame(_TAG_CLOSE_ACK, self._ix))
+        self._write_ctrl(encode_frame(TAG_CLOSE_ACK, self._ix))
         self._transition(_EV_PEER_CLOSE)
         self._progress(now)
         self._reschedule()
@@ -862,7 +859,7 @@ class ChannelCore:
         """Abort now: send ABORT with the serialized abort value and shut down with ``error``."""
         if self.is_closed:
             return
-        self._write_ctrl(encode_frame(_TAG_ABORT, self._ix, 0, payload))
+        self._write_ctrl(encode_frame(TAG_ABORT, self._ix, 0, payload))
         self._peer = None
         self._shutdown(error, _EV_ABORT)
 
@@ -870,7 +867,7 @@ class ChannelCore:
         """An unhandled server error: send ERROR and shut down with ``error``."""
         if self._phase is _SHUTDOWN:
             return
-        self._write_ctrl(encode_frame(_TAG_ERROR, self._ix))
+        self._write_ctrl(encode_frame(TAG_ERROR, self._ix))
         self._peer = None
         self._shutdown(error, _TERMINATE)
 

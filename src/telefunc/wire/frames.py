@@ -86,6 +86,35 @@ class AckStatus(IntEnum):
 
 
 _TAGS = frozenset(int(t) for t in Tag)
+
+#: Each tag as a module global, for the per-frame code of the wire core and the endpoints: an
+#: IntEnum attribute lookup costs several times a global one (CPython 3.11). Import these as
+#: ``from telefunc.wire.frames import TAG_TEXT``; the values are the :class:`Tag` members.
+TAG_PING: Final = Tag.PING
+TAG_PONG: Final = Tag.PONG
+TAG_FIN: Final = Tag.FIN
+TAG_RECONCILE: Final = Tag.RECONCILE
+TAG_RECONCILED: Final = Tag.RECONCILED
+TAG_STREAM_REQUEST_OPEN_ACK: Final = Tag.STREAM_REQUEST_OPEN_ACK
+TAG_TEXT: Final = Tag.TEXT
+TAG_BINARY: Final = Tag.BINARY
+TAG_TEXT_ACK_REQ: Final = Tag.TEXT_ACK_REQ
+TAG_BINARY_ACK_REQ: Final = Tag.BINARY_ACK_REQ
+TAG_ACK_RES: Final = Tag.ACK_RES
+TAG_PUBLISH: Final = Tag.PUBLISH
+TAG_PUBLISH_ACK_REQ: Final = Tag.PUBLISH_ACK_REQ
+TAG_PUBLISH_BINARY: Final = Tag.PUBLISH_BINARY
+TAG_PUBLISH_BINARY_ACK_REQ: Final = Tag.PUBLISH_BINARY_ACK_REQ
+TAG_CLOSE: Final = Tag.CLOSE
+TAG_CLOSE_ACK: Final = Tag.CLOSE_ACK
+TAG_ABORT: Final = Tag.ABORT
+TAG_ERROR: Final = Tag.ERROR
+TAG_WINDOW: Final = Tag.WINDOW
+TAG_BROADCAST_SUB: Final = Tag.BROADCAST_SUB
+TAG_BROADCAST_UNSUB: Final = Tag.BROADCAST_UNSUB
+TAG_BDP_PING: Final = Tag.BDP_PING
+TAG_BDP_PING_ACK: Final = Tag.BDP_PING_ACK
+TAG_MSG_WINDOW: Final = Tag.MSG_WINDOW
 #: Minimum payload size per tag (tags not listed accept any payload, including none).
 _MIN_PAYLOAD = {
     Tag.ACK_RES: 5,
@@ -177,11 +206,6 @@ def encode_json(tag: int, value: Any) -> bytes:
     return _HEADER.pack(tag, 0, 0) + json.dumps(value, separators=(",", ":")).encode()
 
 
-#: Tag members as module globals: an IntEnum attribute lookup costs several times a global
-#: one (CPython 3.11), and these are read for every frame.
-_TAG_ACK_RES: Final = Tag.ACK_RES
-
-
 def decode_frame(data: bytes | bytearray | memoryview) -> Frame:
     """Decode one frame, validating its tag and the minimum payload length of that tag.
 
@@ -197,6 +221,6 @@ def decode_frame(data: bytes | bytearray | memoryview) -> Frame:
     need = _MIN_PAYLOAD.get(tag, 0)
     if len(payload) < need:
         raise ProtocolError(f"frame 0x{tag:02x}: payload too short ({len(payload)} < {need})")
-    if tag == _TAG_ACK_RES and payload[4] > AckStatus.SHIELD_ERROR:
+    if tag == TAG_ACK_RES and payload[4] > AckStatus.SHIELD_ERROR:
         raise ProtocolError(f"ACK_RES: unknown status {payload[4]}")
     return Frame(tag, ix, seq, payload)

@@ -20,25 +20,29 @@ from typing import TYPE_CHECKING, Any, Final
 from telefunc.config import ChannelSettings, LimitsSettings
 from telefunc.errors import IllegalTransitionError, ProtocolError
 from telefunc.wire.channel_state import ChannelCore
-from telefunc.wire.frames import HEADER, Frame, Tag, decode_frame, encode_frame, encode_json
+from telefunc.wire.frames import (
+    HEADER,
+    TAG_ABORT,
+    TAG_ERROR,
+    TAG_FIN,
+    TAG_PING,
+    TAG_PONG,
+    TAG_PUBLISH,
+    TAG_PUBLISH_BINARY,
+    TAG_RECONCILE,
+    TAG_RECONCILED,
+    TAG_STREAM_REQUEST_OPEN_ACK,
+    Frame,
+    decode_frame,
+    encode_frame,
+    encode_json,
+)
 from telefunc.wire.ids import random_id
 from telefunc.wire.timers import Timers
 
 if TYPE_CHECKING:
     from telefunc.wire.channel_state import ChannelCore as _HeldCore
 
-#: Tag members as module globals: an IntEnum attribute lookup costs several times a global
-#: one (CPython 3.11), and these are read for every frame.
-_TAG_ABORT: Final = Tag.ABORT
-_TAG_ERROR: Final = Tag.ERROR
-_TAG_FIN: Final = Tag.FIN
-_TAG_PING: Final = Tag.PING
-_TAG_PONG: Final = Tag.PONG
-_TAG_PUBLISH: Final = Tag.PUBLISH
-_TAG_PUBLISH_BINARY: Final = Tag.PUBLISH_BINARY
-_TAG_RECONCILE: Final = Tag.RECONCILE
-_TAG_RECONCILED: Final = Tag.RECONCILED
-_TAG_STREAM_REQUEST_OPEN_ACK: Final = Tag.STREAM_REQUEST_OPEN_ACK
 
 __all__ = [
     "CLIENT_FORBIDDEN_TAGS",
@@ -59,14 +63,14 @@ __all__ = [
 #: Tags only the server may send; receiving one from a client is a protocol violation.
 CLIENT_FORBIDDEN_TAGS = frozenset(
     {
-        _TAG_PONG,
-        _TAG_FIN,
-        _TAG_RECONCILED,
-        _TAG_STREAM_REQUEST_OPEN_ACK,
-        _TAG_PUBLISH,
-        _TAG_PUBLISH_BINARY,
-        _TAG_ABORT,
-        _TAG_ERROR,
+        TAG_PONG,
+        TAG_FIN,
+        TAG_RECONCILED,
+        TAG_STREAM_REQUEST_OPEN_ACK,
+        TAG_PUBLISH,
+        TAG_PUBLISH_BINARY,
+        TAG_ABORT,
+        TAG_ERROR,
     }
 )
 #: WebSocket close code for a protocol violation.
@@ -135,8 +139,8 @@ class MuxStats:
     slow_consumer_drops: int = 0
 
 
-_PONG = encode_frame(_TAG_PONG)
-_FIN = encode_frame(_TAG_FIN)
+_PONG = encode_frame(TAG_PONG)
+_FIN = encode_frame(TAG_FIN)
 
 
 class ServerMux:
@@ -592,7 +596,7 @@ class ServerConnection:
             return
         try:
             frame = decode_frame(data)
-            if frame.tag == _TAG_PING:
+            if frame.tag == TAG_PING:
                 self._take_ping_token(now)
                 self._reset_ping(now)
                 self.write(_PONG)
@@ -640,7 +644,7 @@ class ServerConnection:
 
     def _dispatch(self, frame: Frame, now: float) -> None:
         tag = frame.tag
-        if tag == _TAG_RECONCILE:
+        if tag == TAG_RECONCILE:
             self._reconcile(frame.json(), now)
             return
         if self._phase is _AWAITING_RECONCILE:
@@ -867,7 +871,7 @@ class ServerConnection:
         # ``lastSeq`` is read now, so frames dispatched while RECONCILED was held count too.
         self.write(
             encode_json(
-                _TAG_RECONCILED,
+                TAG_RECONCILED,
                 {
                     "sessionId": session_id,
                     "open": [
