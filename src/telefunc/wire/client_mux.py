@@ -118,12 +118,15 @@ class ClientSettings:
 class ClientChannelCore(ChannelCore):
     """The wire state of one client channel; see the module docstring for the differences."""
 
-    __slots__ = ("_pending_ctrl",)
+    __slots__ = ("_close_ack_owed", "_pending_ctrl")
 
     def __init__(self, channel_id: str, settings: ChannelSettings, handler: ChannelEvents) -> None:
         super().__init__(channel_id, settings, handler)
         #: Control frames (BROADCAST_SUB...) asked for while detached, sent on the next attach.
         self._pending_ctrl: list[tuple[int, bytes]] = []
+        #: A CLOSE was handled while detached: the channel holds its shutdown until the next
+        #: attach has sent the CLOSE_ACK.
+        self._close_ack_owed = False
 
     @property
     def ever_attached(self) -> bool:
@@ -159,7 +162,11 @@ class ClientChannelCore(ChannelCore):
             for tag, payload in self._pending_ctrl:
                 peer.write(encode_frame(tag, ix, 0, payload))
             self._pending_ctrl.clear()
-        return super().attach(peer, ix, last_seq, now)
+        attached = super().attach(peer, ix, last_seq, now)  # sends an owed CLOSE_ACK
+        if self._close_ack_owed:
+            self._close_ack_owed = False
+            self.release_close(now)
+        return attached
 
     def abort_local(self, error: Exception) -> None:
         """The client aborts: ``CLOSE(ix, 0)`` to the server, then shut down with ``error``."""
@@ -192,6 +199,13 @@ class ClientChannelCore(ChannelCore):
         elif frame.tag == Tag.ERROR:
             self.fail(ChannelRemoteError("Internal Server Error — see server logs"))
         else:
+            if frame.tag == Tag.CLOSE and self._peer is None and not self._close_ack_owed:
+                # A CLOSE from the old wire of an upgrade is handled while the channels are
+                # detached: its CLOSE_ACK can only go out when RECONCILED re-attaches this
+                # channel, so it must not shut down (and leave the mux) before then, or the
+                # server's close() waits for an ack that never comes.
+                self._close_ack_owed = True
+                self.hold_close()
             super()._receive_ctrl(frame, now)
 
 
