@@ -43,6 +43,8 @@ from telefunc.wire.mux import CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON
 
 __all__ = ["CLOSE_GRACE", "TelefuncWebSocketProtocol"]
 
+#: A read of at least this many bytes gives other connections a loop turn before the next one.
+YIELD_AFTER_READ = 64 * 1024
 #: Seconds a closed slow consumer's socket may take to flush before it is dropped.
 CLOSE_GRACE = 5.0
 
@@ -141,6 +143,10 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's ``websockets-sansio`` protocol with a cap on unflushed output (pongs)."""
 
     _received_after_close = 0
+    #: Pongs websockets queued while parsing the current read, written once it is parsed.
+    _pongs_due = False
+    #: Reading is paused for one loop turn after a large read (see :meth:`data_received`).
+    _yielding = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -167,6 +173,28 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
                 self.transport.abort()
                 return
         super().data_received(data)
+        if self._pongs_due:
+            # One write for every pong of this read (a flood of pings is hundreds per read):
+            # one small buffer per pong is what a write-queue backlog costs per entry.
+            self._pongs_due = False
+            output = self.conn.data_to_send()
+            if output and not self.transport.is_closing():
+                self.transport.write(b"".join(output))
+        if len(data) >= YIELD_AFTER_READ and not self.read_paused and not self._yielding:
+            # libuv (uvloop) reads a busy socket up to 32 times before it serves any other
+            # handle: a flood on one connection would hold every other call for a second or
+            # more. One loop turn without reading this socket lets the others in.
+            transport = self.transport
+            if not transport.is_closing():
+                self._yielding = True
+                transport.pause_reading()
+                asyncio.get_running_loop().call_soon(self._end_yield)
+
+    def _end_yield(self) -> None:
+        self._yielding = False
+        # uvicorn may have paused reading meanwhile (the app is behind): it resumes it then.
+        if not self.read_paused and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def handle_connect(self, event: Request) -> None:
         """Offer the transport extension to the app on an accepted handshake."""
@@ -209,7 +237,7 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             )
             self.close_now(CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON)
             return
-        super().handle_ping()
+        self._pongs_due = True  # written after the whole read is parsed (data_received)
 
     def write_frames(self, frames: list[bytes]) -> None:
         """Send each of ``frames`` as one binary message, in one transport write.

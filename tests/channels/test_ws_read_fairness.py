@@ -1,0 +1,90 @@
+"""One flooding WebSocket cannot hold the event loop: after a large read the protocol skips one
+loop turn before reading that socket again (libuv reads a busy socket up to 32 times in a row),
+and the pongs of one read go out in one write."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any
+
+import uvicorn
+from uvicorn.server import ServerState
+
+from telefunc.asgi.ws_protocol import YIELD_AFTER_READ, TelefuncWebSocketProtocol
+
+HANDSHAKE = (
+    b"GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.reading = True
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name)
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+
+def masked_ping(payload: bytes = b"p" * 125) -> bytes:
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return struct.pack("!BB", 0x89, 0x80 | len(payload)) + mask + masked
+
+
+async def test_a_large_read_pauses_the_socket_for_one_loop_turn_and_pongs_go_out_at_once() -> None:
+    accepted = asyncio.Event()
+    done = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        accepted.set()
+        await done.wait()
+
+    config = uvicorn.Config(app, ws=TelefuncWebSocketProtocol, lifespan="off", log_level="error")
+    config.load()
+    protocol = TelefuncWebSocketProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(HANDSHAKE)
+    await asyncio.wait_for(accepted.wait(), 5)
+    transport.writes.clear()
+
+    pings = masked_ping() * (YIELD_AFTER_READ // len(masked_ping()) + 1)
+    protocol.data_received(pings)
+    assert not transport.reading  # the other connections get a turn first
+    assert len(transport.writes) == 1  # every pong of the read in one write
+    assert transport.writes[0].count(b"\x8a\x7d") == len(pings) // len(masked_ping())
+    await asyncio.sleep(0)
+    assert transport.reading
+
+    protocol.data_received(masked_ping())  # a small read: no pause
+    assert transport.reading and len(transport.writes) == 2
+    done.set()
+    protocol.connection_lost(None)
