@@ -1,28 +1,10 @@
-"""The ``telefunc`` command.
+"""The ``telefunc`` command: ``serve``, ``dev`` (``--edge`` or ``--stubs``), ``codegen``, ``top``.
 
-    telefunc serve ROOT [--host 127.0.0.1] [--port 3000] [--reload] [--context MODULE:FUNC]
-                        [--allow-origin URL]... [--ws-compression] [--redis URL]
-                        [--server-id NAME] [--ws telefunc|websockets-sansio|websockets|wsproto]
-                        [--http auto|httptools|h11] [--loop auto|uvloop|asyncio]
-                        [--metrics HOST:PORT] [--log-format text|json]
-    telefunc dev --edge ROOT [--host 127.0.0.1] [--port 3000] [--regions weur,enam,apac]
-                             [--kv-delay 2s] [--allow-origin URL]...
-    telefunc dev ROOT --stubs DIR [--host 127.0.0.1] [--port 3000]  (serve + codegen --watch)
-    telefunc codegen ROOT --out DIR [--watch]
-    telefunc top URL [--interval 2] [--once]   (live view of a metrics endpoint)
-
-``serve`` discovers every ``*.telefunc.py`` under ROOT and runs the ASGI app on uvicorn; it also
-serves ``ROOT/public/``. A call's context comes from ``--context``, or else from a
-``context(request)`` function in ``ROOT/context.py`` when that file exists. ``--allow-origin``
-adds to ``config.allowed_origins`` (browser pages of another origin allowed to call); uvicorn
-runs with :func:`telefunc.asgi.uvicorn_settings` (limits from ``config.limits``, WebSocket
-compression only with ``--ws-compression``; the stack ``--ws``/``--http``/``--loop`` picks,
-by default the one bench/stack.py measured best). ``--server-id`` names the process behind a load
-balancer: responses carry it in ``x-telefunc-server`` and in the ``x-telefunc-session`` token
-clients send back (:mod:`telefunc.asgi.affinity`; examples/scale-out/). ``--metrics`` serves
-Prometheus metrics on a separate bind (:mod:`telefunc.asgi.metrics`); events are logged one line
-each on ``telefunc.events``, as JSON objects with ``--log-format json`` (:mod:`telefunc.logformat`).
-Problems are reported as one line on stderr with exit status 2.
+This module parses arguments and starts the right part: uvicorn with the ASGI app and
+:func:`telefunc.asgi.uvicorn_settings`, the edge emulator, the stub generator or the metrics
+viewer. ``--allow-origin`` adds to ``config.allowed_origins``; limits come from
+``config.limits``. Problems are reported as one line on stderr with exit status 2. Usage and
+what each option does: ``telefunc --help`` and docs/architecture.md §5.5.
 """
 
 from __future__ import annotations

@@ -1,79 +1,13 @@
 """``telefunc codegen ROOT --out DIR``: TypeScript stubs for the Python telefunctions.
 
-For every ``*.telefunc.py`` file under ``ROOT`` this writes ``DIR/<same path>.telefunc.ts``
+For every ``*.telefunc.py`` file under ``ROOT`` this writes ``DIR/<same path>.telefunc.ts``,
 whose exported functions call ``__remoteTelefunctionCall(file, name, args)`` from
-``telefunc/client`` (exactly what the official bundler transform does for a ``.telefunc.ts``
-file), typed from the Python annotations. A front end imports the stub instead of the Python
-file and gets the official client's behaviour with static types.
-
-How Python types become TypeScript types
-========================================
-
-====================================================  ========================================
-Python annotation                                     TypeScript type
-====================================================  ========================================
-``str`` / ``LiteralString``                           ``string``
-``int`` / ``float``                                   ``number``
-``bool``                                              ``boolean``
-``None``                                              ``null`` (``void`` as a whole return type)
-``Any`` / ``object`` / no annotation                  ``unknown``
-``bytes`` / ``bytearray`` / ``memoryview``            ``Uint8Array``
-``datetime.datetime``                                 ``Date``
-``telefunc.UNDEFINED``'s type / ``Literal[UNDEFINED]``  ``undefined``
-``BigInt`` / ``JsRegExp`` / ``re.Pattern``             ``bigint`` / ``RegExp``
-``list[T]`` / ``Sequence[T]`` / ``tuple[T, ...]``     ``T[]``
-``Collection[T]`` / ``Iterable[T]``                   ``T[]`` (argument: ``T[] | Set<T>``)
-``tuple[A, B]`` / ``tuple[()]``                       ``[A, B]`` / ``[]``
-``set[T]`` / ``frozenset[T]``                         ``Set<T>``
-``dict[str, V]`` (or untyped keys)                    ``Record<string, V>``
-``dict[K, V]``, K string literals / str enum          ``Partial<Record<K, V>>``
-``dict[K, V]``, any other K                           ``Map<K, V>`` (the serializer sends a Map)
-``X | Y`` / ``Optional[X]`` / ``Union``               ``X | Y``
-``Literal["a", 1, True, None]``                       ``"a" | 1 | true | null``
-``Enum`` (str/int values)                             ``export type E = "a" | "b"``
-``TypedDict``                                         ``export interface`` (``NotRequired`` ->
-                                                      ``?``)
-``@dataclass``                                        ``export interface``, see below
-``Awaitable[T]`` / ``Coroutine[..., T]``              ``Promise<T>``
-``AsyncIterator[T]`` / ``AsyncGenerator[T, ...]``     ``AsyncGenerator<T>``
-``Callable[[A], R]``                                  ``(arg0: A) => Promise<R>`` (server ->
-                                                      client); as an argument
-                                                      ``(arg0: A) => R | Promise<R>``
-``Channel[ClientToServer, ServerToClient]``           ``ClientChannel<ClientToServer,
-                                                      ServerToClient>`` from ``'telefunc'``
-``BroadcastChannel[T]``                               ``BroadcastChannel<T>`` from ``'telefunc'``
-``UploadedFile``                                      ``File | Blob``
-anything else                                         ``unknown`` with a comment naming it
-====================================================  ========================================
-
-Decisions:
-
-* **Return type ``None``** becomes ``Promise<void>`` (the client resolves with ``null``; ``void``
-  says "nothing to use" and is what TypeScript code expects from a procedure). ``None`` anywhere
-  else (``str | None``, a field, a list item) is ``null``.
-* **Arguments and results are typed separately where they differ.** A dataclass field with a
-  default may be left out by the caller (the shield fills the default), but it is always present
-  in what Python returns. So a dataclass with defaults gets two interfaces: ``Room`` (every field
-  present, used for results) and ``RoomInput`` (defaulted fields optional, used for arguments);
-  ``RoomInput`` is only written when some argument uses it. The same split follows the type
-  through containers, TypedDicts and aliases that contain it, and through callbacks (whose
-  parameters flow the other way).
-* **Optional parameters**: a parameter with a default, or whose annotation admits ``None``
-  (the shield passes ``None`` for a missing one), is optional (``b?: B``) when every parameter
-  after it is optional too (TypeScript allows optional parameters only at the end).
-  Keyword-only parameters and ``**kwargs`` are left out: the wire carries positional
-  arguments only.
-* **Channels**: a telefunction returns a ``Channel``, and the client receives the other end, a
-  ``ClientChannel`` (the type ``telefunc/client`` uses for it but does not export; the
-  ``telefunc`` package root exports it, as a type only, so nothing server-side is bundled).
-  The ``telefunc`` root's declarations import ``node:stream``, so a project that type-checks the
-  stubs with ``skipLibCheck: false`` needs ``@types/node``.
-* Channel and broadcast classes are recognised by ``__module__`` and ``__qualname__`` (walking the
-  MRO), so this module never imports them.
-* Names: each TypedDict/dataclass/enum keeps its Python name, with ``_2``, ``_3`` … appended on a
-  collision (two classes with one name, or a name TypeScript already uses such as ``File``).
-  A telefunction whose name is a JavaScript reserved word is exported under that name with
-  ``export { delete_ as delete }``.
+``telefunc/client`` (what the official bundler transform does for a ``.telefunc.ts`` file),
+typed from the Python annotations. A front end imports the stub instead of the Python file and
+gets the official client's behaviour with static types. The Python → TypeScript type mapping and
+its decisions (``Promise<void>``, ``RoomInput`` for arguments, optional parameters, names) are in
+docs/architecture.md §5.1. An annotation without a mapping becomes ``unknown`` with a comment;
+nothing here imports the telefunc runtime classes it recognises.
 """
 
 from __future__ import annotations

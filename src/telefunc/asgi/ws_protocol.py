@@ -1,30 +1,11 @@
 """The uvicorn WebSocket protocol ``telefunc serve`` runs: uvicorn's own, with a bounded output.
 
-uvicorn answers every WebSocket-level ping (RFC 6455) by writing a pong to the transport, read
-or not, and an ASGI app cannot see what its transport still holds. A client that pings and
-never reads would grow the write buffer without limit. :class:`TelefuncWebSocketProtocol`:
-
-* answers a ping only while the transport holds less than
-  ``config.limits.max_connection_buffer`` unflushed; past it the connection is a slow consumer
-  and is closed with ``CLOSE_SLOW_CONSUMER`` (the app sees that code in its disconnect);
-* offers the ``telefunc.transport`` scope extension
-  (:data:`telefunc.asgi.websocket.TRANSPORT_EXTENSION`): the transport's unflushed byte count,
-  which the channel connection counts against the same cap, and ``close_now`` to cut a slow
-  consumer without waiting behind writes it does not read.
-
-A closed slow consumer gets the close frame after what was already queued (a client that reads,
-slowly, still sees the code); the socket is dropped :data:`CLOSE_GRACE` seconds later in any
-case, so its memory is released even if it never reads again.
-
-Per-connection memory: an idle connection is mostly this object. It keeps uvicorn's behaviour
-with lighter parts: :class:`_ReceiveQueue` for uvicorn's ``asyncio.Queue`` of received events
-(which holds three deques), :class:`_Writable` for its ``asyncio.Event`` (a deque of waiters),
-and the handshake's request and response headers are let go once the handshake is answered.
-
-Once the server has sent its close frame (a protocol violation, a slow consumer, the app ending
-the connection), a client may still send ``config.limits.max_after_close`` bytes (its own close
-frame, what was in flight); past that the socket is dropped rather than parsed until the close
-timeout.
+:class:`TelefuncWebSocketProtocol` answers pings only while the transport holds less than
+``config.limits.max_connection_buffer`` unflushed, and closes a slow consumer past it with
+``CLOSE_SLOW_CONSUMER``, dropping the socket :data:`CLOSE_GRACE` seconds later in any case. It
+offers the ``telefunc.transport`` scope extension (unflushed bytes, ``close_now``), and after its
+own close frame accepts at most ``config.limits.max_after_close`` bytes. Otherwise it behaves as
+uvicorn's protocol, with lighter per-connection parts. Details: docs/architecture.md §5.3.
 """
 
 from __future__ import annotations

@@ -1,22 +1,10 @@
 """One multiplexed channel connection per server: the asyncio face of :class:`ClientMux`.
 
-The connection's wires are WebSockets (``websockets``' asyncio client) or "SSE duplex" wires
-(:mod:`telefunc.client._sse`, httpx). With ``transports=("sse", "ws")`` (the default, like the
-reference client) it starts on SSE and, once a RECONCILED advertises ``ws``, upgrades: it opens a
-WebSocket, checks it with PING/PONG, lets the mux move the channels (RECONCILE ``upgrade: true``),
-drains the SSE upload first so the server has every earlier frame, and closes the SSE wire on FIN.
-A failed upgrade leaves the connection on SSE for good.
-
-Three tasks drive the sans-I/O mux, all on the client's event loop:
-
-* the *supervisor* opens a wire whenever the mux wants one and runs upgrades;
-* the *writer* hands what the mux queued to the current wire's I/O object (never blocking: each
-  wire sends in order on its own) and closes wires the mux is done with;
-* the *timer* sleeps until the mux's next deadline (heartbeat, reconnect backoff, close
-  timeouts, replay expiry) and hands it the time.
-
-Each wire is read at all times: pushing back on a fast server is the protocol's job (credit
-windows), never TCP's.
+Its wires are WebSockets or "SSE duplex" wires; by default it starts on SSE and upgrades to a
+WebSocket once the server advertises one (a failed upgrade stays on SSE). A supervisor, a writer
+and a timer task drive the sans-I/O mux on the client's event loop; writes never block, and
+each wire is read at all times (back-pressure is the protocol's credit windows, not TCP's).
+The upgrade steps and the three tasks: docs/architecture.md §5.4.
 """
 
 from __future__ import annotations

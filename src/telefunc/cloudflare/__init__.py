@@ -1,24 +1,11 @@
 """telefunc on Cloudflare Workers: session-affine Durable Objects, located through KV.
 
-::
-
-    # worker.py (the entry module of a Python Worker)
-    from workers import Response, WorkerEntrypoint
-    from telefunc.cloudflare import Telefunc
-
-    telefunc = Telefunc()      # the *.telefunc.py files next to this module (or root=...)
-    TelefuncDurableObject = telefunc.TelefuncDurableObject
-
-    class Default(WorkerEntrypoint):
-        async def fetch(self, request):
-            response = await telefunc.serve(request=request, env=self.env, ctx=self.ctx)
-            return response or Response("Not found", status=404)
-
-``wrangler.jsonc`` binds the object as ``TelefuncDurableObject`` and a KV namespace as
-``TelefuncKV`` (see ``examples/cloudflare/``). Channel state lives on the Durable Object that
-holds the client's connection; KV stores the session token that pins every request of a client
-(calls, SSE, WebSocket upgrades) to that object. An app without ``Channel`` /
-``BroadcastChannel`` needs neither binding: its calls then run in the worker itself.
+:class:`Telefunc` serves the ``*.telefunc.py`` files of a Python Worker from its ``fetch``
+(example: the README's Cloudflare section and ``examples/cloudflare/``). Channel state lives on
+the Durable Object (``TelefuncDurableObject``) that holds the client's connection; KV
+(``TelefuncKV``) stores the session token that pins every request of a client to that object.
+An app without ``Channel`` / ``BroadcastChannel`` needs neither binding: its calls run in the
+worker itself. Routing, sessions and broadcast: docs/cloudflare.md §4.
 """
 
 from __future__ import annotations

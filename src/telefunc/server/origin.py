@@ -1,23 +1,12 @@
 """Cross-site protection: which browser origins may reach the telefunc endpoint (transport-free).
 
-A page on another site can make the visitor's browser POST to the endpoint with the visitor's
-cookies (a form, or ``fetch`` with ``mode: "no-cors"``): CORS only hides the *answer* from that
-page, the telefunction still runs. Browsers say where a request comes from, so every request to
-the endpoint (calls, SSE, WebSocket upgrades) is checked here before anything runs:
-
-* no ``Origin`` header, and no ``Sec-Fetch-Site: cross-site``: allowed. Non-browser clients
-  (the Python client, curl, Node's fetch) send none, and a browser always sends ``Origin`` on
-  a POST and a WebSocket upgrade;
-* ``Origin`` equal to the request's own origin (its scheme and ``Host`` header): allowed;
-* ``Origin`` listed in ``config.allowed_origins``: allowed, even when ``Sec-Fetch-Site`` says
-  ``cross-site``;
-* anything else, ``Origin: null`` (sandboxed frames, ``data:`` pages) included, or several
-  ``Origin`` headers: refused, and the adapter answers 403.
-
-The request's scheme is what the server saw: behind a TLS-terminating proxy it is ``http``
-unless the server trusts the proxy's ``X-Forwarded-Proto`` (uvicorn does for the addresses in
-``--forwarded-allow-ips``, 127.0.0.1 by default). :func:`log_refusal` writes one rate-limited
-line naming the setting that would allow the origin.
+:func:`check_origin` runs before anything else for every call, SSE POST and WebSocket upgrade. It
+allows a request without ``Origin`` (and without ``Sec-Fetch-Site: cross-site``), one whose
+``Origin`` is the request's own (scheme as the server saw it, ``Host``), and one listed in
+``config.allowed_origins``; anything else, ``Origin: null`` and several ``Origin`` headers
+included, is refused and the adapter answers 403. :func:`log_refusal` writes one rate-limited
+line naming the setting that would allow the origin. Why and how to configure it (proxies, dev
+servers): the README's "Cross-site protection" section.
 """
 
 from __future__ import annotations

@@ -1,44 +1,13 @@
 """The shield: validate a telefunction call's arguments against the function's type hints.
 
-Telefunc (JavaScript) rejects a call whose arguments do not match the telefunction's TypeScript
-types with HTTP 422 ``Shield Validation Error``. In Python the types are the annotations, so the
-shield checks the JSON-revived arguments against them before the telefunction runs.
-
-Arguments arrive as a positional list (``args`` of the request body) and are matched to the
-parameters positionally. Validation may *convert* values to what the annotation promises:
-JavaScript arrays become tuples for ``tuple[...]``, plain objects become dataclass instances,
-enum values become enum members, integers become floats for ``float``.
-
-Rules that are a decision rather than an obvious mapping:
-
-* ``bool`` is not an ``int`` and an integral ``float`` (``3.0``) is not an ``int``; ``float``
-  accepts ``int`` (JavaScript has a single number type) and converts it.
-* A missing argument takes the parameter's default; without a default it becomes ``None`` when
-  the annotation admits ``None`` (``def f(x: str | None)`` called as ``f()`` gets ``x=None``, as
-  a JavaScript function would get ``undefined``); otherwise the call is rejected.
-  Unannotated parameters (and ``Any``/``object``) admit ``None``.
-* JavaScript's ``undefined`` (the serializer's ``UNDEFINED`` sentinel) as an argument counts as
-  a missing argument, except that an ``Any``/``object``/unannotated parameter without a default
-  receives an explicitly sent ``undefined`` as ``UNDEFINED`` (so ``echo(undefined)`` answers
-  ``undefined``, as the Node server does). Inside values it is converted to ``None`` wherever
-  the annotation admits ``None``; a ``NotRequired`` TypedDict key holding it is dropped; a
-  dataclass field holding it takes the field's default. ``Any`` passes it through unchanged.
-* In TypedDicts and dataclasses a missing key that is required (no ``NotRequired``, no default)
-  is an error even when its type admits ``None``: JavaScript sends ``undefined`` members as
-  ``"!undefined"``, so an absent key really was absent on the client.
-* Unions try their members in order; the first member that accepts the value wins, including
-  its conversion (so ``float | int`` turns ``3`` into ``3.0``).
-* Keyword-only parameters must have defaults (the wire only carries positional arguments) and
-  ``**kwargs`` is ignored.
-* An unsupported or unresolvable annotation is a programming error and raises
-  :class:`~telefunc.errors.UsageError`, never a validation error.
-
-Any class with a ``__telefunc_validate__(cls, value, path)`` classmethod validates itself: the
-shield calls it (on the generic origin for a parametrized ``C[...]``) and uses its return value.
-
-Error messages name the function, the argument and the path into the value, and describe types
-only, never values, so they are safe to log (the client gets the fixed 422 body regardless), for
-example ``onChat() argument 2 (msg).author: missing key``.
+The JSON-revived positional arguments are checked against the annotations before the
+telefunction runs, and may be converted to what they promise (arrays to tuples, objects to
+dataclasses, values to enum members, ints to floats). A mismatch is the protocol's 422
+``Shield Validation Error`` (docs/protocol.md §5); an unsupported annotation is a
+:class:`~telefunc.errors.UsageError`, never a validation error. Error messages name the function,
+argument and path and describe types only, never values, so they are safe to log. The rules
+(numbers, missing arguments, ``undefined``, unions, ``__telefunc_validate__``) are in
+docs/architecture.md §5.2.
 """
 
 from __future__ import annotations

@@ -3,34 +3,11 @@
 An adapter (ASGI, the Cloudflare Durable Object) hands each SSE POST to :func:`handle_sse` with
 its method and body (a :class:`~telefunc.server.request_body.BodyReader`) and writes back the
 :class:`~telefunc.server.rpc.RpcResponse` as it writes a call's: a streamed body chunk by chunk,
-then ``stream.aclose()``, at once when the client disconnects.
-
-Every body is ``[u32 BE len][metadata JSON]`` then ``[u32 BE len][frame]`` records; the
-metadata's ``connId`` ties the three kinds of POST of one client to one
-:class:`~telefunc.wire.mux.ServerConnection`:
-
-* **stream-response** (``"streamResponse": true``): opens the wire. The answer is a
-  ``text/event-stream`` that starts with ``: open`` and carries every server frame as a
-  ``data: <base64url>`` event. Its (finite) body carries the client's initial RECONCILE and
-  buffered frames; RECONCILED is held until that body ends. A new stream-response with a
-  ``connId`` in use replaces the older wire; the client going away loses the wire *transiently*.
-* **stream-request** (``"streamRequest": true``): an endless upload fed record by record.
-  STREAM_REQUEST_OPEN_ACK goes down the event stream at once; the empty 200 comes when the
-  upload ends or the wire is gone. With ``refuse_stream_requests`` the 400 comes at once, and
-  what the client already pushed into the upload is still fed (then it uses batch POSTs).
-* **batch** (neither flag): a finite body of frames, answered 200 once fed; RECONCILED for a
-  RECONCILE inside it is held until the body ends.
-
-Data POSTs whose ``connId`` has no live wire wait up to ``connect_ttl`` for it, then get 400.
-The frames of one wire are fed in the order its data POSTs arrived, each body whole before the
-next (the official client may send batch POSTs while its failed upload's tail is still being
-read; fed out of order, frames would be taken for replays). A POST waiting for its turn reads
-ahead only ``max_pending_bytes`` / ``max_pending_frames`` per wire; more than
-``max_waiting_posts`` waiting POSTs end the wire as a protocol violation. A record's length is
-checked before it is buffered (``max_message_size``, 64 KiB for the metadata): a larger one is
-the POST's 400, or a protocol violation once the event stream has started. With ``"sse"``
-missing from the app's ``channel.transports`` every SSE POST is answered 400. The settings are
-the hub's (:attr:`ChannelHub.settings`).
+then ``stream.aclose()``, at once when the client disconnects. The ``connId`` of the three kinds
+of POST (stream-response, stream-request, batch) ties them to one
+:class:`~telefunc.wire.mux.ServerConnection`, whose frames are fed in the order the POSTs
+arrived. Every buffer is bounded by the hub's settings (:attr:`ChannelHub.settings`): read-ahead
+per wire, waiting POSTs, record sizes; a breach is a 400 or a protocol violation, never growth.
 """
 
 from __future__ import annotations

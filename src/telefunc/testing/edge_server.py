@@ -1,27 +1,10 @@
-"""``telefunc dev --edge``: the emulator behind a real HTTP/WebSocket server (uvicorn).
+"""``telefunc dev --edge``: the Cloudflare emulator behind a real HTTP/WebSocket server (uvicorn).
 
-``telefunc dev --edge ROOT [--host 127.0.0.1] [--port 3000] [--regions weur,enam,apac]
-[--kv-delay 2s] [--allow-origin URL]...`` serves ROOT's ``worker.py`` inside the emulator on a
-real clock, so multi-region behaviour (KV propagation, object placement, session affinity,
-broadcast) can be watched on one machine. Each request's colo comes from the
-``x-telefunc-colo`` header or the ``?colo=`` query parameter (default: the first colo of the
-first region). ``--allow-origin`` adds to
-``config.allowed_origins``, as with ``telefunc serve`` (the adapter refuses other foreign origins).
-
-Convention for ``ROOT/worker.py`` (the entry module of a Python Worker,
-docs/cloudflare.md §1.1-§1.2):
-
-* it exports ``Default`` (a ``WorkerEntrypoint`` subclass) or a module-level ``on_fetch`` /
-  ``fetch(request, env[, ctx])``, and its Durable Object classes at top level;
-* bindings come from, in order: a module-level ``BINDINGS`` dict
-  ``{"durable_objects": {"BINDING": "ClassName"}, "kv_namespaces": ["KV"], "vars": {...}}``;
-  else ``ROOT/wrangler.jsonc`` / ``wrangler.json`` (``durable_objects.bindings``,
-  ``kv_namespaces``, ``vars``); else every exported ``DurableObject`` subclass under its class
-  name plus one KV namespace ``KV``.
-
-Without ``worker.py``, ROOT's telefunctions (its ``*.telefunc.py`` files) are served through
-``telefunc.cloudflare.Telefunc`` with its default bindings (:func:`zero_config_worker`): the
-worker a ``worker.py`` of the README's five lines would be.
+Serves ``ROOT/worker.py`` (or, without one, ROOT's telefunctions through
+``telefunc.cloudflare.Telefunc``: :func:`zero_config_worker`) inside the emulator on a real
+clock, so multi-region behaviour can be watched on one machine. A request's colo comes from the
+``x-telefunc-colo`` header or the ``?colo=`` query parameter. It emulates; it does not deploy.
+The ``worker.py`` convention and where bindings come from: docs/architecture.md §5.6.
 """
 
 from __future__ import annotations

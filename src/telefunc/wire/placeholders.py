@@ -1,9 +1,8 @@
 """Telefunc placeholders: the ``!Telefunc…:`` strings that stand for values JSON cannot carry.
 
-A placeholder is ``prefix + JSON metadata`` (``"!TelefuncChannel:{"channelId":"…"}"``), written
-by a serializer replacer as a resolved string (not ``!``-escaped, docs/protocol.md §4). The
-receiving side looks the prefix up in a table of its own handlers (:func:`revive`); each side
-builds that table from its own classes, so this module imports nothing of telefunc.
+A placeholder is ``prefix + JSON metadata``, written as a resolved string (not ``!``-escaped).
+The receiving side looks the prefix up in a table of its own handlers (:func:`revive`); this
+module imports nothing of telefunc. Metadata and streaming transports: docs/protocol.md §4, §6.
 
 ===========================  ===============  ==================================================
 prefix                       direction        stands for (metadata)
@@ -21,11 +20,6 @@ prefix                       direction        stands for (metadata)
 ``!TelefuncFunction:``       both             a function on an ack channel (``channelId``)
 ``!TelefuncBroadcast:``      server → client  a ``BroadcastChannel`` (``channelId``, ``key``)
 ===========================  ===============  ==================================================
-
-A streaming value in a result (stream, generator, promise, file, download) carries
-``{"__index": n}`` with the inline stream transports and ``{"channelId": …}`` with ``channel``
-(:data:`STREAM_TRANSPORTS`, docs/protocol.md §6). Client→server streams and functions always
-use a channel.
 """
 
 from __future__ import annotations
