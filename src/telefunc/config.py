@@ -1,20 +1,12 @@
 """Server configuration: ``from telefunc import config``, or a :class:`Config` of one app.
 
-Durations are in **seconds** in Python (they travel in milliseconds on the wire); sizes are in
-bytes. Every setter validates: unknown keys and negative or non-numeric values raise
-:class:`~telefunc.errors.UsageError` at once, naming the key.
-
-    config.channel.reconnect_timeout = 5.0
-    config.channel.update(idle_timeout=5.0, ping_interval=2.0)
-    config.channel = {"reconnect_timeout": 5.0}     # assigning a mapping updates those keys
-    config.limits.max_body_size = 4 * 1024 * 1024   # what one client may make the server hold
-    config.allowed_origins = ["http://localhost:5173"]  # foreign origins allowed to call
-
-``config`` is the process-wide default. An app given its own :class:`Config`
-(``TelefuncApp(settings=...)``, ``telefunc.cloudflare.Telefunc(settings=...)``) reads only that
-one, so two apps in one process can differ; ``config.copy()`` starts one from the global values.
-An app reads its ``Config`` live: a change applies to what starts after it (the next request,
-connection or channel).
+Durations are in **seconds** (milliseconds on the wire); sizes are in bytes. Every setter
+validates: unknown keys and negative or non-numeric values raise
+:class:`~telefunc.errors.UsageError` at once, naming the key. ``config`` is the process-wide
+default; an app given its own :class:`Config` (``settings=...``) reads only that one
+(``config.copy()`` starts one from the global values). An app reads its ``Config`` live: a change
+applies to what starts after it (the next request, connection or channel). Every setting: the
+README's "Settings" section.
 """
 
 from __future__ import annotations

@@ -2,19 +2,12 @@
 
     app = ServerAffinity(TelefuncApp("app/"), server_id="s1")   # telefunc serve --server-id s1
 
-A call, the SSE stream that attaches the channel it returned, that stream's batch POSTs and the
-WebSocket upgrade must all reach the process that holds the session. Browsers can be pinned with
-a load-balancer cookie; clients without a cookie jar (the official client in Node, the Python
-client's WebSocket) are pinned by the token both clients already handle: every HTTP response on
-the telefunc endpoint carries ``x-telefunc-session: <server_id>.<random>``, and the clients send
-the token back as ``?session=`` on every later request (calls, SSE POSTs, the WebSocket URL) and
-as that header on HTTP requests. The load balancer routes a token starting with ``s1.`` to
-``s1`` (HAProxy: ``use-server s1 if { urlp(session) -m beg s1. }``; examples/scale-out/).
-
-The token is a routing hint only: this server never trusts it for anything else. A request's
-token is echoed when it already names this server and is well formed; otherwise (none, another
-process's, malformed, too long) a new one is minted. Every response also names the process in
-``x-telefunc-server`` (for the operator, and for tests).
+Every response on the telefunc endpoint carries ``x-telefunc-session: <server_id>.<random>``
+(and ``x-telefunc-server``); both clients send the token back (``?session=``, and the header on
+HTTP requests), so a load balancer can route every request of a session to its process
+(README "Scale-out", examples/scale-out/). The token is a routing hint only, never trusted for
+anything else: it is echoed when well formed and naming this server, otherwise a new one is
+minted.
 """
 
 from __future__ import annotations

@@ -2,19 +2,12 @@
 
     uvicorn.run(TelefuncApp("app/"), host="0.0.0.0", port=3000, **uvicorn_settings())
 
-They bound what one client can make uvicorn hold before telefunc sees anything: the largest
-WebSocket message (``config.limits.max_message_size``; past it the socket closes with 1009),
-no permessage-deflate unless asked for (a compressed message can inflate a thousandfold), the
-number of concurrent connections (``config.limits.max_concurrency``; past it HTTP requests get
-503), how long an idle keep-alive connection stays open, and the largest request head buffered
-(h11's own limit; for httptools, :mod:`telefunc.asgi.http_protocol`). uvicorn's WebSocket
-keep-alive pings are off: the channel protocol's PING deadline finds dead peers.
-
-They also pick the stack ``telefunc serve`` measured best (bench/stack.py, README "Server
-stack"): uvicorn's ``websockets-sansio`` with telefunc's caps (:mod:`telefunc.asgi.ws_protocol`),
-httptools and uvloop when installed (the ``server`` extra brings them), else h11 and asyncio.
-uvicorn has no timeout for reading a request's headers: put a reverse proxy in front for that.
-Read when called, so set ``config.limits`` first.
+They bound what one client can make uvicorn hold before telefunc sees anything (message size,
+no permessage-deflate unless asked for, concurrency, keep-alive, request head size; from
+``config.limits``, read when called, so set it first), turn uvicorn's WebSocket pings off (the
+channel protocol finds dead peers), and pick the measured stack (:mod:`telefunc.asgi.ws_protocol`,
+httptools and uvloop when installed). They do not bound reading a request's headers: put a
+reverse proxy in front for that. Details: the README's "uvicorn settings" and "Server stack".
 """
 
 from __future__ import annotations

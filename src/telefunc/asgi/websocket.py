@@ -1,21 +1,13 @@
 """The WebSocket channel transport: a raw ASGI handler around one :class:`ServerConnection`.
 
 Every binary message is one frame, fed to the sans-I/O connection as it arrives; the socket is
-read at all times (back-pressure travels through the protocol's WINDOW/MSG_WINDOW credit, never
-by leaving frames unread in TCP). A writer task sends whatever the connection queues. A client
-close code of 1000 or 1001 is permanent (its channels end now); anything else is transient (its
-channels wait ``reconnect_timeout`` for the client to come back).
-
-When ``config.channel.transports`` lacks ``"ws"`` the handshake is refused (HTTP 403), so neither
-a first connection nor an SSE-to-WebSocket upgrade can use it. So is an upgrade from a foreign
-``Origin`` (cross-site protection, :mod:`telefunc.server.origin`).
-
-Outgoing memory: the writer takes frames in batches of :data:`WRITE_BATCH` bytes, so what the
-connection queued stays counted against ``config.limits.max_connection_buffer`` until it is
-handed to the server. A server that offers the :data:`TRANSPORT_EXTENSION` scope extension
-(``telefunc serve``'s uvicorn protocol, :mod:`telefunc.asgi.ws_protocol`) also reports the bytes
-its transport has not flushed, and closes a slow consumer at once instead of waiting for a write
-that would never complete.
+read at all times (back-pressure is the protocol's credit, never unread TCP). A writer task sends
+what the connection queues, in batches of :data:`WRITE_BATCH` bytes, so queued output stays
+counted against ``config.limits.max_connection_buffer``. A client close code of 1000 or 1001 is
+permanent, anything else transient (channels wait ``reconnect_timeout``). The handshake is
+refused (403) when ``config.channel.transports`` lacks ``"ws"`` or the ``Origin`` is foreign.
+With :data:`TRANSPORT_EXTENSION` (docs/architecture.md §5.3) unflushed transport bytes count too
+and a slow consumer is cut at once.
 """
 
 from __future__ import annotations

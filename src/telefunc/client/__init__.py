@@ -2,19 +2,13 @@
 
 ::
 
-    from telefunc.client import Client
-
     async with Client("http://127.0.0.1:3000") as c:
         print(await c.call("/calc.telefunc.py", "add", 1, 2))
-        ch = await c.module("/chat.telefunc.py").welcome()
-        ch.listen(print)
-        await ch.send("hello")
 
 It speaks the protocol of telefunc@0.2.23 (docs/protocol.md) like the official client: calls over
-HTTP (httpx), channels on one multiplexed connection per server that starts on SSE and upgrades to
-a WebSocket, streaming values, functions and files both ways. :class:`SyncClient` and
-:func:`connect_sync` are a blocking face for scripts. The README's "The Python client" shows the
-whole API.
+HTTP, channels on one multiplexed connection per server, streaming values, functions and files
+both ways. :class:`SyncClient` and :func:`connect_sync` are a blocking face for scripts. The
+README's "The Python client" shows the whole API.
 """
 
 from __future__ import annotations

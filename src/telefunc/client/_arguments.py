@@ -1,20 +1,11 @@
 """Call arguments that are not plain values: functions, byte streams and files.
 
-As the official client sends them (telefunc@0.2.23):
-
-* a function (any callable that is not a class) travels as ``!TelefuncFunction:{channelId}``
-  on an acknowledged channel: each server call is one acked message holding the argument list,
-  answered with the function's (awaited) return value;
-* a byte stream (any async iterable of ``bytes``, an async generator for instance) travels as
-  ``!TelefuncStream:{channelId}``: its chunks are pumped as ``0x00``-tagged binary frames on a
-  channel of their own, then the channel is closed;
-* a :class:`File` (a path, ``bytes`` or a binary file object, with a name and a MIME type; a
-  ``pathlib.Path`` argument counts as one) makes the request a ``bin`` request:
-  ``[u32 BE metadata length][metadata][file 0 bytes][file 1 bytes]…``, the arguments holding
-  ``!TelefuncFile:{index, name, size, type, lastModified}`` (``!TelefuncBlob:`` without a name).
-
-Channels are created before the HTTP request, on the client's channel connection, so they work
-whatever the call's stream transport.
+As the official client sends them (docs/protocol.md §6): a callable travels as
+``!TelefuncFunction:`` on an acknowledged channel (one acked message per server call, answered
+with its awaited result); an async iterable of ``bytes`` as ``!TelefuncStream:`` on a channel of
+its own, then closed; a :class:`File` (or a ``pathlib.Path``) makes the request a ``bin`` request
+carrying ``!TelefuncFile:`` / ``!TelefuncBlob:`` placeholders. Channels are created before the
+HTTP request, so they work whatever the call's stream transport.
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
 """The one module of the Cloudflare adapter that touches ``js``, ``pyodide.ffi`` and ``workers``.
 
 Everything else in :mod:`telefunc.cloudflare` works on plain Python values (``str``, ``bytes``,
-``dict``, ``None``); the conversions that bite under Pyodide live here (docs/cloudflare.md §1.9):
-
-* JS ``null`` is ``pyodide.ffi.jsnull``, not ``None`` (``Headers.get`` and ``KV.get`` return it);
-* JS objects arrive as ``JsProxy``; options objects must be plain ``Object`` s, not ``Map`` s
-  (``to_js(..., dict_converter=Object.fromEntries)``);
-* Python callables handed to JS need ``create_proxy`` / ``create_once_callable``;
-* ``ctx.waitUntil`` needs a real JS ``Promise``: a Future handed over as it is becomes a
-  *borrowed* PyProxy that is destroyed before JS calls its ``then`` (:func:`wait_until` builds a
-  Promise settled from the Future's done callback instead);
-* the SDK may hand over wrapper objects (``workers.Request``) whose JS value is ``js_object``.
-
-Under CPython the same names resolve to the stand-ins of :mod:`telefunc.testing` (its
-``install()`` registers them), which is how the adapter is tested.
+``dict``, ``None``); the conversions that bite under Pyodide (``jsnull``, ``JsProxy``, plain
+``Object`` options, proxies for callables, SDK wrappers) live here (docs/cloudflare.md §1.9).
+:func:`wait_until` hands ``ctx.waitUntil`` a real JS ``Promise`` settled from the Future's done
+callback (a Future handed over as it is becomes a borrowed PyProxy, destroyed too early). Under
+CPython the same names resolve to the stand-ins of :mod:`telefunc.testing`.
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
 """The server-side :class:`Channel`: a bidirectional, ordered, acked, resumable message stream.
 
 Return a ``Channel`` from a telefunction (anywhere in its result) and the client gets the other
-end::
-
-    async def chat() -> Channel[str, str]:
-        ch = Channel()
-        ch.on_open(lambda: ch.send("welcome"))
-        ch.listen(lambda msg: ch.send(f"echo: {msg}"))
-        return ch
-
-:class:`~telefunc.wire.channel_state.ChannelCore` owns every protocol decision (sequence numbers,
-replay, buffering, credit, close handshake); the asyncio side — futures, listeners, callbacks —
-is :class:`~telefunc.endpoint.channel.ChannelEndpoint`, shared with the Python client.
-``Channel`` adds what is server-specific: registering with the app's hub when it is serialized
-into a call's result, holding that call open until the channel ends, and the server's abort.
-The data plane is generic over the frame tag (``_send_tag``, ``handle_other_frame``) so a
+end. :class:`~telefunc.wire.channel_state.ChannelCore` owns every protocol decision and
+:class:`~telefunc.endpoint.channel.ChannelEndpoint` the asyncio side shared with the Python
+client; ``Channel`` adds what is server-specific: registering with the app's hub when it is
+serialized into a call's result, holding that call open until the channel ends, and the server's
+abort. The data plane is generic over the frame tag (``_send_tag``, ``handle_other_frame``) so a
 broadcast channel can extend it.
 """
 

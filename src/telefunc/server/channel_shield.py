@@ -2,20 +2,11 @@
 
 A telefunction annotated ``-> Channel[ClientToServer, ServerToClient]`` or
 ``-> BroadcastChannel[T]`` gets its returned channel shielded, as the official server does from
-the TypeScript types (see :func:`telefunc.server.hints.channel_message_types` for what each
-annotation declares):
-
-* a client message that fails the data type is dropped (listeners never see it) and logged,
-  rate-limited, when the client did not ask for an ack; with an ack request the client's
-  ``send()`` rejects with ``ShieldValidationError`` (ACK_RES status ``shield-error``);
-* a client answer to the server's acknowledged ``send()`` that fails the declared ack type
-  rejects that ``send()`` with ``ShieldValidationError``;
-* a client ``publish()`` on a broadcast channel that fails ``T`` rejects with
-  ``ShieldValidationError`` and is not published.
-
-Values that pass are converted as the shield converts arguments (a dataclass arrives as an
-instance). Only the telefunction's return annotation is read, so only a channel returned at the
-top level is shielded. Binary messages are never validated.
+the TypeScript types: client messages, answers to the server's acked ``send()`` and broadcast
+``publish()`` calls that fail their type are rejected with ``ShieldValidationError`` (or, for an
+unacked message, dropped and logged, rate-limited). Passing values are converted as arguments
+are. Only the return annotation is read, so only a top-level channel is shielded; binary messages
+are never validated. The rules: docs/architecture.md §5.7.
 """
 
 from __future__ import annotations

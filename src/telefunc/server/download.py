@@ -1,18 +1,11 @@
 """``download(...)``: return a file or a byte stream that the client reads lazily.
 
-    from telefunc.server.download import download
-
     async def get_report() -> Download:
-        return download("reports/2024.pdf")                   # a file on disk
-    async def export() -> Download:
-        return download(rows_as_csv(), name="export.csv", type="text/csv")
-    async def thumbnail() -> Download:
-        return download(png_bytes, type="image/png")          # no name: a blob
+        return download("reports/2024.pdf", type="application/pdf")
 
-On the client the value is telefunc's ``FileDownload`` (with a ``name``) or ``BlobDownload``:
-``.stream()``, ``.bytes()``, ``.saveToDisk()``, ``.onProgress()``, ``.cancel()``. The bytes
-travel in the streaming response body, read chunk by chunk only as fast as the client takes
-them, so a large file never sits in memory.
+A path, ``bytes``, an uploaded file or a byte iterable becomes telefunc's ``FileDownload`` on
+the client (``BlobDownload`` without a ``name``). The bytes travel in the streaming response
+body, read only as fast as the client takes them, so a large file never sits in memory.
 """
 
 from __future__ import annotations

@@ -1,21 +1,13 @@
 """The observation seam: event hooks the server calls, and the sinks that count or log them.
 
-The I/O layers call ``observe.sink.<event>(...)`` at the site where something happens (a call
-finished, a connection opened or closed, a frame came in, a publish went out). The default sink
-is :class:`Sink`, whose methods do nothing, so a server without metrics or event logs pays one
-attribute lookup and one empty call per event. :func:`enable_stats` installs :class:`Stats`
-(plain counters, no dependency: :mod:`telefunc.asgi.metrics` turns them into Prometheus metrics
-at scrape time); :func:`enable_event_log` adds :class:`EventLog` (one structured log line per
-connection and violation event). Both can be on at once.
-
-Gauges that the core already knows (open channels, buffered bytes, reconnects, replayed frames,
-slow-consumer drops) are not counted here: the collector reads them from every live
-:class:`~telefunc.server.hub.ChannelHub` (:func:`hubs`) when scraped.
-
-**Labels are bounded.** Nothing here keeps a session id, channel id or client string as a key:
-telefunctions are labelled by their registry key only once found in the registry (anything else
-is :data:`UNKNOWN`), transports, statuses and reasons come from small fixed vocabularies, and a
-protocol violation's free-text reason is mapped to a fixed *kind* (:func:`violation_kind`).
+I/O layers call ``observe.sink.<event>(...)`` where something happens. The default :class:`Sink`
+does nothing (one lookup and one empty call per event); :func:`enable_stats` installs
+:class:`Stats` (plain counters, turned into Prometheus metrics at scrape time by
+:mod:`telefunc.asgi.metrics`) and :func:`enable_event_log` adds :class:`EventLog`. Gauges the core
+already knows are read from the live hubs (:func:`hubs`) when scraped, not counted here.
+**Labels are bounded**: no session id, channel id or client string is ever a key; unknown
+telefunctions are :data:`UNKNOWN` and violation reasons map to a fixed kind
+(:func:`violation_kind`).
 """
 
 from __future__ import annotations

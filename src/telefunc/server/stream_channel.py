@@ -1,21 +1,13 @@
 """Streaming values over channels: the ``channel`` stream transport and byte-stream arguments.
 
-With the ``channel`` stream transport (docs/protocol.md §6) the response body is plain text and
-every
-streaming value of the result travels on a dedicated channel whose id is its placeholder's
-``channelId``. :func:`pump_to_channel` drives one value: once the client attaches, each chunk
-goes out as a BINARY frame ``[0x00][payload]``; an exception goes out as ``[0x01][error JSON]``
-(the very payload of the inline transports' error frame); then the server closes the channel.
-The client closing or aborting the channel stops the value (a generator's ``finally`` runs).
-
-The other direction, a client ``ReadableStream`` argument (``!TelefuncStream:{"channelId":…}``),
-arrives as a :class:`ChannelByteStream`: an async iterator of ``bytes`` fed by the client's
-``0x00``-tagged frames, ending when the client closes the channel. A frame is acknowledged to
-the channel's flow control only when the telefunction takes it, so an upload never buffers more
-than the channel's receive window.
-
-:class:`ResponseAbort` ties a call's spawned values together like telefunc's response-wide
-abort: an :class:`~telefunc.errors.Abort` raised by one streaming value aborts the others.
+With the ``channel`` stream transport (docs/protocol.md §6) every streaming value of a result
+travels on a channel of its own. :func:`pump_to_channel` drives one value: ``[0x00][payload]``
+BINARY frames, ``[0x01][error JSON]`` for an exception, then the server closes the channel; the
+client closing or aborting it stops the value (a generator's ``finally`` runs). A client
+``ReadableStream`` argument arrives as a :class:`ChannelByteStream`, whose frames are acked only
+as the telefunction takes them, so an upload never buffers more than the receive window.
+:class:`ResponseAbort` makes an :class:`~telefunc.errors.Abort` of one streaming value abort the
+call's others.
 """
 
 from __future__ import annotations

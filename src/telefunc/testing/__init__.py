@@ -1,20 +1,11 @@
 """A local, in-process emulator of Cloudflare Workers, Durable Objects and KV (CPython).
 
 Python Workers cannot run offline (docs/cloudflare.md §2), so code written for the real runtime
-is tested here, under Cloudflare's own ``workers`` SDK::
-
-    from telefunc.testing import Emulator, FakeClock, install
-
-    install()                      # js, pyodide.ffi, ...: what sits beneath the `workers` SDK
-    emu = Emulator(clock=FakeClock(), kv_delay=2.0)
-    emu.durable_object("COUNTER", Counter)
-    emu.kv("KV")
-    emu.set_worker(Default)
-    resp = await emu.fetch("https://app.test/", colo="NRT")
-
-The emulator provides only what sits beneath the SDK in production (``js``, ``pyodide.ffi``,
-``pyodide.http`` and the runtime's private modules); APIs that need the runtime's JS module loader
-are not emulated. Worker modules load under the startup rules (:mod:`telefunc.testing.startup`).
+is tested here, under Cloudflare's own ``workers`` SDK: :func:`install` provides what sits
+beneath the SDK in production (``js``, ``pyodide.ffi``, ``pyodide.http``, the runtime's private
+modules), and an :class:`Emulator` (with a :class:`FakeClock` or a real one) hosts the worker,
+its Durable Objects and KV namespaces. APIs that need the runtime's JS module loader are not
+emulated. Worker modules load under the startup rules (:mod:`telefunc.testing.startup`).
 """
 
 from __future__ import annotations

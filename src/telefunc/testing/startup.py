@@ -1,21 +1,12 @@
 """The Python Workers startup rules: no entropy and no threads while the worker module loads.
 
-workerd runs a worker's top level before any request (and snapshots it), so randomness drawn
-there would repeat across instances; it refuses it (``src/pyodide/internal/topLevelEntropy/`` in
-``cloudflare/workerd``). :func:`worker_startup` reproduces what user code sees there:
-
-* ``os.urandom`` (so ``uuid.uuid4()``, ``random.SystemRandom`` methods, ``secrets``) raises
-  ``OSError(EIO, TOP_LEVEL_ENTROPY_ERROR)``, as the runtime's patched ``os.urandom`` does;
-* the ``random`` module's functions (``random.random()``, ``random.choice()``, ...) raise
-  ``RuntimeError("Cannot use random.<name>() outside of request context")``; ``random.Random``
-  and ``random.SystemRandom`` stay constructible;
-* an unseeded ``random.Random()`` (or ``random.seed()``) reaches the C ``getentropy()``, whose JS
-  side throws the runtime's ``PythonUserError``: :class:`PythonUserError` here, a
-  ``BaseException`` because in workerd it is fatal to the worker's startup, no ``except
-  Exception`` catches it. ``random.Random(seed)`` is fine;
-* starting a thread raises ``RuntimeError("can't start new thread")`` (Pyodide has no threads).
-
-Everything is restored on exit, which stands for the first request.
+workerd runs a worker's top level before any request and snapshots it, so it refuses randomness
+and threads there (docs/cloudflare.md §1.10). :func:`worker_startup` reproduces what user code
+sees: ``os.urandom`` (and so ``uuid4``, ``secrets``) raises ``OSError(EIO, ...)``, the ``random``
+module's functions raise ``RuntimeError``, an unseeded ``random.Random()`` raises
+:class:`PythonUserError` (a ``BaseException``: fatal in workerd, no ``except Exception`` catches
+it), and starting a thread raises ``RuntimeError``. ``random.Random(seed)`` is fine. Everything is
+restored on exit, which stands for the first request.
 """
 
 from __future__ import annotations

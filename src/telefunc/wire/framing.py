@@ -1,20 +1,13 @@
 """The inline stream encodings of the HTTP transports, sans-I/O: every length prefix and SSE record.
 
-* **Length-prefixed records** ``[u32 BE len][body]``: the SSE channel POST bodies (a metadata
-  record, then one record per frame), the ``bin`` upload's metadata. :func:`length_prefixed`
-  writes them, :class:`LengthPrefixedReader` reads them incrementally, refusing a record over its
-  bound as soon as the prefix arrives (:class:`RecordTooLarge`), before any of it is buffered.
-* **SSE records**: :data:`SSE_OPEN` (``: open``) and ``data: <base64url, no padding>`` events
-  (:func:`sse_event`); :class:`SseDecoder` turns an event stream back into the bytes of its events.
-* **The inline response body** of ``binary-inline`` / ``sse-inline`` streaming results:
-  ``[u32 len][metadata]``, then ``[u32 1+len][u8 index][payload]`` chunks (an empty payload ends
-  that index), then ``[u32 0]``, or instead ``[u32 0xFFFFFFFF][u32 len][payload]`` (an error).
-  :class:`InlineBodyEncoder` writes it (as SSE events for ``sse-inline``, one per unit, as
-  telefunc@0.2.23 does), :class:`InlineBodyDecoder` reads it: feed bytes with
-  :meth:`~InlineBodyDecoder.receive_data`, take :data:`InlineEvent` values with
-  :meth:`~InlineBodyDecoder.next_event` (``None``: more data is needed).
-* **SSE channel request metadata** ``{"connId", "streamResponse", "streamRequest"}``:
-  :func:`encode_sse_metadata` / :func:`parse_sse_metadata`.
+* ``[u32 BE len][body]`` records (SSE channel POST bodies, the ``bin`` upload's metadata):
+  :func:`length_prefixed`, and :class:`LengthPrefixedReader`, which refuses a record over its
+  bound as soon as the prefix arrives (:class:`RecordTooLarge`), before buffering any of it.
+* SSE events (:data:`SSE_OPEN`, :func:`sse_event`, :class:`SseDecoder`).
+* The inline response body of ``binary-inline`` / ``sse-inline`` results (docs/protocol.md §6):
+  :class:`InlineBodyEncoder` and the incremental :class:`InlineBodyDecoder`
+  (:meth:`~InlineBodyDecoder.next_event` returns ``None`` when more data is needed).
+* SSE channel request metadata: :func:`encode_sse_metadata` / :func:`parse_sse_metadata`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A placeholder is ``prefix + JSON metadata``, written as a resolved string (not ``!``-escaped).
 The receiving side looks the prefix up in a table of its own handlers (:func:`revive`); this
-module imports nothing of telefunc. Metadata and streaming transports: docs/protocol.md §4, §6.
+module imports nothing of telefunc. Metadata: docs/protocol.md §4; streaming values:
+docs/protocol.md §6.
 
 ===========================  ===============  ==================================================
 prefix                       direction        stands for (metadata)
