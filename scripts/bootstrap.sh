@@ -9,7 +9,8 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # Debian packages the test tiers use: redis-server (broadcast across processes), chromium
 # (browser tests), haproxy (the scale-out example and tier), capnproto (its `capnp` tool encodes
-# workerd's Pyodide bundle). Only installed when the command they provide is missing.
+# workerd's Pyodide bundle), openssl (the throwaway CA of the Redis TLS test). Only installed when
+# the command they provide is missing.
 apt_packages=()
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 for pkg in ${TELEFUNC_APT_PACKAGES:-}; do

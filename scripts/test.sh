@@ -2,7 +2,7 @@
 # The whole test suite on a fresh machine: installs what is missing, then lint, types, tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TELEFUNC_APT_PACKAGES="${TELEFUNC_APT_PACKAGES:-redis-server chromium capnproto haproxy}" bash scripts/bootstrap.sh
+TELEFUNC_APT_PACKAGES="${TELEFUNC_APT_PACKAGES:-redis-server chromium capnproto haproxy openssl}" bash scripts/bootstrap.sh
 
 echo "==> ruff check / ruff format --check / mypy --strict src"
 .venv/bin/ruff check src tests bench
