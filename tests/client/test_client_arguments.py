@@ -149,3 +149,18 @@ def test_sync_client_sends_a_file_and_per_call_headers(live_server: Any) -> None
     assert [(d["name"], d["size"]) for d in described] == [("a.txt", 1), ("b.txt", 2), (None, 3)]
     with connect_sync(basic.origin) as c:
         assert c.call("/calc.telefunc.py", "whoami", headers={"cookie": "user=eve"}) == "eve"
+
+
+@pytest.mark.parametrize("stream_transport", STREAM_TRANSPORTS)
+async def test_two_uploads_echoed_at_once_each_keep_their_bytes(
+    origin: str, stream_transport: str
+) -> None:
+    """Both files share one request body; streamed back together, each waits for its turn."""
+    first, second = os.urandom(200_000), os.urandom(300_000)
+    async with Client(origin, stream_transport=stream_transport) as client:
+        echoed = await client.call(
+            ARGS, "echo_files", File(first, name="a.bin"), File(second, name="b.bin")
+        )
+        assert [await f.read() for f in echoed] == [first, second]
+        size = await client.call(ARGS, "second_only", File(first), File(second))
+        assert size == len(second)

@@ -14,6 +14,8 @@ file placeholders must carry a whole ``index`` below ``max_files`` and a whole `
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -46,8 +48,11 @@ class FileBody:
         self._reader = reader
         self._pending = b""
         self._next_index = 0  # index of the file whose bytes come next in the stream
-        self._remaining = 0  # bytes of the current file not yet consumed
         self._sizes: dict[int, int] = {}
+        #: Files whose chunks() was taken: a later file waits for them instead of skipping them.
+        self._claimed: set[int] = set()
+        #: Set (and replaced) each time the stream moves past a file.
+        self._advanced: asyncio.Event | None = None
         self._max_metadata = max_metadata
         self._max_upload = max_upload
         self._max_files = max_files
@@ -108,17 +113,46 @@ class FileBody:
             last_modified=meta.get("lastModified"),
         )
 
+    def _claim(self, index: int) -> AsyncIterator[bytes]:
+        """The chunks of file ``index``; from now on a later file waits for it to be read."""
+        self._claimed.add(index)
+        return self._chunks(index)
+
     async def _chunks(self, index: int) -> AsyncIterator[bytes]:
-        if index < self._next_index:
-            raise ProtocolError(f"file {index} was already read (files are read once, in order)")
-        while self._next_index < index:  # skip unread earlier files
-            await self._skip_current()
-        self._remaining = self._sizes[index]
-        self._next_index = index + 1
-        while self._remaining > 0:
-            chunk = await self._take(min(self._remaining, CHUNK))
-            self._remaining -= len(chunk)
-            yield chunk
+        # Files share one body, in index order: several may be read at once (a result echoing
+        # two uploads streams both), so each waits for its turn. An earlier file someone took
+        # chunks() of is waited for; one nobody asked for is skipped.
+        while True:
+            if index < self._next_index:
+                raise ProtocolError(
+                    f"file {index} was already read (files are read once, in order)"
+                )
+            if self._next_index == index:
+                break
+            if self._next_index in self._claimed:
+                if self._advanced is None:
+                    self._advanced = asyncio.Event()
+                await self._advanced.wait()
+            else:
+                await self._skip_current()
+        remaining = self._sizes[index]
+        try:
+            while remaining > 0:
+                chunk = await self._take(min(remaining, CHUNK))
+                remaining -= len(chunk)
+                yield chunk
+        finally:
+            # Left early (the reader stopped): skip the rest, so later files can be read.
+            with contextlib.suppress(Exception):
+                while remaining > 0:
+                    remaining -= len(await self._take(min(remaining, CHUNK)))
+            self._advance()
+
+    def _advance(self) -> None:
+        self._next_index += 1
+        advanced, self._advanced = self._advanced, None
+        if advanced is not None:
+            advanced.set()
 
     async def _take(self, n: int) -> bytes:
         if not self._pending:
@@ -130,9 +164,9 @@ class FileBody:
 
     async def _skip_current(self) -> None:
         size = self._sizes.get(self._next_index, 0)
-        self._next_index += 1
         while size > 0:
             size -= len(await self._take(min(size, CHUNK)))
+        self._advance()
 
 
 def _file_metadata(text: str) -> dict[str, Any]:
@@ -153,8 +187,10 @@ def _file_metadata(text: str) -> dict[str, Any]:
 class UploadedFile:
     """A file (or blob) argument sent by the client.
 
-    ``name`` is ``None`` for a ``Blob``. The bytes are read once, in the order the client sent
-    the files: ``await f.read()``, ``await f.text()`` or ``async for chunk in f.chunks()``.
+    ``name`` is ``None`` for a ``Blob``. The bytes are read once: ``await f.read()``,
+    ``await f.text()`` or ``async for chunk in f.chunks()``. Files arrive in the order the client
+    sent them: reading a later file first skips an earlier one nobody took ``chunks()`` of, and
+    waits for one that is being read.
     """
 
     __slots__ = ("_body", "_consumed", "index", "last_modified", "name", "size", "type")
@@ -182,7 +218,7 @@ class UploadedFile:
         if self._consumed:
             raise ProtocolError(f"file {self.name or self.index!r} was already read")
         self._consumed = True
-        return self._body._chunks(self.index)
+        return self._body._claim(self.index)
 
     async def read(self) -> bytes:
         """All of the file's bytes."""

@@ -41,3 +41,13 @@ async def everything(
         "fn": [await fn(1), await fn(2)],
         "file": await file.text(),
     }
+
+
+async def echo_files(first: UploadedFile, second: UploadedFile) -> list[UploadedFile]:
+    """Both uploads, returned unread: the response streams them back at the same time."""
+    return [first, second]
+
+
+async def second_only(first: UploadedFile, second: UploadedFile) -> int:
+    """Reads only the later file: the earlier one, never asked for, is skipped."""
+    return len(await second.read())
