@@ -30,7 +30,7 @@ from telefunc.wire.mux import CLOSE_SLOW_CONSUMER, ServerMux
 from testpaths import APPS_DIR
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "wire"))
-from client_model import ClientModel, Clock, make_channel
+from client_model import ClientModel, Clock, connect_client, make_channel
 
 ADD = "/calc.telefunc.py:add"
 CHAT = "/chat.telefunc.py"
@@ -157,12 +157,7 @@ def test_a_reconnect_with_replay_is_counted() -> None:
     hub = ChannelHub()
     mux = hub.mux = ServerMux(hub.mux.settings, hub.mux.limits)
     core, _ = make_channel(mux.settings)
-    mux.register(core, clock.now)
-    client = ClientModel(mux, clock)
-    client.add_channel(core.id, 0)
-    client.connect()
-    client.deliver_c2s()
-    client.deliver_s2c()
+    client = connect_client(mux, clock, core)
     for i in range(5):
         core.send(Tag.TEXT, json.dumps(str(i)).encode(), clock.now, None)
     client.deliver_s2c(limit=2)  # frames 3..5 are lost with the wire

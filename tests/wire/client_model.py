@@ -256,3 +256,14 @@ class ClientModel:
 
 
 __all__ = ["ClientModel", "Clock", "Link", "Recorder", "SendResult", "make_channel"]
+
+
+def connect_client(mux: ServerMux, clock: Clock, core: ChannelCore) -> ClientModel:
+    """Register ``core``, then a client that lists it at ix 0 connects and reconciles."""
+    mux.register(core, clock.now)
+    client = ClientModel(mux, clock)
+    client.add_channel(core.id, 0)
+    client.connect()
+    client.deliver_c2s()
+    client.deliver_s2c()
+    return client

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 import pytest
-from client_model import ClientModel, Clock, Recorder, make_channel
+from client_model import ClientModel, Clock, Recorder, connect_client, make_channel
 
 from telefunc.config import ChannelSettings
 from telefunc.wire.channel_state import ChannelCore
@@ -22,24 +22,9 @@ from telefunc.wire.mux import ServerConnection, ServerMux
 SETTINGS = ChannelSettings()
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def mux() -> ServerMux:
-    return ServerMux(SETTINGS)
-
-
 def owned(mux: ServerMux, clock: Clock) -> tuple[ChannelCore, Recorder, ClientModel]:
     core, rec = make_channel(SETTINGS, "victim-channel")
-    mux.register(core, clock.now)
-    client = ClientModel(mux, clock)
-    client.add_channel(core.id, 0)
-    client.connect()
-    client.deliver_c2s()
-    client.deliver_s2c()
+    client = connect_client(mux, clock, core)
     assert client.reconciled and core.attached
     return core, rec, client
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
-from client_model import ClientModel, Clock, Recorder, make_channel
+from client_model import ClientModel, Clock, Recorder, connect_client, make_channel
 
 from telefunc.config import ChannelSettings, LimitsSettings
 from telefunc.errors import NetworkError
@@ -20,11 +19,6 @@ from telefunc.wire.frames import Tag, encode_frame, encode_json
 from telefunc.wire.mux import CLOSE_PROTOCOL_ERROR, ServerConnection, ServerMux
 
 SETTINGS = ChannelSettings()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 def make_mux(**limits: float) -> tuple[ServerMux, list[tuple[str, str]]]:
@@ -38,12 +32,7 @@ def attached(
     mux: ServerMux, clock: Clock, channel_id: str = "ch-1"
 ) -> tuple[ChannelCore, Recorder, ClientModel]:
     core, rec = make_channel(SETTINGS, channel_id)
-    mux.register(core, clock.now)
-    client = ClientModel(mux, clock)
-    client.add_channel(core.id, 0)
-    client.connect()
-    client.deliver_c2s()
-    client.deliver_s2c()
+    client = connect_client(mux, clock, core)
     assert client.reconciled and core.attached
     return core, rec, client
 

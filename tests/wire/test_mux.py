@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from client_model import ClientModel, Clock, Recorder, make_channel
+from client_model import ClientModel, Clock, Recorder, connect_client, make_channel
 
 from telefunc.config import ChannelSettings
 from telefunc.errors import ChannelClosedError, ChannelOverflowError, NetworkError
@@ -16,26 +16,11 @@ from telefunc.wire.mux import CLOSE_PING_TIMEOUT, CLOSE_PROTOCOL_ERROR, ServerMu
 SETTINGS = ChannelSettings()
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def mux() -> ServerMux:
-    return ServerMux(SETTINGS)
-
-
 def attached(
     mux: ServerMux, clock: Clock, settings: ChannelSettings = SETTINGS
 ) -> tuple[ChannelCore, Recorder, ClientModel]:
     core, rec = make_channel(settings)
-    mux.register(core, clock.now)
-    client = ClientModel(mux, clock)
-    client.add_channel(core.id, 0)
-    client.connect()
-    client.deliver_c2s()
-    client.deliver_s2c()
+    client = connect_client(mux, clock, core)
     assert client.reconciled and core.attached and rec.opened == 1
     return core, rec, client
 

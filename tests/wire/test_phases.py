@@ -5,7 +5,7 @@ a close before any client attached) take the moves the table lists."""
 from __future__ import annotations
 
 import pytest
-from client_model import ClientModel, Clock, Recorder, make_channel
+from client_model import ClientModel, Clock, Recorder, connect_client, make_channel
 
 from telefunc.config import ChannelSettings
 from telefunc.errors import ChannelClosedError, IllegalTransitionError, TelefuncError
@@ -26,16 +26,6 @@ from telefunc.wire.mux import (
 SETTINGS = ChannelSettings()
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def mux() -> ServerMux:
-    return ServerMux(SETTINGS)
-
-
 class HoldingRecorder(Recorder):
     """``on_close`` starts an async callback: the close waits for ``release_close``."""
 
@@ -53,12 +43,7 @@ def attached(
     else:
         core = ChannelCore("ch-1", SETTINGS, rec)
         rec.core = core
-    mux.register(core, clock.now)
-    client = ClientModel(mux, clock)
-    client.add_channel(core.id, 0)
-    client.connect()
-    client.deliver_c2s()
-    client.deliver_s2c()
+    client = connect_client(mux, clock, core)
     assert core.phase is ChannelPhase.OPEN and rec.opened == 1
     return core, rec, client
 
