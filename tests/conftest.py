@@ -30,16 +30,17 @@ __all__ = ["APPS_DIR", "INTEROP_DIR", "IN_CI", "JS_DIR", "REPO", "LiveServer", "
 class LiveServer:
     """A uvicorn server running ``app`` in a thread; ``origin`` is ``http://127.0.0.1:PORT``."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **uvicorn_kwargs: Any) -> None:
+        """``uvicorn_kwargs`` override the ``uvicorn.Config`` below (e.g. ``telefunc serve``'s
+        stack from :func:`telefunc.asgi.uvicorn_settings.uvicorn_settings`)."""
         self.app = app
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.origin = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="on", ws_max_size=64 * 1024 * 1024
-        )
+        options = {"log_level": "warning", "lifespan": "on", "ws_max_size": 64 * 1024 * 1024}
+        config = uvicorn.Config(app, **{**options, **uvicorn_kwargs})
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name=f"uvicorn:{self.port}", daemon=True)
         self.error: BaseException | None = None

@@ -14,17 +14,15 @@ import asyncio
 import gc
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 from collections import Counter
 from pathlib import Path
 
 import httpx
-import uvicorn
 import websockets
 
+from conftest import LiveServer
 from telefunc.asgi import TelefuncApp
 from telefunc.asgi.uvicorn_settings import uvicorn_settings
 from telefunc.wire.frames import Tag, decode_frame, encode_json
@@ -34,31 +32,6 @@ from testpaths import APPS_DIR, REPO
 CYCLES = 20
 #: Modules whose objects must not be left to the cyclic collector.
 OURS = ("telefunc.", "uvicorn.", "websockets.server", "httptools")
-
-
-class _Server:
-    def __init__(self, app: TelefuncApp) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        settings = {**uvicorn_settings(), "log_level": "warning", "lifespan": "on"}
-        self.server = uvicorn.Server(uvicorn.Config(app, **settings))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        started = threading.Event()
-        for _ in range(2000):
-            if self.server.started:
-                break
-            started.wait(0.01)
-        assert self.server.started
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 def _garbage_of_ours() -> Counter[str]:
@@ -102,7 +75,9 @@ async def _settled(app: TelefuncApp) -> None:
 async def _churn() -> dict[str, int]:
     """The objects of ours a churn of CYCLES calls, channels and sockets left to the cyclic GC."""
     app = TelefuncApp(APPS_DIR / "channels")
-    with _Server(app) as server:
+    server = LiveServer(app, **uvicorn_settings())
+    server.start()
+    try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:
             await _one_cycle(http, server.port)  # warm up: imports, caches, the timer task
             await _settled(app)
@@ -113,6 +88,8 @@ async def _churn() -> dict[str, int]:
                 await _one_cycle(http, server.port)
             await _settled(app)
             return dict(_garbage_of_ours())
+    finally:
+        server.stop()
 
 
 def test_a_churn_of_calls_channels_and_sockets_leaves_no_cycles() -> None:

@@ -144,8 +144,7 @@ class FileBody:
         finally:
             # Left early (the reader stopped): skip the rest, so later files can be read.
             with contextlib.suppress(Exception):
-                while remaining > 0:
-                    remaining -= len(await self._take(min(remaining, CHUNK)))
+                await self._discard(remaining)
             self._advance()
 
     def _advance(self) -> None:
@@ -163,10 +162,13 @@ class FileBody:
         return chunk
 
     async def _skip_current(self) -> None:
-        size = self._sizes.get(self._next_index, 0)
+        await self._discard(self._sizes.get(self._next_index, 0))
+        self._advance()
+
+    async def _discard(self, size: int) -> None:
+        """Read past ``size`` bytes of the body."""
         while size > 0:
             size -= len(await self._take(min(size, CHUNK)))
-        self._advance()
 
 
 def _file_metadata(text: str) -> dict[str, Any]:
