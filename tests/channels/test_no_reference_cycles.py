@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import websockets
 
-from conftest import LiveServer
+from live_server import LiveServer
 from telefunc.asgi import TelefuncApp
 from telefunc.asgi.uvicorn_settings import uvicorn_settings
 from telefunc.wire.frames import Tag, decode_frame, encode_json
