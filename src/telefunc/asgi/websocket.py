@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -43,7 +44,9 @@ WRITE_BATCH = 64 * 1024
 #: "close_now": (code, reason) -> None}`` (bytes its transport holds unflushed; close the socket
 #: without waiting for the writes queued before, and report the disconnect with ``code``), and
 #: optionally ``"writable": () -> bool, "write_frames": (list[bytes]) -> None`` (whether a
-#: ``websocket.send`` would go out without waiting; send binary messages now, in one write).
+#: ``websocket.send`` would go out without waiting; send binary messages now, in one write) and
+#: ``"set_receiver": ((bytes) -> None | None) -> None`` (hand each binary message to a callback
+#: as it is parsed, in order with those already queued for ``receive``, instead of queueing it).
 TRANSPORT_EXTENSION = "telefunc.transport"
 #: Seconds after a slow consumer's handler ended until the heap is trimmed (past the close grace
 #: of :mod:`telefunc.asgi.ws_protocol`, when its socket buffers are gone too).
@@ -71,6 +74,16 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
     if transport is not None:
         conn.io_buffered = transport["write_buffer_size"]
     conn.on_output = writer.wake
+    set_receiver = transport.get("set_receiver") if transport is not None else None
+    if set_receiver is not None:
+        # Frames go to the hub as the server parses them, in this task's context (the app's
+        # scoped settings); only control events (disconnect) still come through ``receive``.
+        context = contextvars.copy_context()
+
+        def receive_frame(data: bytes | bytearray | memoryview) -> None:
+            context.run(hub.receive, conn, data, "ws")
+
+        set_receiver(receive_frame)
     try:
         while True:
             message = await receive()
@@ -92,6 +105,8 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
         observe.sink.connection_closed(conn, message.get("code", 1005) if gone else None)
         if not conn.closed:
             conn.connection_lost(hub.now(), permanent=False)
+        if set_receiver is not None:
+            set_receiver(None)
         await writer.stop()
         # conn -> writer.wake -> writer -> conn: a cycle only a full GC would free.
         conn.on_output = None

@@ -11,16 +11,26 @@ uvicorn's protocol, with lighter per-connection parts. Details: docs/architectur
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
+from websockets.streams import StreamReader
 
 from telefunc.asgi.websocket import TRANSPORT_EXTENSION
 from telefunc.config import config
 from telefunc.endpoint.client_errors import log_client_error
 from telefunc.wire.mux import CLOSE_SLOW_CONSUMER, SLOW_CONSUMER_REASON
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # websockets built without its C extension
+    from websockets.utils import apply_mask
+
+BytesLike = bytes | bytearray | memoryview
 
 __all__ = ["CLOSE_GRACE", "TelefuncWebSocketProtocol"]
 
@@ -28,6 +38,14 @@ __all__ = ["CLOSE_GRACE", "TelefuncWebSocketProtocol"]
 YIELD_AFTER_READ = 64 * 1024
 #: Seconds a closed slow consumer's socket may take to flush before it is dropped.
 CLOSE_GRACE = 5.0
+
+
+#: First header byte of a final binary / ping / pong frame (FIN bit, no reserved bits, opcode).
+_FIN_BINARY = 0x80 | Opcode.BINARY
+_FIN_PING = 0x80 | Opcode.PING
+_FIN_PING_PONG = frozenset({_FIN_PING, 0x80 | Opcode.PONG})
+#: Where websockets' frame parser waits between frames (see ``_at_frame_boundary``).
+_AT_EOF_CODE = StreamReader.at_eof.__code__
 
 
 def _binary_header(size: int) -> bytes:
@@ -128,6 +146,13 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
     _pongs_due = False
     #: Reading is paused for one loop turn after a large read (see :meth:`data_received`).
     _yielding = False
+    #: Called with each complete binary message instead of queueing it for the app's
+    #: ``receive`` (see :meth:`_set_receiver`); ``None`` until the app asks for it.
+    _receiver: Callable[[BytesLike], None] | None = None
+    #: Frames are parsed by :meth:`_receive_fast` (websockets' parser waits at a frame boundary).
+    _fast = False
+    #: The start of a frame :meth:`_receive_fast` has not received in full.
+    _partial: bytearray | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -153,7 +178,11 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             if self._received_after_close > config.limits.max_after_close:
                 self.transport.abort()
                 return
-        super().data_received(data)
+        if self._fast or self._at_frame_boundary():
+            self._fast = True
+            self._receive_fast(data)
+        else:
+            super().data_received(data)
         if self._pongs_due:
             # One write for every pong of this read (a flood of pings is hundreds per read):
             # one small buffer per pong is what a write-queue backlog costs per entry.
@@ -171,6 +200,109 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
                 transport.pause_reading()
                 asyncio.get_running_loop().call_soon(self._end_yield)
 
+    def _at_frame_boundary(self) -> bool:
+        """Whether websockets' parser waits for the first byte of a frame, with nothing
+        buffered, on an open connection without extensions: frames may then be parsed here.
+
+        Its parser is a generator; at a frame boundary the innermost one it delegates to is
+        ``StreamReader.at_eof`` (inside a frame it is ``read_exact``, which can also wait with
+        an empty buffer). A websockets release that parses differently just keeps every frame
+        on its own parser.
+        """
+        conn = self.conn
+        if (
+            conn.state is not State.OPEN
+            or conn.extensions
+            or conn.current_size is not None
+            or conn.parser_exc is not None
+            or conn.reader.buffer
+            or self.close_sent
+        ):
+            return False
+        parser: Any = conn.parser
+        while getattr(parser, "gi_yieldfrom", None) is not None:
+            parser = parser.gi_yieldfrom
+        return getattr(parser, "gi_code", None) is _AT_EOF_CODE
+
+    def _receive_fast(self, data: bytes) -> None:
+        """Parse complete binary, ping and pong frames here; hand anything else to websockets.
+
+        What websockets' parser does for a client's final, masked, uncompressed binary frame
+        within ``max_size`` (and a control frame), without a generator step, ``Frame`` object
+        or event per frame. Any other frame (text, fragments, close, reserved bits, unmasked,
+        too large), or a connection no longer open, goes to websockets from that frame on: it
+        was at a frame boundary, so its parser takes over where this one stopped and answers
+        with the exact close code (see :meth:`_at_frame_boundary`).
+        """
+        buffered = self._partial
+        if buffered:
+            buffered += data
+            buffer: bytes | bytearray = buffered
+        else:
+            buffer = data
+        conn = self.conn
+        max_size = conn.max_message_size
+        end, pos = len(buffer), 0
+        while end - pos >= 2:
+            if self.close_sent or conn.state is not State.OPEN or self.transport.is_closing():
+                break  # websockets owns the close
+            first, second = buffer[pos], buffer[pos + 1]
+            size = second & 0x7F
+            head = pos + 6  # 2 bytes, then the 4-byte mask
+            if size == 126:
+                if end - pos < 4:
+                    return self._keep(buffer, pos)
+                size = int.from_bytes(buffer[pos + 2 : pos + 4], "big")
+                head += 2
+            elif size == 127:
+                if end - pos < 10:
+                    return self._keep(buffer, pos)
+                size = int.from_bytes(buffer[pos + 2 : pos + 10], "big")
+                head += 8
+            if (
+                not second & 0x80  # a client must mask
+                or (first != _FIN_BINARY and (first not in _FIN_PING_PONG or size > 125))
+                or (max_size is not None and size > max_size)
+            ):
+                break
+            stop = head + size
+            if stop > end:
+                return self._keep(buffer, pos)
+            payload = apply_mask(buffer[head:stop], buffer[head - 4 : head])
+            pos = stop
+            if first == _FIN_BINARY:
+                receiver = self._receiver
+                if receiver is not None and self.queue.empty():
+                    receiver(payload)
+                else:  # uvicorn's way: queued for the app's receive
+                    self.curr_msg_data_type = "bytes"
+                    self.frames = [payload]
+                    self.send_receive_event_to_app()
+            elif first == _FIN_PING:
+                conn.send_pong(payload)  # what websockets answers, queued in its output
+                self.handle_ping()
+            else:
+                self.handle_pong(Frame(Opcode.PONG, payload))
+        else:
+            return self._keep(buffer, pos)
+        # From ``pos`` on, websockets parses (its parser is at this frame boundary).
+        self._fast = False
+        self._partial = None
+        rest = bytes(buffer[pos:])
+        if rest:
+            super().data_received(rest)
+        return None
+
+    def _keep(self, buffer: bytes | bytearray, pos: int) -> None:
+        """Hold the incomplete frame from ``pos`` until more bytes arrive."""
+        if pos == len(buffer):
+            self._partial = None
+        elif isinstance(buffer, bytearray):
+            del buffer[:pos]
+            self._partial = buffer
+        else:
+            self._partial = bytearray(buffer[pos:])
+
     def _end_yield(self) -> None:
         self._yielding = False
         # uvicorn may have paused reading meanwhile (the app is behind): it resumes it then.
@@ -187,6 +319,7 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
                 "close_now": self.close_now,
                 "writable": self.writable.is_set,
                 "write_frames": self.write_frames,
+                "set_receiver": self._set_receiver,
             }
 
     async def run_asgi(self) -> None:
@@ -199,6 +332,24 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             scope: Any = getattr(self, "scope", None)
             if scope is not None:
                 scope.get("extensions", {}).pop(TRANSPORT_EXTENSION, None)
+
+    def _set_receiver(self, receiver: Callable[[BytesLike], None] | None) -> None:
+        """Hand binary messages to ``receiver`` as they are parsed (``None``: to ``receive``).
+
+        No ASGI event, queue entry, task wake-up or read pause per message: the app's frame
+        handling runs inside :meth:`data_received`. A message still goes through the queue while
+        the queue holds anything (what arrived before the receiver was set), so the app sees
+        every message in order.
+        """
+        self._receiver = receiver
+
+    def handle_bytes(self, event: Frame) -> None:
+        """uvicorn's, but straight to the receiver when one is set (see :meth:`_set_receiver`)."""
+        receiver = self._receiver
+        if receiver is not None and event.fin and not self.close_sent and self.queue.empty():
+            receiver(event.data)
+            return
+        super().handle_bytes(event)
 
     def _write_buffer_size(self) -> int:
         transport = self.transport

@@ -402,6 +402,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
                 pending.append(result)
         if pending:
             self._inbox_push(_Settle(pending, nbytes))
+        elif idle:
+            self._core.consumed(nbytes)
         else:
             self._consume_in_order(nbytes)
 

@@ -79,7 +79,9 @@ class ChannelHub:
         observe.sink.connection_opened(conn)
         return conn
 
-    def receive(self, conn: ServerConnection, frame: bytes, transport: str) -> None:
+    def receive(
+        self, conn: ServerConnection, frame: bytes | bytearray | memoryview, transport: str
+    ) -> None:
         """Hand one frame a client sent on ``transport`` to its wire's core."""
         observe.sink.message_in(transport, len(frame))
         try:

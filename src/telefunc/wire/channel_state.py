@@ -668,13 +668,16 @@ class ChannelCore:
 
     # ── receiving ───────────────────────────────────────────────────────
 
-    def receive(self, frame: Frame, now: float) -> None:
+    def receive(self, frame: Frame, now: float) -> bool:
         """Handle one frame the connection routed to this channel.
 
-        Raises :class:`ProtocolError` for frames a client must never send on a channel.
+        Returns whether the inbound backlog (messages and ack requests not yet processed) is
+        past one receive window: only then can :meth:`inbound_overrun` find an overrun, so the
+        connection asks it only then. Raises :class:`ProtocolError` for frames a client must
+        never send on a channel.
         """
         if self._phase is _SHUTDOWN:
-            return
+            return False
         tag = frame.tag
         if 0x10 <= tag < 0x30:
             seq = frame.seq
@@ -686,13 +689,25 @@ class ChannelCore:
                             f"channel {self._ix}: seq {seq} arrived after seq {last}: "
                             "frames out of order"
                         )
-                    return  # a duplicate from a replay
+                    return False  # a duplicate from a replay
                 if seq > last + 1:
                     self._note_hole(last + 1, seq - 1)
                 self.last_peer_seq = seq
-            self._receive_data(frame, now)
-        else:
-            self._receive_ctrl(frame, now)
+            window = self._window
+            if tag in (TAG_TEXT, TAG_BINARY):  # the common frame, without another call
+                if window.on_received(len(frame.payload), now):
+                    self._write_ctrl(encode_frame(TAG_BDP_PING, self._ix))
+                self._handler.handle_message(frame.payload, tag == TAG_BINARY)
+            else:
+                self._receive_data(frame, now)
+            msg_window = window.msg_window
+            return (
+                window.unconsumed_msgs > msg_window
+                or window.unconsumed_bytes > window.byte_window
+                or self._acks_in > msg_window
+            )
+        self._receive_ctrl(frame, now)
+        return False
 
     def _note_hole(self, lo: int, hi: int) -> None:
         holes = self._holes

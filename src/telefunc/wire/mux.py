@@ -651,17 +651,17 @@ class ServerConnection:
             raise ProtocolError(f"frame 0x{tag:02x} before RECONCILE")
         if tag in CLIENT_FORBIDDEN_TAGS:
             raise ProtocolError(f"client sent server-only tag 0x{tag:02x}")
-        session = self.mux.sessions.get(self.session_id) if self.session_id else None
+        session_id = self.session_id
+        session = self.mux.sessions.get(session_id) if session_id else None
         core = session.get(frame.ix) if session else None
-        if core is not None:
-            core.receive(frame, now)
-            if 0x10 <= tag < 0x30:
-                limits = self.mux.limits
-                overrun = core.inbound_overrun(
-                    max(1, limits.max_window_overrun), limits.max_message_size
-                )
-                if overrun is not None:
-                    raise ProtocolError(overrun)
+        # Only a backlog past one window (what ``receive`` returns) can be past the bound.
+        if core is not None and core.receive(frame, now):
+            limits = self.mux.limits
+            overrun = core.inbound_overrun(
+                max(1, limits.max_window_overrun), limits.max_message_size
+            )
+            if overrun is not None:
+                raise ProtocolError(overrun)
 
     # ── reconcile ───────────────────────────────────────────────────────
 
