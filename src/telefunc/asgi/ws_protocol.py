@@ -4,8 +4,10 @@
 ``config.limits.max_connection_buffer`` unflushed, and closes a slow consumer past it with
 ``CLOSE_SLOW_CONSUMER``, dropping the socket :data:`CLOSE_GRACE` seconds later in any case. It
 offers the ``telefunc.transport`` scope extension (unflushed bytes, ``close_now``), and after its
-own close frame accepts at most ``config.limits.max_after_close`` bytes. Otherwise it behaves as
-uvicorn's protocol, with lighter per-connection parts. Details: docs/architecture.md §5.3.
+own close frame accepts at most ``config.limits.max_after_close`` bytes. It parses a client's
+binary frames itself and can hand them to the app without an ASGI event (``set_receiver``).
+Otherwise it behaves as uvicorn's protocol, with lighter per-connection parts. Details:
+docs/architecture.md §5.3.
 """
 
 from __future__ import annotations
