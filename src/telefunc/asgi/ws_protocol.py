@@ -46,6 +46,9 @@ CLOSE_GRACE = 5.0
 _FIN_BINARY = 0x80 | Opcode.BINARY
 _FIN_PING = 0x80 | Opcode.PING
 _FIN_PING_PONG = frozenset({_FIN_PING, 0x80 | Opcode.PONG})
+_OPEN = State.OPEN
+#: Stands for "no ``max_size``" (uvicorn's ``ws_max_size=None``) in a size comparison.
+_UNBOUNDED = 1 << 64
 #: Where websockets' frame parser waits between frames (see ``_at_frame_boundary``).
 _AT_EOF_CODE = StreamReader.at_eof.__code__
 
@@ -213,7 +216,7 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
         """
         conn = self.conn
         if (
-            conn.state is not State.OPEN
+            conn.state is not _OPEN
             or conn.extensions
             or conn.current_size is not None
             or conn.parser_exc is not None
@@ -244,10 +247,14 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             buffer = data
         conn = self.conn
         max_size = conn.max_message_size
+        if max_size is None:
+            max_size = _UNBOUNDED
+        queued = self.queue._items  # empty when nothing waits for the app's receive
         end, pos = len(buffer), 0
-        while end - pos >= 2:
-            if self.close_sent or conn.state is not State.OPEN or self.transport.is_closing():
-                break  # websockets owns the close
+        # websockets owns the close: once a close frame was sent (by any of the calls below, or
+        # before), the rest goes to it.
+        open_ = not self.close_sent and conn.state is _OPEN and not self.transport.is_closing()
+        while open_ and end - pos >= 2:
             first, second = buffer[pos], buffer[pos + 1]
             size = second & 0x7F
             head = pos + 6  # 2 bytes, then the 4-byte mask
@@ -264,8 +271,9 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             if (
                 not second & 0x80  # a client must mask
                 or (first != _FIN_BINARY and (first not in _FIN_PING_PONG or size > 125))
-                or (max_size is not None and size > max_size)
+                or size > max_size
             ):
+                open_ = False  # not a frame parsed here: websockets takes it from here
                 break
             stop = head + size
             if stop > end:
@@ -274,7 +282,7 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             pos = stop
             if first == _FIN_BINARY:
                 receiver = self._receiver
-                if receiver is not None and self.queue.empty():
+                if receiver is not None and not queued:
                     receiver(payload)
                 else:  # uvicorn's way: queued for the app's receive
                     self.curr_msg_data_type = "bytes"
@@ -285,7 +293,8 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
                 self.handle_ping()
             else:
                 self.handle_pong(Frame(Opcode.PONG, payload))
-        else:
+            open_ = not self.close_sent
+        if open_:
             return self._keep(buffer, pos)
         # From ``pos`` on, websockets parses (its parser is at this frame boundary).
         self._fast = False

@@ -376,10 +376,10 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             except ShieldValidationError:  # dropped (and logged), but its credit is consumed
                 self._consume_in_order(nbytes)
                 return
-        pending: list[Awaitable[Any]] = []
+        pending: list[Awaitable[Any]] | None = None
         inbox = self._inbox
-        idle = inbox is None or not inbox.busy
-        for cb in list(self._binary_listeners if binary else self._listeners):
+        idle = inbox is None or inbox.task is None
+        for cb in (self._binary_listeners if binary else self._listeners)[:]:
             try:
                 result = cb(data)
                 if result is None:
@@ -399,6 +399,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
                     return
                 continue
             if inspect.isawaitable(result):
+                if pending is None:
+                    pending = []
                 pending.append(result)
         if pending:
             self._inbox_push(_Settle(pending, nbytes))

@@ -676,38 +676,48 @@ class ChannelCore:
         connection asks it only then. Raises :class:`ProtocolError` for frames a client must
         never send on a channel.
         """
-        if self._phase is _SHUTDOWN:
-            return False
         tag = frame.tag
         if 0x10 <= tag < 0x30:
-            seq = frame.seq
-            if seq:
-                last = self.last_peer_seq
-                if seq <= last:
-                    if self._holes is not None and any(lo <= seq <= hi for lo, hi in self._holes):
-                        raise ProtocolError(
-                            f"channel {self._ix}: seq {seq} arrived after seq {last}: "
-                            "frames out of order"
-                        )
-                    return False  # a duplicate from a replay
-                if seq > last + 1:
-                    self._note_hole(last + 1, seq - 1)
-                self.last_peer_seq = seq
-            window = self._window
-            if tag in (TAG_TEXT, TAG_BINARY):  # the common frame, without another call
-                if window.on_received(len(frame.payload), now):
-                    self._write_ctrl(encode_frame(TAG_BDP_PING, self._ix))
-                self._handler.handle_message(frame.payload, tag == TAG_BINARY)
-            else:
-                self._receive_data(frame, now)
-            msg_window = window.msg_window
-            return (
-                window.unconsumed_msgs > msg_window
-                or window.unconsumed_bytes > window.byte_window
-                or self._acks_in > msg_window
-            )
-        self._receive_ctrl(frame, now)
+            return self.receive_data(tag, frame.seq, frame.payload, now, frame)
+        if self._phase is not _SHUTDOWN:
+            self._receive_ctrl(frame, now)
         return False
+
+    def receive_data(
+        self, tag: int, seq: int, payload: bytes, now: float, frame: Frame | None = None
+    ) -> bool:
+        """Handle one data frame (tags ``0x10``-``0x2f``), given by its header fields.
+
+        What :meth:`receive` does for such a frame; a connection may call it for TEXT and
+        BINARY frames without building a :class:`Frame` (``frame`` is then built when needed).
+        """
+        if self._phase is _SHUTDOWN:
+            return False
+        if seq:
+            last = self.last_peer_seq
+            if seq <= last:
+                if self._holes is not None and any(lo <= seq <= hi for lo, hi in self._holes):
+                    raise ProtocolError(
+                        f"channel {self._ix}: seq {seq} arrived after seq {last}: "
+                        "frames out of order"
+                    )
+                return False  # a duplicate from a replay
+            if seq > last + 1:
+                self._note_hole(last + 1, seq - 1)
+            self.last_peer_seq = seq
+        window = self._window
+        if tag in (TAG_TEXT, TAG_BINARY):  # the common frame, without another call
+            if window.on_received(len(payload), now):
+                self._write_ctrl(encode_frame(TAG_BDP_PING, self._ix))
+            self._handler.handle_message(payload, tag == TAG_BINARY)
+        else:
+            self._receive_data(frame or Frame(tag, self._ix, seq, payload), now)
+        msg_window = window.msg_window
+        return (
+            window.unconsumed_msgs > msg_window
+            or window.unconsumed_bytes > window.byte_window
+            or self._acks_in > msg_window
+        )
 
     def _note_hole(self, lo: int, hi: int) -> None:
         holes = self._holes

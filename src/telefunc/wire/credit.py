@@ -32,6 +32,8 @@ BDP_PING_MIN_INTERVAL = 0.05
 BDP_PING_MAX_INTERVAL = 10.0
 #: Growth is refused while more than ``window >> BACKLOG_SHIFT`` (a quarter) is unconsumed.
 BACKLOG_SHIFT = 2
+#: What :meth:`ReceiveWindow.on_consumed` returns when no window is due.
+_NOTHING_TO_ADVERTISE: tuple[None, None] = (None, None)
 
 
 class SendCredit:
@@ -158,17 +160,25 @@ class ReceiveWindow:
     def on_consumed(self, nbytes: int) -> tuple[int | None, int | None]:
         """Account a frame fully handled by the listeners; returns credits to advertise."""
         # Clamped: a frame consumed twice (or never counted) must not inflate the room.
-        self.unconsumed_bytes = max(0, self.unconsumed_bytes - nbytes)
-        self.unconsumed_msgs = max(0, self.unconsumed_msgs - 1)
-        self._consumed_bytes += nbytes
-        self._consumed_msgs += 1
+        left = self.unconsumed_bytes - nbytes
+        self.unconsumed_bytes = left if left > 0 else 0
+        left = self.unconsumed_msgs - 1
+        self.unconsumed_msgs = left if left > 0 else 0
+        consumed_bytes = self._consumed_bytes + nbytes
+        consumed_msgs = self._consumed_msgs + 1
+        if consumed_bytes < self.byte_window >> 2 and consumed_msgs < self.msg_window >> 2:
+            self._consumed_bytes = consumed_bytes
+            self._consumed_msgs = consumed_msgs
+            return _NOTHING_TO_ADVERTISE  # the common case: no allocation
         advertise_bytes = advertise_msgs = None
-        if self._consumed_bytes >= self.byte_window >> 2:
-            self._consumed_bytes = 0
+        if consumed_bytes >= self.byte_window >> 2:
+            consumed_bytes = 0
             advertise_bytes = self.room_bytes()
-        if self._consumed_msgs >= self.msg_window >> 2:
-            self._consumed_msgs = 0
+        if consumed_msgs >= self.msg_window >> 2:
+            consumed_msgs = 0
             advertise_msgs = self.room_msgs()
+        self._consumed_bytes = consumed_bytes
+        self._consumed_msgs = consumed_msgs
         return advertise_bytes, advertise_msgs
 
     def on_ping_ack(self) -> tuple[int | None, int | None]:

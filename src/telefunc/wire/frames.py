@@ -36,12 +36,15 @@ __all__ = [
     "is_channel_ctrl",
     "is_conn_ctrl",
     "is_data",
+    "unpack_header",
 ]
 
 #: Size of the fixed frame header in bytes.
 HEADER = 7
 
 _HEADER = struct.Struct("<BHI")
+#: ``(tag, ix, seq)`` of the header at the start of a frame of at least :data:`HEADER` bytes.
+unpack_header = _HEADER.unpack_from
 _U32 = struct.Struct("<I")
 _ACK_HEAD = struct.Struct("<IB")
 
@@ -206,6 +209,9 @@ def encode_json(tag: int, value: Any) -> bytes:
     return _HEADER.pack(tag, 0, 0) + json.dumps(value, separators=(",", ":")).encode()
 
 
+_new_tuple: Any = tuple.__new__
+
+
 def decode_frame(data: bytes | bytearray | memoryview) -> Frame:
     """Decode one frame, validating its tag and the minimum payload length of that tag.
 
@@ -223,4 +229,5 @@ def decode_frame(data: bytes | bytearray | memoryview) -> Frame:
         raise ProtocolError(f"frame 0x{tag:02x}: payload too short ({len(payload)} < {need})")
     if tag == TAG_ACK_RES and payload[4] > AckStatus.SHIELD_ERROR:
         raise ProtocolError(f"ACK_RES: unknown status {payload[4]}")
-    return Frame(tag, ix, seq, payload)
+    frame: Frame = _new_tuple(Frame, (tag, ix, seq, payload))  # Frame(), minus a Python call
+    return frame

@@ -23,6 +23,7 @@ from telefunc.wire.channel_state import ChannelCore
 from telefunc.wire.frames import (
     HEADER,
     TAG_ABORT,
+    TAG_BINARY,
     TAG_ERROR,
     TAG_FIN,
     TAG_PING,
@@ -32,10 +33,12 @@ from telefunc.wire.frames import (
     TAG_RECONCILE,
     TAG_RECONCILED,
     TAG_STREAM_REQUEST_OPEN_ACK,
+    TAG_TEXT,
     Frame,
     decode_frame,
     encode_frame,
     encode_json,
+    unpack_header,
 )
 from telefunc.wire.ids import random_id
 from telefunc.wire.timers import Timers
@@ -116,6 +119,8 @@ class ConnectionEvent(Enum):
 _AWAITING_RECONCILE: Final = ConnectionPhase.AWAITING_RECONCILE
 _RECONCILING: Final = ConnectionPhase.RECONCILING
 _CONN_OPEN: Final = ConnectionPhase.OPEN
+#: Tags of the frames :meth:`ServerConnection.receive` routes without decoding a Frame.
+_MESSAGE_TAGS: Final = frozenset({int(TAG_TEXT), int(TAG_BINARY)})
 _CONN_CLOSED: Final = ConnectionPhase.CLOSED
 
 #: Every legal move of a :class:`ServerConnection`: ``(phase, event) -> next phase``. Consulted on
@@ -595,6 +600,12 @@ class ServerConnection:
         if phase is _CONN_CLOSED:
             return
         try:
+            if phase is _CONN_OPEN and len(data) >= HEADER and data[0] in _MESSAGE_TAGS:
+                # Most frames: a channel message, routed without a Frame or the checks below
+                # (a known tag without a minimum payload, which a client may send).
+                tag, ix, seq = unpack_header(data)
+                self._to_channel(ix, tag, seq, bytes(data[HEADER:]), now, None)
+                return
             frame = decode_frame(data)
             if frame.tag == TAG_PING:
                 self._take_ping_token(now)
@@ -651,11 +662,26 @@ class ServerConnection:
             raise ProtocolError(f"frame 0x{tag:02x} before RECONCILE")
         if tag in CLIENT_FORBIDDEN_TAGS:
             raise ProtocolError(f"client sent server-only tag 0x{tag:02x}")
+        if 0x10 <= tag < 0x30:
+            self._to_channel(frame.ix, tag, frame.seq, frame.payload, now, frame)
+            return
+        core = self._channel(frame.ix)
+        if core is not None:
+            core.receive(frame, now)
+
+    def _channel(self, ix: int) -> ChannelCore | None:
+        """Channel ``ix`` of this wire's session (frames for other channels are ignored)."""
         session_id = self.session_id
         session = self.mux.sessions.get(session_id) if session_id else None
-        core = session.get(frame.ix) if session else None
-        # Only a backlog past one window (what ``receive`` returns) can be past the bound.
-        if core is not None and core.receive(frame, now):
+        return session.get(ix) if session else None
+
+    def _to_channel(
+        self, ix: int, tag: int, seq: int, payload: bytes, now: float, frame: Frame | None
+    ) -> None:
+        """A data frame for channel ``ix`` of this wire's session; enforces the inbound bound."""
+        core = self._channel(ix)
+        # Only a backlog past one window (what ``receive_data`` returns) can be past the bound.
+        if core is not None and core.receive_data(tag, seq, payload, now, frame):
             limits = self.mux.limits
             overrun = core.inbound_overrun(
                 max(1, limits.max_window_overrun), limits.max_message_size
