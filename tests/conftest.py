@@ -1,7 +1,8 @@
 """Shared fixtures: a live uvicorn server on an ephemeral port, and the official Node client.
 
 ``live_server(app_or_root)`` starts our ASGI app on 127.0.0.1 (port chosen by the OS) in a
-background thread with its own event loop and returns its origin; it stops at teardown.
+background thread with its own event loop, on ``telefunc serve``'s uvicorn stack, and returns
+its origin; it stops at teardown.
 ``run_node(script, *args)`` runs a scenario under ``js/interop/`` with the real
 ``telefunc@0.2.23`` client and returns the JSON lines it printed. ``redis_server`` is a real
 ``redis-server`` on an ephemeral port (tests/redis_support.py).
@@ -36,7 +37,7 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
             from telefunc.cli import build_app
 
             app = build_app(app_or_root) if not kwargs else _app(app_or_root, **kwargs)
-        server = LiveServer(app)
+        server = LiveServer(app, **serve_stack())
         server.start()
         servers.append(server)
         return server
@@ -44,6 +45,16 @@ def live_server() -> Iterator[Callable[..., LiveServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+def serve_stack() -> dict[str, Any]:
+    """``telefunc serve``'s uvicorn stack (its WebSocket protocol, httptools, uvloop), so live
+    tests run what users run; the message size stays LiveServer's (tests send large ones)."""
+    from telefunc.asgi.uvicorn_settings import uvicorn_settings
+
+    settings = uvicorn_settings()
+    del settings["ws_max_size"]
+    return settings
 
 
 def _app(root: str | Path, **kwargs: Any) -> Any:

@@ -17,7 +17,8 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from node_runner import run_node_lines
-from telefunc.wire.frames import Tag, decode_frame, encode_frame, encode_json
+from telefunc.config import config
+from telefunc.wire.frames import HEADER, Tag, decode_frame, encode_frame, encode_json
 from testpaths import APPS_DIR, IN_CI, node_available
 
 HEADERS = {"x-telefunc-request": "txt", "content-type": "text/plain"}
@@ -90,10 +91,13 @@ async def test_frames_queued_behind_a_waiting_reconcile_are_capped(server: Any) 
         never = "00000000-0000-4000-8000-00000000dead"
         await ws.send(encode_json(Tag.RECONCILE, {"open": [entry(never)]}))
         payload = bytes(16 * 1024)
+        # Just past the byte cap, then read: a client that kept sending after the server's close
+        # frame would be dropped past config.limits.max_after_close without reading that frame.
+        frames = config.limits.max_pending_bytes // (HEADER + len(payload)) + 1
         with pytest.raises(ConnectionClosed) as closed:
-            for seq in range(1, 10_000):
+            for seq in range(1, frames + 1):
                 await ws.send(encode_frame(Tag.BINARY, 0, seq, payload))
-            await ws.recv()
+            await asyncio.wait_for(ws.recv(), 20)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1002
     assert await call(server.origin, "server_report") is not None
 

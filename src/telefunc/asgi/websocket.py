@@ -231,6 +231,7 @@ class _Writer:
                 frames = conn.data_to_send(WRITE_BATCH)
                 if not frames:
                     return
+                observe.sink.messages_out("ws", frames)
                 write_frames(frames)
                 if conn.output_idle and conn.close_request is None and not conn.closed:
                     return  # all written, no channel waiting for room: no second round
