@@ -1,4 +1,5 @@
-"""The uvicorn HTTP protocol ``telefunc serve`` runs on httptools: uvicorn's own, head bounded.
+"""The uvicorn HTTP protocol ``telefunc serve`` runs on httptools: uvicorn's own, head bounded,
+a response's head and first body bytes in one write.
 
 uvicorn's h11 protocol stops buffering a request head at ``h11_max_incomplete_event_size``;
 its httptools protocol has no such limit (llhttp hands over the URL and each header piece by
@@ -7,11 +8,21 @@ end. :class:`TelefuncHttpToolsProtocol` counts the bytes received while a reques
 incomplete and answers 400 and closes past
 ``config.limits.max_request_head`` (plus at most the one read that
 crossed it), as uvicorn does for h11.
+
+uvicorn writes a response's head as soon as the app sends ``http.response.start`` and its body
+with the next message: two writes, which uvloop turns into two ``send`` system calls (and the
+peer into two wake-ups) for every small response. Here the head waits for the first body
+message and goes out with it, as one write; a head the app does not follow up with a body
+before it yields to the event loop (a stream whose first chunk is not ready) is written then,
+so headers are never held back. What is written, and in which order, is uvicorn's.
 """
 
 from __future__ import annotations
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from telefunc.config import config
 from telefunc.endpoint.client_errors import log_client_error
@@ -20,10 +31,13 @@ __all__ = ["HEAD_TOO_LARGE", "TelefuncHttpToolsProtocol"]
 
 #: The 400 response's body.
 HEAD_TOO_LARGE = "Request head too large."
+#: Up to this many body bytes are copied behind the head; a longer body goes out by writelines.
+_JOIN_LIMIT = 16 * 1024
 
 
 class TelefuncHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a cap on an incomplete request head."""
+    """uvicorn's httptools protocol with a cap on an incomplete request head, and a
+    response's head written together with its first body bytes."""
 
     #: Bytes received since the current request head began; ``None`` while reading a body.
     _head_bytes: int | None = 0
@@ -34,12 +48,13 @@ class TelefuncHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes = head + len(data)
         super().data_received(data)
         head = self._head_bytes
-        limit = config.limits.max_request_head
-        if head is not None and head > limit and not self.transport.is_closing():
+        if head is not None and head > config.limits.max_request_head:
+            if self.transport.is_closing():
+                return
             log_client_error(
                 "request-head-too-large",
                 "closed a connection whose request head passed %d bytes",
-                limit,
+                config.limits.max_request_head,
             )
             self.send_400_response(HEAD_TOO_LARGE)
 
@@ -53,7 +68,87 @@ class TelefuncHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_bytes = None
         super().on_headers_complete()
+        cycle = self.cycle
+        # uvicorn builds the request's cycle itself; the subclass only changes `send`, and it
+        # takes over before the request's task first runs.
+        if cycle is not None and type(cycle) is RequestResponseCycle:
+            cycle.__class__ = _CoalescingCycle
+            cycle.loop = self.loop  # type: ignore[attr-defined]
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._head_bytes = 0
+
+
+class _CoalescingCycle(RequestResponseCycle):
+    """uvicorn's request/response cycle whose response head waits for the first body write."""
+
+    #: The connection's event loop (``asyncio.get_running_loop`` costs a system call on 3.11).
+    loop: asyncio.AbstractEventLoop
+
+    async def send(self, message: Any) -> None:
+        if self.response_started or message["type"] != "http.response.start":
+            await super().send(message)
+            return
+        transport = self.transport
+        held = _HeldHead(self, transport)
+        self.transport = held  # type: ignore[assignment]
+        try:
+            await super().send(message)
+        finally:
+            if held.head is None:  # nothing written (e.g. disconnected): nothing to hold
+                held.release()
+        if held.head is not None:
+            self.loop.call_soon(held.flush)
+
+
+class _HeldHead:
+    """The cycle's transport from ``http.response.start`` until the head is written.
+
+    The first write (uvicorn's head) is kept; the next one (the body's first bytes) writes both
+    at once and gives the cycle its transport back. :meth:`flush`, called once the app yields
+    to the event loop, writes a head still held. Anything else goes to the transport.
+    """
+
+    __slots__ = ("cycle", "head", "transport")
+
+    def __init__(self, cycle: RequestResponseCycle, transport: asyncio.Transport) -> None:
+        self.cycle: RequestResponseCycle | None = cycle
+        self.transport = transport
+        self.head: bytes | None = None
+
+    def release(self) -> None:
+        """Give the cycle its transport back (once)."""
+        cycle, self.cycle = self.cycle, None
+        if cycle is not None:
+            cycle.transport = self.transport
+
+    def write(self, data: bytes) -> None:
+        head = self.head
+        if head is None:
+            self.head = data
+            return
+        self.head = None
+        self.release()
+        if len(data) <= _JOIN_LIMIT:
+            self.transport.write(head + data)
+        else:
+            self.transport.writelines((head, data))
+
+    def flush(self) -> None:
+        """Write the head if it is still held."""
+        head = self.head
+        if head is None:
+            return
+        self.head = None
+        cycle = self.cycle
+        self.release()
+        if cycle is not None and not cycle.disconnected and not self.transport.is_closing():
+            self.transport.write(head)
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
