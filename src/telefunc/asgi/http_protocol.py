@@ -48,7 +48,8 @@ class TelefuncHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes = head + len(data)
         super().data_received(data)
         head = self._head_bytes
-        if head is not None and head > config.limits.max_request_head:
+        # 0: the data ended with a complete request (the usual case), nothing to check.
+        if head and head > config.limits.max_request_head:
             if self.transport.is_closing():
                 return
             log_client_error(
