@@ -302,7 +302,7 @@ async def handle_call(
         return malformed(f"request kind {kind!r} on the call endpoint")
     settings = hub.settings if hub is not None else config
     limits = settings.limits.snapshot()
-    limit = limits.max_upload_size if kind == "bin" else limits.max_body_size  # body_limit()
+    limit = body_limit(kind, limits)
     if content_length is not None:
         try:
             announced = parse_content_length(content_length)
