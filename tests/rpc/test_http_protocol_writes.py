@@ -157,7 +157,9 @@ async def test_a_held_head_is_dropped_once_the_client_is_gone() -> None:
     protocol, transport = _protocol(app)
     protocol.data_received(_request())
     await _until(lambda: protocol.cycle is not None and protocol.cycle.response_started)
-    # The head is held until the loop turns; the connection is lost first.
+    # The head is held until the loop turns; the connection is lost first (the transport is
+    # closed by then, as asyncio's are before `connection_lost`).
+    transport.close()
     protocol.connection_lost(None)
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -171,3 +173,23 @@ async def test_the_protocol_still_bounds_the_request_head(path: str) -> None:
     protocol.data_received(b"GET " + path.encode() + b" HTTP/1.1\r\nX-Long: " + b"a" * 70000)
     assert transport.closed
     assert transport.writes[0].startswith(b"HTTP/1.1 400 ")
+
+
+async def test_a_request_expecting_100_continue_gets_it_before_its_response() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        message = await receive()
+        body = message["body"]
+        headers = [(b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    protocol, transport = _protocol(app)
+    protocol.data_received(
+        _request(method="POST", extra="Expect: 100-continue\r\nContent-Length: 4\r\n")
+    )
+    await _until(lambda: transport.writes)
+    assert transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    protocol.data_received(b"ping")
+    await _until(lambda: len(transport.writes) == 3)
+    assert transport.writes[1].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert transport.writes[2] == b"ping"

@@ -20,9 +20,8 @@ so headers are never held back. What is written, and in which order, is uvicorn'
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from telefunc.config import config
 from telefunc.endpoint.client_errors import log_client_error
@@ -68,84 +67,58 @@ class TelefuncHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
+        previous = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
-        # uvicorn builds the request's cycle itself; the subclass only changes `send`, and it
-        # takes over before the request's task first runs.
-        if cycle is not None and type(cycle) is RequestResponseCycle:
-            cycle.__class__ = _CoalescingCycle
-            cycle.loop = self.loop  # type: ignore[attr-defined]
+        # A new request's cycle (not a WebSocket upgrade): it writes through a _HeadHolder, set
+        # before its task first runs. One waiting to send `100 Continue` writes directly.
+        if cycle is not previous and cycle is not None and not cycle.waiting_for_100_continue:
+            cycle.transport = _HeadHolder(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._head_bytes = 0
 
 
-class _CoalescingCycle(RequestResponseCycle):
-    """uvicorn's request/response cycle whose response head waits for the first body write."""
+class _HeadHolder:
+    """A request cycle's transport: its first write (the response head) waits for the second.
 
-    #: The connection's event loop (``asyncio.get_running_loop`` costs a system call on 3.11).
-    loop: asyncio.AbstractEventLoop
-
-    async def send(self, message: Any) -> None:
-        if self.response_started or message["type"] != "http.response.start":
-            await super().send(message)
-            return
-        transport = self.transport
-        held = _HeldHead(self, transport)
-        self.transport = held  # type: ignore[assignment]
-        try:
-            await super().send(message)
-        finally:
-            if held.head is None:  # nothing written (e.g. disconnected): nothing to hold
-                held.release()
-        if held.head is not None:
-            self.loop.call_soon(held.flush)
-
-
-class _HeldHead:
-    """The cycle's transport from ``http.response.start`` until the head is written.
-
-    The first write (uvicorn's head) is kept; the next one (the body's first bytes) writes both
-    at once and gives the cycle its transport back. :meth:`flush`, called once the app yields
-    to the event loop, writes a head still held. Anything else goes to the transport.
+    The second write (the body's first bytes) goes out together with the head, as one write;
+    a head still held when the event loop next runs its callbacks is written alone then.
+    Everything else passes through.
     """
 
-    __slots__ = ("cycle", "head", "transport")
+    __slots__ = ("_head", "_loop", "_started", "transport")
 
-    def __init__(self, cycle: RequestResponseCycle, transport: asyncio.Transport) -> None:
-        self.cycle: RequestResponseCycle | None = cycle
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.transport = transport
-        self.head: bytes | None = None
-
-    def release(self) -> None:
-        """Give the cycle its transport back (once)."""
-        cycle, self.cycle = self.cycle, None
-        if cycle is not None:
-            cycle.transport = self.transport
+        self._loop = loop
+        self._head: bytes | None = None
+        self._started = False
 
     def write(self, data: bytes) -> None:
-        head = self.head
-        if head is None:
-            self.head = data
+        if not self._started:
+            self._started = True
+            self._head = data
+            self._loop.call_soon(self.flush)
             return
-        self.head = None
-        self.release()
+        head = self._head
+        if head is None:
+            self.transport.write(data)
+            return
+        self._head = None
         if len(data) <= _JOIN_LIMIT:
             self.transport.write(head + data)
         else:
             self.transport.writelines((head, data))
 
     def flush(self) -> None:
-        """Write the head if it is still held."""
-        head = self.head
-        if head is None:
-            return
-        self.head = None
-        cycle = self.cycle
-        self.release()
-        if cycle is not None and not cycle.disconnected and not self.transport.is_closing():
-            self.transport.write(head)
+        """Write the head if it is still held (and the connection still open)."""
+        head = self._head
+        if head is not None:
+            self._head = None
+            if not self.transport.is_closing():
+                self.transport.write(head)
 
     def is_closing(self) -> bool:
         return self.transport.is_closing()
