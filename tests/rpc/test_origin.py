@@ -225,3 +225,57 @@ def test_normalize_origin_rejects_what_is_not_a_host() -> None:
     for host in ("", "a.example/x", "user@a.example", "a.example:http", "[::1", "a.example:123456"):
         assert normalize_origin("http", host) is None, host
     assert normalize_origin("ftp", "a.example") is None
+
+
+async def _asgi_call(app: TelefuncApp, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+    """One call straight through the ASGI interface, with the raw header list given."""
+    body = TRANSFER.encode()
+    sent: list[dict[str, Any]] = []
+    received = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if received:
+            return {"type": "http.disconnect"}
+        received = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/_telefunc",
+        "scheme": "http",
+        "query_string": b"",
+        "headers": [(b"host", b"bank.example"), *headers],
+    }
+    await app(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"Origin", EVIL.encode())],  # a server that passes header names as sent
+        [(b"origin", EVIL.encode())],
+        [(b"origin", b"http://bank.example"), (b"ORIGIN", EVIL.encode())],  # two: refused
+        [(b"Sec-Fetch-Site", b"cross-site")],
+    ],
+)
+async def test_the_call_endpoint_reads_origin_headers_in_any_case(
+    headers: list[tuple[bytes, bytes]], restore_origins: None
+) -> None:
+    bank = Bank()
+    status, body = await _asgi_call(bank.app, headers)
+    assert (status, body) == (403, origin_module.FORBIDDEN_BODY)
+    assert bank.transfers == []
+
+
+async def test_a_same_origin_call_runs_through_the_asgi_interface(restore_origins: None) -> None:
+    bank = Bank()
+    headers = [(b"Origin", b"http://bank.example"), (b"Cookie", b"session=alice")]
+    status, body = await _asgi_call(bank.app, headers)
+    assert (status, body) == (200, b'{"ret":"done"}')
+    assert bank.transfers == [("alice", 1000)]

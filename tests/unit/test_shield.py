@@ -11,8 +11,10 @@ import dataclasses
 import datetime
 import enum
 import functools
+import gc
 import inspect
 import keyword
+import re
 import string
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -1108,3 +1110,51 @@ def test_generated_arguments_validate_through_validate_call(data: st.DataObject)
     args[index] = data.draw(mutated(schemas_drawn[index], args[index]))
     message = reject(telefunction, args)
     assert message.startswith(f"telefunction() argument {index + 1} (p{index})")
+
+
+# --- the all-exact fast path and the plan cache ------------------------------------------------
+
+
+def exact_params(a: int, b: str, c: Any, d: float) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([True, "s", 1, 1.5], "argument 1 (a): expected int, got bool"),
+        ([1, b"s", 1, 1.5], "argument 2 (b): expected str"),
+        ([1, "s", 1, UNDEFINED], "argument 4 (d): missing"),
+        ([1, "s", 1, 1.5, 9], "takes 4 arguments, got 5"),
+    ],
+)
+def test_a_call_of_exact_scalars_that_does_not_match_is_still_refused(
+    args: list[Any], message: str
+) -> None:
+    with pytest.raises(ShieldValidationError, match=re.escape(message)):
+        validate_call(exact_params, args)
+
+
+def test_a_call_of_exact_scalars_passes_as_it_is() -> None:
+    args = [1, "s", object(), 2.5]
+    positional, keyword = validate_call(exact_params, args)
+    assert positional == args and positional is not args
+    assert keyword == {}
+    # A missing trailing argument still goes by Python's default, through the full path.
+    assert validate_call(with_default, [1]) == ([1], {})
+
+
+def with_default(a: int, b: int = 5) -> None:
+    pass
+
+
+def test_the_plan_cache_forgets_a_collected_function() -> None:
+    namespace: dict[str, Any] = {}
+    exec("def temporary(x: int) -> None: pass", namespace)
+    func = namespace.pop("temporary")
+    key = id(func)
+    validate_call(func, [1])
+    assert key in shield._PLANS_BY_ID
+    del func
+    gc.collect()
+    assert key not in shield._PLANS_BY_ID

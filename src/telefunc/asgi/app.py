@@ -13,6 +13,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from telefunc.asgi.http import (
@@ -21,7 +22,8 @@ from telefunc.asgi.http import (
     Receive,
     Scope,
     Send,
-    origin_refusal,
+    call_head,
+    query_params,
     send_response,
     send_rpc_response,
 )
@@ -37,7 +39,7 @@ from telefunc.server import observe
 from telefunc.server.bugs import report_bug
 from telefunc.server.gc_tuning import tune_for_server
 from telefunc.server.hub import ChannelHub
-from telefunc.server.origin import FORBIDDEN_BODY, log_refusal
+from telefunc.server.origin import FORBIDDEN_BODY, check_origin, log_refusal
 from telefunc.server.registry import Registry, discover
 from telefunc.server.rpc import (
     INTERNAL_ERROR,
@@ -53,6 +55,9 @@ __all__ = ["ContextFactory", "TelefuncApp"]
 logger = logging.getLogger("telefunc")
 
 ContextFactory = Callable[[HttpRequest], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
+
+#: The context of a call in an app without a context factory (read-only: CallScope copies it).
+_NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
 
 
 class TelefuncApp:
@@ -147,24 +152,39 @@ class TelefuncApp:
             await not_found(send)
 
     async def _telefunc_request(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = HttpRequest(scope)
-        refusal = origin_refusal(scope, self.settings.allowed_origins, request.headers)
-        if refusal is not None:  # cross-site: refused before the body is read or anything runs
-            log_refusal(refusal)
-            await send_response(send, 403, FORBIDDEN_BODY)
-            return
-        kind = request_kind(
-            request.query.get("_telefunc"), request.headers.get("x-telefunc-request")
+        host, origins, fetch_site, kind_header, content_length = call_head(scope)
+        if origins or fetch_site is not None:  # else nothing to check (see check_origin)
+            refusal = check_origin(
+                scheme=scope.get("scheme", "http"),
+                host=host,
+                origins=origins,
+                sec_fetch_site=fetch_site,
+                allowed=self.settings.allowed_origins,
+            )
+            if refusal is not None:  # cross-site: refused before the body is read or anything runs
+                log_refusal(refusal)
+                await send_response(send, 403, FORBIDDEN_BODY)
+                return
+        raw_query = scope.get("query_string")
+        query_kind = query_params(raw_query).get("_telefunc") if raw_query else None
+        kind = (
+            None
+            if query_kind is None and kind_header is None
+            else request_kind(query_kind, kind_header)
         )
         body = AsgiBody(receive)
         if kind == "sse":
-            await self._sse(request, body, send)
+            await self._sse(HttpRequest(scope), body, send)
             return
         if kind == MISMATCH:
             response = RpcResponse.text(400, MALFORMED)
         else:
             try:
-                values = await self.build_context(request)
+                values = (
+                    _NO_CONTEXT
+                    if self.context_factory is None
+                    else await self.build_context(HttpRequest(scope))
+                )
             except Exception as exc:
                 logger.exception("telefunc: the context factory raised")
                 report_bug(exc, None, "context factory")
@@ -173,12 +193,12 @@ class TelefuncApp:
             else:
                 response = await handle_call(
                     self.registry,
-                    method=request.method,
+                    method=scope.get("method", "GET"),
                     kind=kind,
                     body=body,
                     hub=self.hub,
                     context=values,
-                    content_length=request.headers.get("content-length"),
+                    content_length=content_length,
                 )
         await send_rpc_response(send, body, response)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from telefunc.errors import UsageError
 
-__all__ = ["AbortSignal", "CallScope", "Context", "get_context"]
+__all__ = ["CURRENT_SCOPE", "AbortSignal", "CallScope", "Context", "get_context"]
 
 logger = logging.getLogger("telefunc")
 
@@ -204,6 +204,8 @@ def _finish_background(task: asyncio.Task[Any]) -> None:
 
 
 _current_scope: ContextVar[CallScope | None] = ContextVar("telefunc_call_scope", default=None)
+#: The variable :func:`set_scope` sets, for a hot path that sets and resets it inline.
+CURRENT_SCOPE: ContextVar[CallScope | None] = _current_scope
 
 
 def get_context() -> Context:

@@ -69,6 +69,10 @@ class Registry(Mapping[tuple[str, str], Telefunction]):
     def __getitem__(self, key: tuple[str, str]) -> Telefunction:
         return self._by_key[key]
 
+    def get(self, key: tuple[str, str], default: Any = None) -> Any:
+        """The telefunction under ``key``, else ``default`` (one dict lookup: every call asks)."""
+        return self._by_key.get(key, default)
+
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._by_key)
 

@@ -68,10 +68,16 @@ class BoundedBody:
         """
         if max_bytes >= 0:
             return await self._read_some(max_bytes)
+        reader, limit = self._reader, self._limit
+        if self.received > limit:
+            raise BodyTooLarge(f"request body over {limit} bytes")
         parts: list[bytes] = []
-        while chunk := await self._read_some(CHUNK):
+        while chunk := await reader.read(CHUNK):
+            self.received += len(chunk)
+            if self.received > limit:
+                raise BodyTooLarge(f"request body over {limit} bytes")
             parts.append(chunk)
-        return b"".join(parts)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _read_some(self, max_bytes: int) -> bytes:
         if self.received > self._limit:

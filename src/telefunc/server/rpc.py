@@ -33,7 +33,7 @@ from telefunc.server import observe
 from telefunc.server.bugs import TELEFUNCTION_EXTRA, report_bug
 from telefunc.server.channel import Channel
 from telefunc.server.channel_shield import attach_return_shield
-from telefunc.server.context import CallScope, reset_scope, set_scope
+from telefunc.server.context import CURRENT_SCOPE, CallScope
 from telefunc.server.files import BodyReader, FileBody, UploadedFile
 from telefunc.server.functions import RemoteFunction, expose_function, is_function
 from telefunc.server.registry import Registry, Telefunction
@@ -80,9 +80,10 @@ INTERNAL_ERROR = "Internal Server Error"
 CALL_LABEL = "telefunc.telefunction"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RpcResponse:
-    """What to answer: status, body, content type and extra headers.
+    """What to answer: status, body, content type and extra headers (not to be changed once
+    built; not frozen, as a frozen dataclass costs a call per field to build).
 
     When ``stream`` is set the body is streamed instead of ``body``: write each chunk of
     ``async for chunk in stream`` before asking for the next one (no Content-Length, no
@@ -177,21 +178,26 @@ class _RequestValues:
     :class:`UploadedFile`). Every channel holds the call's scope until it closes.
     """
 
-    __slots__ = ("channel_ids", "channels", "max_placeholders", "placeholders", "revivers", "scope")
+    __slots__ = (
+        "channel_ids",
+        "channels",
+        "files",
+        "max_placeholders",
+        "placeholders",
+        "revivers",
+        "scope",
+    )
 
     def __init__(self, scope: CallScope, files: FileBody | None, max_placeholders: int) -> None:
         self.scope = scope
+        self.files = files
         self.channels: list[Channel[Any, Any]] = []
         self.channel_ids: set[str] = set()
         self.max_placeholders = max_placeholders
         self.placeholders = 0
-        #: The placeholders a client may send (files only in a ``bin`` request).
-        self.revivers: dict[str, Callable[[str], Any]] = {
-            STREAM_PREFIX: self._byte_stream,
-            FUNCTION_PREFIX: self._function,
-        }
-        if files is not None:
-            self.revivers.update(files.revivers())
+        #: The placeholders a client may send (files only in a ``bin`` request); built for the
+        #: first one, as most calls carry none.
+        self.revivers: dict[str, Callable[[str], Any]] | None = None
 
     def revive(self, text: str) -> tuple[bool, Any]:
         if not text.startswith(placeholders.MARK):
@@ -199,7 +205,15 @@ class _RequestValues:
         self.placeholders += 1
         if self.placeholders > self.max_placeholders:
             raise ProtocolError(f"more than {self.max_placeholders} placeholders in a call")
-        return placeholders.revive(self.revivers, text)
+        revivers = self.revivers
+        if revivers is None:
+            revivers = self.revivers = {
+                STREAM_PREFIX: self._byte_stream,
+                FUNCTION_PREFIX: self._function,
+            }
+            if self.files is not None:
+                revivers.update(self.files.revivers())
+        return placeholders.revive(revivers, text)
 
     def _byte_stream(self, meta_text: str) -> ChannelByteStream:
         return ChannelByteStream(self._channel(meta_text, ack=False))
@@ -282,27 +296,31 @@ async def handle_call(
     ``content_length`` is the request's ``Content-Length`` header when it has one (a body that
     announces more than the limit is refused before any of it is read).
     """
-    if method not in ("POST", "post"):
+    if method != "POST" and method != "post":
         return malformed(f"method {method[:16]} instead of POST")
-    if kind not in (None, "txt", "bin"):
+    if kind is not None and kind != "txt" and kind != "bin":
         return malformed(f"request kind {kind!r} on the call endpoint")
     settings = hub.settings if hub is not None else config
     limits = settings.limits.snapshot()
     limit = body_limit(kind, limits)
-    try:
-        announced = parse_content_length(content_length)
-    except MalformedBody as exc:
-        return malformed(str(exc))
-    if announced is not None and announced > limit:
-        return too_large(f"a body of {announced} bytes (the limit is {limit})")
+    if content_length is not None:
+        try:
+            announced = parse_content_length(content_length)
+        except MalformedBody as exc:
+            return malformed(str(exc))
+        if announced is not None and announced > limit:
+            return too_large(f"a body of {announced} bytes (the limit is {limit})")
     scope = CallScope(hub, context)
-    started = time.perf_counter()
+    # Timing only for a sink that records it (the default one does nothing).
+    timed = type(observe.sink) is not observe.Sink
+    started = time.perf_counter() if timed else 0.0
     try:
         response = await _parse_and_run(registry, kind, BoundedBody(body, limit), scope, limits)
     finally:
         scope.finish_request()
-    label = scope.extras.get(CALL_LABEL, observe.UNKNOWN)
-    observe.sink.call_finished(label, response.status, time.perf_counter() - started)
+    if timed:
+        label = scope.extras.get(CALL_LABEL, observe.UNKNOWN)
+        observe.sink.call_finished(label, response.status, time.perf_counter() - started)
     return response
 
 
@@ -331,7 +349,7 @@ async def _parse_and_run(
             envelope = parse(text, reviver=request_values.revive, max_depth=limits.max_depth)
         finally:
             # The table holds bound methods of request_values: a cycle only a full GC frees.
-            request_values.revivers = {}
+            request_values.revivers = None
     except BodyTooLarge as exc:
         if request_values is not None:
             request_values.close()
@@ -356,24 +374,88 @@ async def _parse_and_run(
     args: list[Any] = envelope["args"]
     stream_options = envelope.get("stream")
     del envelope  # the arguments' finalizers (closing their channels) need the last reference
-    transport = resolve_transport(
-        stream_options.get("transport") if isinstance(stream_options, dict) else None,
-        (scope.hub.settings if scope.hub is not None else config).stream.transport,
-        channels=scope.hub is not None,
-    )
     response_abort = ResponseAbort()
-    request_values.watch(response_abort)
-    response = await _run(telefunction, args, scope, transport, response_abort)
+    if request_values.channels:
+        request_values.watch(response_abort)
+    response = await _run(telefunction, args, scope, stream_options, response_abort)
     if response.status != 200:
         request_values.close(response_abort.error)
     return response
+
+
+class _ResultValues:
+    """The replacer of a call's result: streaming values (a :class:`StreamCollector`), then
+    channels and functions (:func:`placeholder_replacer`).
+
+    Given to ``stringify`` with ``replace_plain=False``, it is asked only about values that are
+    not plain data, and builds its parts (and resolves the stream transport) for the first one:
+    most results have none.
+    """
+
+    __slots__ = (
+        "_fallback",
+        "_replace",
+        "_stream_options",
+        "response_abort",
+        "scope",
+        "spawned",
+        "streams",
+        "transport",
+        "where",
+    )
+
+    def __init__(
+        self, scope: CallScope, stream_options: Any, response_abort: ResponseAbort, where: str
+    ) -> None:
+        self.scope = scope
+        self.response_abort = response_abort
+        self.where = where
+        self._stream_options = stream_options
+        #: The channels functions of the result opened.
+        self.spawned: list[Channel[Any, Any]] = []
+        #: ``None`` until the first value that is not plain data.
+        self.streams: StreamCollector | None = None
+        self.transport = BINARY_INLINE
+        self._fallback: Callable[[Any], str | None] | None = None
+        self._replace: Callable[[Any], str | None] | None = None
+
+    def replace(self, value: Any) -> str | None:
+        replace = self._replace
+        if replace is None:
+            scope = self.scope
+            options = self._stream_options
+            self.transport = resolve_transport(
+                options.get("transport") if isinstance(options, dict) else None,
+                (scope.hub.settings if scope.hub is not None else config).stream.transport,
+                channels=scope.hub is not None,
+            )
+            self._fallback = placeholder_replacer(
+                scope, response_abort=self.response_abort, spawned=self.spawned, where=self.where
+            )
+            self.streams = StreamCollector(channels=self.transport == CHANNEL)
+            replace = self._replace = self.streams.replacer(self._fallback)
+        return replace(value)
+
+    def restart_inline(self) -> None:
+        """Collect the streaming values anew, to send them inline (``binary-inline``); the
+        channels and functions already met keep their placeholders."""
+        self.streams = StreamCollector()
+        self._replace = self.streams.replacer(self._fallback)
+        self.transport = BINARY_INLINE
+
+    def discard(self) -> None:
+        """The call failed: drop the streaming values and abort the functions' channels."""
+        if self.streams is not None:
+            self.streams.discard()
+        for channel in self.spawned:
+            channel.abort(None)
 
 
 async def _run(
     telefunction: Telefunction,
     args: list[Any],
     scope: CallScope,
-    transport: str,
+    stream_options: Any,
     response_abort: ResponseAbort,
 ) -> RpcResponse:
     try:
@@ -396,24 +478,27 @@ async def _run(
     del args
     scope.extras[TELEFUNCTION_EXTRA] = (telefunction.file, telefunction.name)
     where = f"{telefunction.key}()"
-    token = set_scope(scope)
-    streams = StreamCollector(channels=transport == CHANNEL)
-    spawned: list[Channel[Any, Any]] = []
-    fallback = placeholder_replacer(
-        scope, response_abort=response_abort, spawned=spawned, where=where
-    )
+    token = CURRENT_SCOPE.set(scope)
+    values = _ResultValues(scope, stream_options, response_abort, where)
     try:
-        result = await _invoke(telefunction, positional, keyword)
+        if telefunction.is_async:
+            result = await telefunction.func(*positional, **keyword)
+        else:
+            result = await _invoke(telefunction, positional, keyword)
         attach_return_shield(telefunction.func, result)
         del positional, keyword
-        payload = stringify({"ret": result}, replacer=streams.replacer(fallback))
-        if streams.channels and any(isinstance(p.value, UploadedFile) for p in streams.producers):
+        payload = stringify({"ret": result}, replacer=values.replace, replace_plain=False)
+        streams = values.streams
+        if (
+            streams is not None
+            and streams.channels
+            and any(isinstance(p.value, UploadedFile) for p in streams.producers)
+        ):
             # An echoed upload is read from this request's body, which ends with the HTTP
             # exchange: it must travel inline. (The fallback replacer is reused, so functions
             # and channels keep their placeholders; the values were not opened yet.)
-            streams = StreamCollector()
-            payload = stringify({"ret": result}, replacer=streams.replacer(fallback))
-            transport = BINARY_INLINE
+            values.restart_inline()
+            payload = stringify({"ret": result}, replacer=values.replace, replace_plain=False)
     except Abort as abort:
         response_abort.abort(abort.value)
         try:
@@ -426,24 +511,22 @@ async def _run(
             return RpcResponse.text(500, INTERNAL_ERROR)
         return RpcResponse.text(403, payload)
     except (BodyTooLarge, MalformedBody) as exc:  # an uploaded file's bytes broke the limits
-        streams.discard()
-        for channel in spawned:
-            channel.abort(None)
+        values.discard()
         if isinstance(exc, BodyTooLarge):
             return too_large(f"{telefunction.key}(): {exc}")
         return malformed(f"{telefunction.key}(): {exc}")
     except Exception as exc:
-        streams.discard()
-        for channel in spawned:
-            channel.abort(None)
+        values.discard()
         logger.exception("telefunc: telefunction %s raised", telefunction.key)
         report_bug(exc, scope, "telefunction")
         return RpcResponse.text(500, INTERNAL_ERROR)
     finally:
-        reset_scope(token)
+        CURRENT_SCOPE.reset(token)
     del result
-    if not streams.producers:
-        return RpcResponse.text(200, payload)
+    streams = values.streams
+    if streams is None or not streams.producers:
+        return RpcResponse(200, payload.encode("utf-8"))
+    transport = values.transport
     if transport == CHANNEL:
         # Each value gets its own channel; the body is the plain text form.
         for producer in streams.producers:

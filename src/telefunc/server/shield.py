@@ -79,6 +79,14 @@ def validate_call(
     """
     plan = _plan_for(func)
     undefined = UNDEFINED
+    exacts = plan.exacts
+    if exacts is not None and len(args) == len(exacts):
+        # Every parameter takes a scalar by exact type (or anything): the common plain call.
+        for value, exact in zip(args, exacts, strict=True):
+            if (exact is not _ANY_VALUE and type(value) is not exact) or value is undefined:
+                break
+        else:
+            return list(args), {}
     params = plan.positional
     count = len(args)
     if count > len(params) and plan.var_positional is None:
@@ -168,6 +176,9 @@ class _Plan:
     name: str
     positional: tuple[_Param, ...]
     var_positional: _Param | None
+    #: Every positional parameter's ``exact`` when all have one and there is no ``*args``:
+    #: a call whose arguments all match them passes as it is.
+    exacts: tuple[Any, ...] | None = None
 
 
 # Weak keys: telefunctions defined at runtime (tests, reloads) must not be kept alive by us.
@@ -176,7 +187,30 @@ _PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
 _BOUND_PLANS: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
 
 
+#: Plans of plain functions by ``id``, with a weak reference telling the function is still the
+#: same one: a lookup without the ``WeakKeyDictionary``'s per-lookup reference object.
+_PLANS_BY_ID: dict[int, tuple[weakref.ref[Any], _Plan]] = {}
+
+
+def _forget_plan(key: int) -> Callable[[Any], None]:
+    def forget(_ref: Any) -> None:
+        _PLANS_BY_ID.pop(key, None)
+
+    return forget
+
+
 def _plan_for(func: Callable[..., Any]) -> _Plan:
+    entry = _PLANS_BY_ID.get(id(func))
+    if entry is not None and entry[0]() is func:
+        return entry[1]
+    if type(func) is types.FunctionType:
+        plan = _plan_for_any(func)
+        _PLANS_BY_ID[id(func)] = (weakref.ref(func, _forget_plan(id(func))), plan)
+        return plan
+    return _plan_for_any(func)
+
+
+def _plan_for_any(func: Callable[..., Any]) -> _Plan:
     if isinstance(func, types.MethodType):
         cache, key = _BOUND_PLANS, func.__func__
     else:
@@ -258,7 +292,13 @@ def _analyse(func: Callable[..., Any]) -> _Plan:
             var_positional = entry
         else:
             positional.append(entry)
-    return _Plan(name=name, positional=tuple(positional), var_positional=var_positional)
+    exacts = tuple(p.exact for p in positional)
+    return _Plan(
+        name=name,
+        positional=tuple(positional),
+        var_positional=var_positional,
+        exacts=exacts if var_positional is None and None not in exacts else None,
+    )
 
 
 #: ``_Param.exact`` of a parameter annotated ``Any`` (or not at all).

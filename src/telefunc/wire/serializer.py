@@ -361,13 +361,14 @@ def _iso_date(d: datetime) -> str:
 
 
 def _make_encoder() -> tuple[Callable[[Any, list[str]], None], list[Replacer | None]]:
-    """Build the recursive writer and the slot holding its replacer (set per call).
+    """Build the recursive writer and the slots holding its replacer (set per call).
 
-    A closure keeps the hot-path lookups local; building one costs eight function objects, so
-    :func:`stringify` reuses idle ones (see :func:`_take_encoder`).
+    ``slot[0]`` is asked about every value, ``slot[1]`` only about values that are not plain
+    data (see ``stringify``'s ``plain_data``). A closure keeps the hot-path lookups local;
+    building one costs eight function objects, so :func:`stringify` reuses idle ones.
     """
     active: set[int] = set()  # ids of the containers being written, to detect cycles
-    slot: list[Replacer | None] = [None]
+    slot: list[Replacer | None] = [None, None]
 
     def enter(container: Any) -> int:
         cid = id(container)
@@ -503,6 +504,14 @@ def _make_encoder() -> tuple[Callable[[Any, list[str]], None], list[Replacer | N
         out.append(_quote("!Set:" + "".join(inner)))
 
     def enc_other(v: Any, out: list[str]) -> None:
+        replacer = slot[1]
+        if replacer is not None:
+            r = replacer(v)
+            if r is not None:
+                if not isinstance(r, str):
+                    raise TypeError(f"replacer must return str or None, got {type(r).__name__}")
+                out.append(_quote(r))
+                return
         if v is UNDEFINED:
             out.append('"!undefined"')
         elif isinstance(v, BigInt):
@@ -561,6 +570,65 @@ def _make_encoder() -> tuple[Callable[[Any, list[str]], None], list[Replacer | N
     return enc, slot
 
 
+#: How deep :func:`_is_plain` looks before leaving a value to the full encoder (which also
+#: finds circular references).
+_PLAIN_DEPTH: Final = 32
+
+
+def _is_plain(v: dict[Any, Any] | list[Any] | tuple[Any, ...], depth: int) -> bool:
+    """Whether ``v`` holds only values orjson writes exactly as :func:`stringify` does.
+
+    That is exact ``dict`` (``str`` keys, none starting with a digit: JavaScript orders
+    array-index keys first), ``list``, ``tuple``, ``str`` not starting with ``!``, ``int`` within
+    ``MAX_SAFE_INTEGER``, ``bool`` and ``None``; no float (JavaScript formats numbers its own
+    way). Strings are escaped alike: both escape ``"``, ``\\`` and control characters only.
+    """
+    if depth > _PLAIN_DEPTH:
+        return False
+    values: Iterable[Any] = v
+    if type(v) is dict:
+        for k in v:
+            if type(k) is not str or k[:1] in _DIGITS:
+                return False
+        values = v.values()
+    for x in values:
+        t = type(x)
+        if t is str:
+            if x[:1] == "!":
+                return False
+        elif t is int:
+            if not -MAX_SAFE_INTEGER <= x <= MAX_SAFE_INTEGER:
+                return False
+        elif t is dict or t is list or t is tuple:
+            if not _is_plain(x, depth + 1):
+                return False
+        elif t is not bool and x is not None:
+            return False
+    return True
+
+
+_DIGITS: Final = frozenset("0123456789")
+
+
+def _plain_text(value: dict[Any, Any] | list[Any], script_safe: bool) -> str | None:
+    """``stringify(value)`` through orjson, or ``None`` when ``value`` needs the full encoder."""
+    if _fast_dumps is None or not _is_plain(value, 0):
+        return None
+    try:
+        text = _fast_dumps(value).decode("utf-8")
+    except TypeError:  # a lone surrogate (orjson.JSONEncodeError is a TypeError)
+        return None
+    return text.replace("<", "\\u003c").replace("/", "\\/") if script_safe else text
+
+
+#: orjson's ``dumps`` when installed (the ``speedups`` extra), for plain data; else ``None``.
+_fast_dumps: Callable[[Any], bytes] | None
+try:
+    from orjson import dumps as _fast_dumps
+except ImportError:
+    _fast_dumps = None
+
+
 #: Idle encoders with their replacer slots. A call takes one for itself (list ``pop`` and
 #: ``append`` are atomic), so threads and re-entrant calls (a replacer or a tzinfo calling
 #: ``stringify``) never share one; it goes back only after a clean run, its cycle set empty.
@@ -573,21 +641,42 @@ def stringify(
     *,
     replacer: Replacer | None = None,
     script_safe: bool = True,
+    replace_plain: bool = True,
 ) -> str:
     """Serialize ``value`` to the exact text ``@brillout/json-serializer``'s ``stringify`` emits.
 
     ``replacer(v)`` is called for every value (the root, object values, array items, Map keys
     and values, Set items) before the built-in rules; when it returns a ``str``, that string is
-    emitted as the JSON string value as-is (not ``!``-escaped). ``script_safe`` applies the
-    default ``htmlScriptSafe`` escaping of ``<`` and ``/``.
+    emitted as the JSON string value as-is (not ``!``-escaped). With ``replace_plain=False`` it
+    is not asked about plain data, values of exactly ``str``, ``int``, ``float``, ``bool``,
+    ``None``, ``dict``, ``list`` or ``tuple`` (for a replacer that leaves those alone: most
+    values of a result are plain data). ``script_safe`` applies the default ``htmlScriptSafe``
+    escaping of ``<`` and ``/``.
 
     Raises :class:`SerializationError` for values with no JavaScript equivalent (functions,
     arbitrary objects, circular references, nesting too deep for the Python stack).
     """
+    if replacer is None or not replace_plain:
+        # A lone scalar (a channel message, a small result) needs no encoder.
+        t = type(value)
+        if t is str:
+            text = _quote("!" + value) if value.startswith("!") else _quote(value)
+            return text.replace("<", "\\u003c").replace("/", "\\/") if script_safe else text
+        if t is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return int.__repr__(value)
+        if value is None:
+            return "null"
+        if t is dict or t is list:
+            plain = _plain_text(value, script_safe)
+            if plain is not None:
+                return plain
     out: list[str] = []
     encoder = _idle_encoders.pop() if _idle_encoders else _make_encoder()
     encode, slot = encoder
-    slot[0] = replacer
+    if replace_plain:
+        slot[0] = replacer
+    else:
+        slot[1] = replacer
     try:
         encode(value, out)
     except _Fail as e:
@@ -607,7 +696,7 @@ def stringify(
             path=(),
             path_string="",
         ) from None
-    slot[0] = None  # holds no reference to the caller's replacer while idle
+    slot[0] = slot[1] = None  # holds no reference to the caller's replacer while idle
     if len(_idle_encoders) < _MAX_IDLE:
         _idle_encoders.append(encoder)
     text = "".join(out)
@@ -800,6 +889,12 @@ def _make_reviver(max_depth: int) -> tuple[Callable[[Any, int], Any], list[Reviv
 _idle_walks: dict[int, list[tuple[Callable[[Any, int], Any], list[Reviver | None]]]] = {}
 
 
+#: A table turning ASCII digits into ``0`` and every other byte into a space, and sixteen digits
+#: in a row: possibly an integer beyond ``MAX_SAFE_INTEGER`` (which has 16). Two C passes; a
+#: regular expression costs several times more.
+_DIGIT_MASK: Final = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_SIXTEEN_DIGITS: Final = b"0" * 16
+
 #: Nesting :func:`parse` accepts when no ``max_depth`` is given: as deep as Python's own
 #: recursion allows (``RecursionError`` becomes ``ValueError``).
 UNBOUNDED_DEPTH: Final = 1 << 30
@@ -820,6 +915,19 @@ def parse(text: str, *, reviver: Reviver | None = None, max_depth: int | None = 
     Raises ``ValueError`` for malformed input, including input nested too deeply.
     """
     depth = UNBOUNDED_DEPTH if max_depth is None else max_depth
+    if (
+        "!" not in text
+        and "\\u0021" not in text
+        and text.count("[") + text.count("{") <= depth
+        and _SIXTEEN_DIGITS not in text.encode("utf-8", "surrogatepass").translate(_DIGIT_MASK)
+    ):
+        # Plain JSON (most messages and calls): no "!" string to revive (not even escaped), no
+        # integer that may pass 2**53, and too few brackets to nest past `depth`, so the walk
+        # would change nothing.
+        try:
+            return _loads(text)
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
     idle = _idle_walks.get(depth)
     walker = idle.pop() if idle else _make_reviver(depth)
     walk, slot = walker
