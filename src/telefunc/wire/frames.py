@@ -209,9 +209,6 @@ def encode_json(tag: int, value: Any) -> bytes:
     return _HEADER.pack(tag, 0, 0) + json.dumps(value, separators=(",", ":")).encode()
 
 
-_new_tuple: Any = tuple.__new__
-
-
 def decode_frame(data: bytes | bytearray | memoryview) -> Frame:
     """Decode one frame, validating its tag and the minimum payload length of that tag.
 
@@ -229,5 +226,4 @@ def decode_frame(data: bytes | bytearray | memoryview) -> Frame:
         raise ProtocolError(f"frame 0x{tag:02x}: payload too short ({len(payload)} < {need})")
     if tag == TAG_ACK_RES and payload[4] > AckStatus.SHIELD_ERROR:
         raise ProtocolError(f"ACK_RES: unknown status {payload[4]}")
-    frame: Frame = _new_tuple(Frame, (tag, ix, seq, payload))  # Frame(), minus a Python call
-    return frame
+    return Frame(tag, ix, seq, payload)
