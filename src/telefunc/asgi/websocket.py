@@ -107,14 +107,21 @@ class _FlushQueue:
     A publish to N subscribers wakes N writers: one scheduled callback for all of them instead
     of N (each a loop handle, and garbage the collector would see). Each writer still writes
     only its own connection's queue, so every connection's frames keep their order.
+
+    It also counts loop turns in which a writer wrote directly (:meth:`_Writer.wake`): a writer
+    writes at once only the first time in a turn, so a burst still goes out in batches.
     """
 
-    __slots__ = ("loop", "writers")
+    __slots__ = ("loop", "turn", "turn_ending", "writers")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         #: Writers to flush; ``None`` while no run is scheduled.
         self.writers: list[_Writer] | None = None
+        #: The current turn's number (advanced after a turn with direct writes).
+        self.turn = 1
+        #: The callback advancing :attr:`turn` is scheduled.
+        self.turn_ending = False
 
     def add(self, writer: _Writer) -> None:
         writers = self.writers
@@ -123,6 +130,10 @@ class _FlushQueue:
             self.loop.call_soon(self._run)
         else:
             writers.append(writer)
+
+    def end_turn(self) -> None:
+        self.turn += 1
+        self.turn_ending = False
 
     def _run(self) -> None:
         writers, self.writers = self.writers, None  # woken from here on: the next run
@@ -151,17 +162,31 @@ class _Writer:
     An idle connection (the common case: a subscriber between publishes) then holds no task,
     coroutine frame or ``asyncio.Event`` for its writer, only this small object.
 
-    With a server offering ``write_frames`` in the transport extension (``telefunc serve``), a
-    :meth:`wake` queues a :meth:`_flush` on the hub's :class:`_FlushQueue` (one loop callback
-    for every writer woken meanwhile, not a task), which hands the queued frames to the
-    transport in batches, one socket write per batch. It falls back to a task awaiting the ASGI
-    ``send`` whenever the server's writes are paused (its buffer is full), and for the close.
-    Without the extension, a task runs while there is output and exits once the queue is empty.
-    At most one of them runs at a time (the callback only while no task exists), so frames keep
-    their order.
+    With a server offering ``write_frames`` in the transport extension (``telefunc serve``), the
+    first :meth:`wake` of a loop turn writes the queued frame to the transport at once (a publish
+    reaches each subscriber with one write and no callback); later ones in the same turn queue a
+    :meth:`_flush` on the hub's :class:`_FlushQueue` (one loop callback for every writer woken
+    meanwhile, not a task), which hands the queued frames to the transport in batches, one
+    socket write per batch. It falls back to a task awaiting the ASGI ``send`` whenever the
+    server's writes are paused (its buffer is full), and for the close. Without the extension,
+    a task runs while there is output and exits once the queue is empty. At most one of them
+    runs at a time (the callback only while no task exists, a direct write only while neither
+    is pending), so frames keep their order.
     """
 
-    __slots__ = ("conn", "done", "flushes", "hub", "scheduled", "send", "task", "transport")
+    __slots__ = (
+        "conn",
+        "done",
+        "flushes",
+        "hub",
+        "scheduled",
+        "send",
+        "task",
+        "transport",
+        "turn",
+        "writable",
+        "write_frames",
+    )
 
     def __init__(
         self,
@@ -175,9 +200,16 @@ class _Writer:
         self.hub = hub
         self.transport = transport
         #: Where :meth:`wake` queues :meth:`_flush` (with ``write_frames`` only).
-        self.flushes = (
-            _flush_queue(hub) if transport is not None and "write_frames" in transport else None
-        )
+        self.flushes: _FlushQueue | None = None
+        #: The transport's ``writable`` and ``write_frames`` (with ``write_frames`` only).
+        self.writable: Callable[[], bool] | None = None
+        self.write_frames: Callable[[list[bytes]], None] | None = None
+        if transport is not None and "write_frames" in transport:
+            self.flushes = _flush_queue(hub)
+            self.writable = transport["writable"]
+            self.write_frames = transport["write_frames"]
+        #: The :attr:`_FlushQueue.turn` of this writer's last direct write.
+        self.turn = 0
         self.task: asyncio.Task[None] | None = None
         #: A :meth:`_flush` callback is scheduled.
         self.scheduled = False
@@ -190,24 +222,36 @@ class _Writer:
         if conn.cut and not self.done:
             self._close_slow_consumer()
             return
-        if self.task is None and not self.done and not self.scheduled:
-            if self.flushes is not None:
-                self.scheduled = True
-                self.flushes.add(self)
-            else:
-                self.task = asyncio.get_running_loop().create_task(self._run())
+        if self.task is not None or self.done or self.scheduled:
+            return
+        flushes = self.flushes
+        if flushes is None:
+            self.task = asyncio.get_running_loop().create_task(self._run())
+            return
+        if self.turn != flushes.turn and self.writable():  # type: ignore[misc]
+            # The first output of this turn: written now, unless there is more to do than
+            # writing it (then the queued flush below does it all).
+            frames = conn.take_output(WRITE_BATCH)
+            if frames is not None:
+                self.turn = flushes.turn
+                if not flushes.turn_ending:
+                    flushes.turn_ending = True
+                    flushes.loop.call_soon(flushes.end_turn)
+                try:
+                    self.write_frames(frames)  # type: ignore[misc]
+                except Exception:
+                    self.done = True  # the socket is gone (the receive loop ends the connection)
+                return
+        self.scheduled = True
+        flushes.add(self)
 
     def _flush(self) -> None:
         """Write what is queued straight to the transport; a task takes over what must wait."""
         self.scheduled = False
         if self.done or self.task is not None:
             return
-        assert self.transport is not None
-        conn, writable, write_frames = (
-            self.conn,
-            self.transport["writable"],
-            self.transport["write_frames"],
-        )
+        conn, writable, write_frames = self.conn, self.writable, self.write_frames
+        assert writable is not None and write_frames is not None
         try:
             while not conn.cut:
                 conn.drained(self.hub.now())

@@ -558,6 +558,27 @@ class ServerConnection:
         self._out_bytes -= taken
         return batch
 
+    def take_output(self, max_bytes: int) -> list[bytes] | None:
+        """All queued frames, if writing them is all there is to do; else ``None``.
+
+        ``None`` when a channel holds sends, a close is requested, the wire is closed or cut, or
+        more than ``max_bytes`` are queued: the I/O layer then takes the general path
+        (:meth:`drained`, :meth:`data_to_send`, the close). The I/O layer's shortcut for the
+        usual write, one call where the general path takes several.
+        """
+        out = self._out
+        if (
+            self._held
+            or self._out_bytes > max_bytes
+            or self.close_request is not None
+            or self._phase is _CONN_CLOSED
+            or self.cut
+        ):
+            return None
+        self._out = []
+        self._out_bytes = 0
+        return out
+
     def drained(self, now: float) -> None:
         """The I/O layer flushed output: channels holding sends go on while there is room."""
         held = self._held

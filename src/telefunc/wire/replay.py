@@ -52,7 +52,8 @@ class ReplayLane:
             self.bytes += len(frame)
         else:
             entries.append((seq, None, now))
-        self._evict(now)
+        if self.bytes > self.max_bytes or entries[0][2] < now - self.max_age:
+            self._evict(now)  # only when something is due: this runs once per frame sent
         return stored
 
     def evict(self, now: float) -> None:
