@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from telefunc.asgi.http import origin_refusal
@@ -163,15 +163,15 @@ class _Writer:
     coroutine frame or ``asyncio.Event`` for its writer, only this small object.
 
     With a server offering ``write_frames`` in the transport extension (``telefunc serve``), the
-    first :meth:`wake` of a loop turn writes the queued frame to the transport at once (a publish
-    reaches each subscriber with one write and no callback); later ones in the same turn queue a
-    :meth:`_flush` on the hub's :class:`_FlushQueue` (one loop callback for every writer woken
-    meanwhile, not a task), which hands the queued frames to the transport in batches, one
-    socket write per batch. It falls back to a task awaiting the ASGI ``send`` whenever the
-    server's writes are paused (its buffer is full), and for the close. Without the extension,
-    a task runs while there is output and exits once the queue is empty. At most one of them
-    runs at a time (the callback only while no task exists, a direct write only while neither
-    is pending), so frames keep their order.
+    first frame of a loop turn goes to the transport at once (:meth:`write_through`: a publish
+    reaches each subscriber with one write and no callback). Output later in the same turn wakes
+    the writer, which queues a :meth:`_flush` on the hub's :class:`_FlushQueue` (one loop
+    callback for every writer woken meanwhile, not a task) that hands the queued frames to the
+    transport in batches, one socket write per batch. It falls back to a task awaiting the ASGI
+    ``send`` whenever the server's writes are paused (its buffer is full), and for the close.
+    Without the extension, a task runs while there is output and exits once the queue is empty.
+    At most one of them runs at a time (the callback only while no task exists, a direct write
+    only while neither is pending and nothing is queued), so frames keep their order.
     """
 
     __slots__ = (
@@ -203,11 +203,12 @@ class _Writer:
         self.flushes: _FlushQueue | None = None
         #: The transport's ``writable`` and ``write_frames`` (with ``write_frames`` only).
         self.writable: Callable[[], bool] | None = None
-        self.write_frames: Callable[[list[bytes]], None] | None = None
+        self.write_frames: Callable[[Sequence[bytes]], None] | None = None
         if transport is not None and "write_frames" in transport:
             self.flushes = _flush_queue(hub)
             self.writable = transport["writable"]
             self.write_frames = transport["write_frames"]
+            conn.write_through = self.write_through
         #: The :attr:`_FlushQueue.turn` of this writer's last direct write.
         self.turn = 0
         self.task: asyncio.Task[None] | None = None
@@ -222,28 +223,35 @@ class _Writer:
         if conn.cut and not self.done:
             self._close_slow_consumer()
             return
-        if self.task is not None or self.done or self.scheduled:
-            return
+        if self.task is None and not self.done and not self.scheduled:
+            if self.flushes is not None:
+                self.scheduled = True
+                self.flushes.add(self)
+            else:
+                self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def write_through(self, frame: bytes) -> bool:
+        """The connection's :attr:`~ServerConnection.write_through`: the first frame of a loop
+        turn goes to the transport at once, unless writes are paused or a flush is pending."""
         flushes = self.flushes
-        if flushes is None:
-            self.task = asyncio.get_running_loop().create_task(self._run())
-            return
-        if self.turn != flushes.turn and self.writable():  # type: ignore[misc]
-            # The first output of this turn: written now, unless there is more to do than
-            # writing it (then the queued flush below does it all).
-            frames = conn.take_output(WRITE_BATCH)
-            if frames is not None:
-                self.turn = flushes.turn
-                if not flushes.turn_ending:
-                    flushes.turn_ending = True
-                    flushes.loop.call_soon(flushes.end_turn)
-                try:
-                    self.write_frames(frames)  # type: ignore[misc]
-                except Exception:
-                    self.done = True  # the socket is gone (the receive loop ends the connection)
-                return
-        self.scheduled = True
-        flushes.add(self)
+        assert flushes is not None and self.writable is not None and self.write_frames is not None
+        if (
+            self.turn == flushes.turn
+            or self.task is not None
+            or self.scheduled
+            or self.done
+            or not self.writable()
+        ):
+            return False
+        self.turn = flushes.turn
+        if not flushes.turn_ending:
+            flushes.turn_ending = True
+            flushes.loop.call_soon(flushes.end_turn)
+        try:
+            self.write_frames((frame,))
+        except Exception:
+            self.done = True  # the socket is gone (the receive loop ends the connection)
+        return True
 
     def _flush(self) -> None:
         """Write what is queued straight to the transport; a task takes over what must wait."""
@@ -325,6 +333,7 @@ class _Writer:
     async def stop(self) -> None:
         """The handler is ending: no more writes; cancel a running writer and wait for it."""
         self.done = True
+        self.conn.write_through = None  # conn -> writer -> conn: a cycle only a full GC frees
         task, self.task = self.task, None
         if task is not None:
             task.cancel()

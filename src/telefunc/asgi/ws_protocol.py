@@ -11,6 +11,8 @@ uvicorn's protocol, with lighter per-connection parts. Details: docs/architectur
 from __future__ import annotations
 
 import asyncio
+import struct
+from collections.abc import Sequence
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -30,13 +32,19 @@ YIELD_AFTER_READ = 64 * 1024
 CLOSE_GRACE = 5.0
 
 
+#: The headers of messages under 126 bytes, by size (one fan-out writes the same one N times).
+_SHORT_HEADERS = tuple(bytes((0x82, size)) for size in range(126))
+_MEDIUM_HEADER = struct.Struct(">BBH")
+_LONG_HEADER = struct.Struct(">BBQ")
+
+
 def _binary_header(size: int) -> bytes:
     """RFC 6455 header of a final binary frame from a server (FIN, opcode 2, no mask)."""
     if size < 126:
-        return bytes((0x82, size))
+        return _SHORT_HEADERS[size]
     if size < 65536:
-        return b"\x82\x7e" + size.to_bytes(2, "big")
-    return b"\x82\x7f" + size.to_bytes(8, "big")
+        return _MEDIUM_HEADER.pack(0x82, 126, size)
+    return _LONG_HEADER.pack(0x82, 127, size)
 
 
 class _ReceiveQueue:
@@ -220,7 +228,7 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             return
         self._pongs_due = True  # written after the whole read is parsed (data_received)
 
-    def write_frames(self, frames: list[bytes]) -> None:
+    def write_frames(self, frames: Sequence[bytes]) -> None:
         """Send each of ``frames`` as one binary message, in one transport write.
 
         What ``websocket.send`` does per message, without a coroutine per message; the caller
@@ -228,7 +236,8 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
         ``ConnectionError`` once the client is gone; after a close was sent, drops the frames
         as ``websocket.send`` does.
         """
-        if self.disconnected or self.transport.is_closing():
+        transport = self.transport
+        if self.disconnected or transport.is_closing():
             raise ConnectionError("the WebSocket is closed")
         if self.close_sent:
             return
@@ -242,6 +251,13 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
         ):
             # What Protocol.send_binary writes for a final, unmasked, uncompressed server
             # frame, without building a Frame object per message.
+            if not parts and len(frames) == 1:  # the usual direct write: one message
+                frame = frames[0]
+                size = len(frame)
+                transport.write(
+                    (_SHORT_HEADERS[size] if size < 126 else _binary_header(size)) + frame
+                )
+                return
             for frame in frames:
                 parts.append(_binary_header(len(frame)))
                 parts.append(frame)
@@ -249,7 +265,7 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             for frame in frames:
                 conn.send_binary(frame)
             parts += conn.data_to_send()
-        self.transport.write(b"".join(parts))
+        transport.write(b"".join(parts))
 
     def close_now(self, code: int, reason: str) -> None:
         """Close without waiting for the app: close frame after the queued output, then drop.

@@ -418,6 +418,7 @@ class ServerConnection:
         "session_id",
         "transport",
         "upgraded",
+        "write_through",
     )
 
     def __init__(
@@ -441,6 +442,10 @@ class ServerConnection:
         self._phase = _AWAITING_RECONCILE
         #: Called whenever output becomes available or a close is requested.
         self.on_output: Callable[[], None] | None = None
+        #: Offered each frame written while nothing is queued or held and no close is
+        #: requested, by an I/O layer that can often put it on the wire at once: returns whether
+        #: it took the frame (else the frame is queued and :attr:`on_output` called as usual).
+        self.write_through: Callable[[bytes], bool] | None = None
         # A list, not a deque: an idle connection's empty deque would cost ~550 bytes more.
         self._out: list[bytes] = []
         #: Bytes in ``_out``.
@@ -499,6 +504,15 @@ class ServerConnection:
         if self._phase is _CONN_CLOSED or self.cut:
             return
         out = self._out
+        if not out:
+            through = self.write_through
+            if (
+                through is not None
+                and not self._held
+                and self.close_request is None
+                and through(frame)
+            ):
+                return
         out.append(frame)
         self._out_bytes += len(frame)
         if self._out_bytes > self.max_buffer * HARD_LIMIT_FACTOR:
@@ -557,27 +571,6 @@ class ServerConnection:
         del out[:n]
         self._out_bytes -= taken
         return batch
-
-    def take_output(self, max_bytes: int) -> list[bytes] | None:
-        """All queued frames, if writing them is all there is to do; else ``None``.
-
-        ``None`` when a channel holds sends, a close is requested, the wire is closed or cut, or
-        more than ``max_bytes`` are queued: the I/O layer then takes the general path
-        (:meth:`drained`, :meth:`data_to_send`, the close). The I/O layer's shortcut for the
-        usual write, one call where the general path takes several.
-        """
-        out = self._out
-        if (
-            self._held
-            or self._out_bytes > max_bytes
-            or self.close_request is not None
-            or self._phase is _CONN_CLOSED
-            or self.cut
-        ):
-            return None
-        self._out = []
-        self._out_bytes = 0
-        return out
 
     def drained(self, now: float) -> None:
         """The I/O layer flushed output: channels holding sends go on while there is room."""

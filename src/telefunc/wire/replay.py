@@ -21,13 +21,16 @@ __all__ = ["ReplayBuffer", "ReplayLane"]
 class ReplayLane:
     """One FIFO lane: ``(seq, frame | None, time)`` entries, bounded by bytes and age."""
 
-    __slots__ = ("_entries", "bytes", "max_age", "max_bytes")
+    __slots__ = ("_entries", "_oldest", "bytes", "max_age", "max_bytes")
 
     def __init__(self, max_bytes: int, max_age: float) -> None:
         # Created on the first push and dropped again once empty: an idle channel (most of
         # them, e.g. broadcast subscribers between publishes) would otherwise pay ~700 bytes
         # per lane for an empty deque.
         self._entries: deque[tuple[int, bytes | None, float]] | None = None
+        #: Insertion time of the oldest entry (meaningful while there are entries): a push
+        #: checks it without touching that entry.
+        self._oldest = 0.0
         self.max_bytes = max_bytes
         self.max_age = max_age
         #: Bytes currently held (gap markers count 0).
@@ -47,12 +50,13 @@ class ReplayLane:
         entries = self._entries
         if entries is None:
             entries = self._entries = deque()
+            self._oldest = now
         if stored:
             entries.append((seq, frame, now))
             self.bytes += len(frame)
         else:
             entries.append((seq, None, now))
-        if self.bytes > self.max_bytes or entries[0][2] < now - self.max_age:
+        if self.bytes > self.max_bytes or self._oldest < now - self.max_age:
             self._evict(now)  # only when something is due: this runs once per frame sent
         return stored
 
@@ -72,8 +76,11 @@ class ReplayLane:
             entries.popleft()
             if frame is not None:
                 self.bytes -= len(frame)
-        if not entries:
+        if entries:
+            self._oldest = entries[0][2]
+        else:
             self._entries = None
+            self._oldest = 0.0
 
     def get_after(self, after_seq: int) -> list[tuple[int, bytes]]:
         """The contiguous run of ``(seq, frame)`` with ``seq > after_seq``, up to the first gap."""
@@ -89,6 +96,7 @@ class ReplayLane:
     def clear(self) -> None:
         """Forget everything."""
         self._entries = None
+        self._oldest = 0.0
         self.bytes = 0
 
 
