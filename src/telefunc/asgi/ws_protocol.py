@@ -35,6 +35,8 @@ CLOSE_GRACE = 5.0
 #: The headers of messages under 126 bytes, by size (one fan-out writes the same one N times).
 _SHORT_HEADERS = tuple(bytes((0x82, size)) for size in range(126))
 _MEDIUM_HEADER = struct.Struct(">BBH")
+#: ``State.OPEN``, looked up once: an enum member lookup costs more than the rest of a check.
+_OPEN = State.OPEN
 _LONG_HEADER = struct.Struct(">BBQ")
 
 
@@ -244,7 +246,7 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
         conn = self.conn
         parts = conn.data_to_send()  # anything websockets queued goes first (none, normally)
         if (
-            conn.state is State.OPEN
+            conn.state is _OPEN
             and not conn.extensions
             and not conn.expect_continuation_frame
             and not conn.debug
