@@ -208,7 +208,7 @@ class _Writer:
             self.flushes = _flush_queue(hub)
             self.writable = transport["writable"]
             self.write_frames = transport["write_frames"]
-            conn.write_through = self.write_through
+            conn.direct = self
         #: The :attr:`_FlushQueue.turn` of this writer's last direct write.
         self.turn = 0
         self.task: asyncio.Task[None] | None = None
@@ -231,8 +231,8 @@ class _Writer:
                 self.task = asyncio.get_running_loop().create_task(self._run())
 
     def write_through(self, frame: bytes) -> bool:
-        """The connection's :attr:`~ServerConnection.write_through`: the first frame of a loop
-        turn goes to the transport at once, unless writes are paused or a flush is pending."""
+        """For :attr:`ServerConnection.direct`: the first frame of a loop turn goes to the
+        transport at once, unless writes are paused or a flush is pending."""
         flushes = self.flushes
         assert flushes is not None and self.writable is not None and self.write_frames is not None
         if (
@@ -333,7 +333,7 @@ class _Writer:
     async def stop(self) -> None:
         """The handler is ending: no more writes; cancel a running writer and wait for it."""
         self.done = True
-        self.conn.write_through = None  # conn -> writer -> conn: a cycle only a full GC frees
+        self.conn.direct = None  # conn -> writer -> conn: a cycle only a full GC frees
         task, self.task = self.task, None
         if task is not None:
             task.cancel()
