@@ -307,8 +307,10 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         self.read_only = read_only
         self._peer_text = False
         self._peer_binary = False
-        self._text_subs: list[Callable[[T, PublishInfo], Any]] = []
-        self._binary_subs: list[Callable[[bytes, PublishInfo], Any]] = []
+        # Server-side subscribers; created by the first one (most channels have none, and the
+        # fan-out checks these once per subscriber per publish).
+        self._text_subs: list[Callable[[T, PublishInfo], Any]] | None = None
+        self._binary_subs: list[Callable[[bytes, PublishInfo], Any]] | None = None
         self._lane_text: Callable[[], None] | None = None
         self._lane_binary: Callable[[], None] | None = None
         # Publishes (from the client or from `publish()`) handled one at a time, in arrival
@@ -366,10 +368,14 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
 
         Raising :class:`~telefunc.errors.Abort` in ``callback`` aborts the channel.
         """
+        if self._text_subs is None:
+            self._text_subs = []
         return self._add_sub(self._text_subs, callback, False)
 
     def subscribe_binary(self, callback: Callable[[bytes, PublishInfo], Any]) -> Callable[[], None]:
         """Like :meth:`subscribe`, for binary publishes (``bytes``)."""
+        if self._binary_subs is None:
+            self._binary_subs = []
         return self._add_sub(self._binary_subs, callback, True)
 
     def _add_sub(self, subs: list[Any], callback: Any, binary: bool) -> Callable[[], None]:
@@ -437,7 +443,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         if core.is_shutdown:
             return
         observe.sink.broadcast_delivered()
-        subs: list[Any] = self._binary_subs if binary else self._text_subs
+        subs: list[Any] | None = self._binary_subs if binary else self._text_subs
         if subs:
             try:
                 data: Any = payload if binary else parse_peer_text(payload, self._max_depth())

@@ -512,8 +512,7 @@ class ServerConnection:
         """
         if self._phase is _CONN_CLOSED or self.cut:
             return
-        out = self._out
-        if not out:
+        if not self._out_bytes:  # nothing queued (frames are never empty); the list stays untouched
             direct = self.direct
             if (
                 direct is not None
@@ -522,6 +521,7 @@ class ServerConnection:
                 and direct.write_through(frame)
             ):
                 return
+        out = self._out
         out.append(frame)
         self._out_bytes += len(frame)
         if self._out_bytes > self.max_buffer * HARD_LIMIT_FACTOR:
