@@ -95,6 +95,33 @@ async def test_unsubscribe_stops_delivery_and_is_idempotent() -> None:
     assert not transport.fanout.keys - {"k"}
 
 
+def test_listeners_leaving_in_any_order_keep_the_rest_in_order_and_counted() -> None:
+    # Leaving only marks a listener (the lane is compacted once half of it left): the others
+    # still get every message, in registration order, and the counts stay exact throughout.
+    closed: list[str] = []
+    fanout = BroadcastFanout(None, closed.append)
+    got: list[int] = []
+    unsubs = [fanout.add_text("k", lambda _t, _i, n=n: got.append(n)) for n in range(10)]
+    info = PublishInfo("k", 1, 0)
+    remaining = list(range(10))
+    for n in (7, 0, 3, 4, 9, 1):
+        unsubs[n]()
+        remaining.remove(n)
+        got.clear()
+        assert fanout.deliver_text("k", "x", info) == len(remaining)
+        assert got == remaining
+        assert fanout.count("k") == len(remaining)
+    unsubs.append(fanout.add_text("k", lambda _t, _i: got.append(10)))  # joins at the end
+    got.clear()
+    assert fanout.deliver_text("k", "x", info) == 5
+    assert got == [2, 5, 6, 8, 10]
+    for unsub in unsubs:
+        unsub()
+    assert closed == ["k"]
+    assert not fanout.has_listeners("k")
+    assert fanout.deliver_text("k", "x", info) == 0
+
+
 async def test_same_callable_registered_twice_is_two_listeners() -> None:
     transport = InMemoryBroadcast()
     collector = Collector()

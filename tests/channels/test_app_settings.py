@@ -20,6 +20,8 @@ import uvicorn
 
 from tcp_proxy import FaultyProxy
 from telefunc.asgi import TelefuncApp
+from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
+from telefunc.broadcast.transport import InMemoryBroadcast
 from telefunc.client import Client, NetworkError
 from telefunc.config import Config, config
 from telefunc.errors import UsageError
@@ -35,7 +37,9 @@ async def serving(app: TelefuncApp) -> AsyncIterator[int]:
     """``app`` on uvicorn in this event loop, on an ephemeral port (yielded)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    # telefunc serve's WebSocket protocol: it hands channel frames to the app as it parses them.
+    ws = TelefuncWebSocketProtocol
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws=ws))
     server.config.load()
     server.lifespan = server.config.lifespan_class(server.config)
     await server.startup(sockets=[sock])
@@ -140,6 +144,24 @@ async def test_two_apps_in_one_process_each_keep_their_own_settings() -> None:
         assert isinstance(await asyncio.wait_for(a.ch.wait_closed(), 20), NetworkError)
 
     assert (config.channel.snapshot(), config.limits.snapshot()) == global_before
+
+
+class AppOwnBroadcast(InMemoryBroadcast):
+    """The broadcast transport of one app's own settings (told apart by its class name)."""
+
+
+async def test_channel_listeners_run_with_their_apps_own_broadcast_transport() -> None:
+    settings = config.copy()
+    settings.broadcast.transport = AppOwnBroadcast()
+    app = TelefuncApp(APPS_DIR / "channels", settings=settings)
+    async with serving(app) as port, Client(f"http://127.0.0.1:{port}", transports=("ws",)) as c:
+        ch = await c.call(CHAT, "broadcast_transport_probe")
+        answers: asyncio.Queue[Any] = asyncio.Queue()
+        ch.listen(answers.put_nowait)
+        await ch.send("which transport?")
+        # The server ran the listener for this frame as it parsed it, in the app's context.
+        assert await asyncio.wait_for(answers.get(), 10) == "AppOwnBroadcast"
+        await ch.close()
 
 
 async def test_allowed_origins_and_the_stream_request_fallback_are_per_app() -> None:

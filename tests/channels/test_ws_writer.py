@@ -1,5 +1,6 @@
 """The WebSocket writer's two paths keep frame order: direct transport writes while the server
-is writable, the ASGI ``send`` task while its writes are paused, then direct writes again."""
+is writable (the first frame of a loop turn at once, the rest of the turn in one batch), the ASGI
+``send`` task while its writes are paused, then direct writes again."""
 
 from __future__ import annotations
 
@@ -53,32 +54,35 @@ async def test_frames_keep_their_order_across_direct_writes_and_a_paused_transpo
 
     try:
         conn.write(b"1")
+        assert direct_writes == [1]  # the turn's first frame goes out at once
         conn.write(b"2")
-        await until(2)
-        assert direct_writes == [2]  # one transport write for both frames
+        conn.write(b"3")
+        assert direct_writes == [1]  # the rest of the turn waits for the batch
+        await until(3)
+        assert direct_writes == [1, 2]  # one transport write for both
         assert writer.task is None  # no task for a direct write
 
         writable = False
-        conn.write(b"3")
         conn.write(b"4")
+        conn.write(b"5")
         await task_running(True)  # the scheduled flush hands over to a task
-        conn.write(b"5")  # queued behind the paused ones, not written around them
+        conn.write(b"6")  # queued behind the paused ones, not written around them
         writable = True
         resumed.set()
-        await until(5)
-        await task_running(False)
-        conn.write(b"6")
         await until(6)
+        await task_running(False)
+        conn.write(b"7")
+        await until(7)
     finally:
         await writer.stop()
         conn.connection_lost(hub.now(), permanent=True)
 
-    assert [frame for _, frame in wire] == [b"1", b"2", b"3", b"4", b"5", b"6"]
+    assert [frame for _, frame in wire] == [b"1", b"2", b"3", b"4", b"5", b"6", b"7"]
     paths = [path for path, _ in wire]
-    assert paths == ["direct", "direct", "send", "send", "send", "direct"]
+    assert paths == ["direct", "direct", "direct", "send", "send", "send", "direct"]
 
 
-async def test_writers_woken_together_share_one_loop_callback_and_write_once_each() -> None:
+async def test_fan_out_writes_first_frames_at_once_then_batches_in_one_callback() -> None:
     hub = ChannelHub()
     loop = asyncio.get_running_loop()
     writes: dict[int, list[list[bytes]]] = {}
@@ -112,12 +116,14 @@ async def test_writers_woken_together_share_one_loop_callback_and_write_once_eac
             conn.write(b"b%d" % n)
     finally:
         loop.call_soon = real_call_soon  # type: ignore[method-assign]
-    assert len(scheduled) == 1  # one callback for all 50 writers, not one each
+    # The first frames went out at once; the second ones wait for one callback for all 50
+    # writers (plus the one ending the turn), not one each.
+    assert writes == {n: [[b"a%d" % n]] for n in range(50)}
+    assert len(scheduled) == 2
     await asyncio.sleep(0)
-    assert writes == {n: [[b"a%d" % n, b"b%d" % n]] for n in range(50)}  # one write each
-    pairs[3][0].write(b"later")  # woken after the run: a new callback flushes it
-    await asyncio.sleep(0)
-    assert writes[3] == [[b"a3", b"b3"], [b"later"]]
+    assert writes == {n: [[b"a%d" % n], [b"b%d" % n]] for n in range(50)}  # one write each
+    pairs[3][0].write(b"later")  # a new loop turn: written at once again
+    assert writes[3] == [[b"a3"], [b"b3"], [b"later"]]
     for conn, writer in pairs:
         await writer.stop()
         conn.connection_lost(hub.now(), permanent=True)

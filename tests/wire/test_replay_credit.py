@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from telefunc.wire.credit import (
     INITIAL_BYTES,
     INITIAL_MESSAGES,
@@ -50,6 +52,38 @@ def test_entries_expire_by_age() -> None:
     assert buf.next_expiry() == 5.0
     buf.evict(5.5)
     assert buf.get_after(0) == [b"new"]
+
+
+def test_the_byte_budget_evicts_the_oldest_and_expiry_follows_the_new_oldest() -> None:
+    buf = ReplayBuffer(10, 10, 5.0)
+    buf.push(1, b"aaaa", 0.0)
+    buf.push(2, b"bbbb", 1.0)
+    buf.push(3, b"cccc", 2.0)  # 12 bytes: the oldest goes
+    assert buf.get_after(0) == [b"bbbb", b"cccc"]
+    assert (len(buf.text), buf.text.bytes) == (2, 8)
+    assert buf.next_expiry() == 6.0  # seq 2's time + max_age
+    buf.evict(6.5)
+    assert buf.get_after(0) == [b"cccc"]
+    buf.evict(7.5)
+    assert (len(buf), buf.bytes, buf.next_expiry()) == (0, 0, None)
+
+
+def test_replay_entries_are_no_objects_for_the_garbage_collector() -> None:
+    # A fan-out keeps one entry per subscriber per publish: a container per entry would count
+    # towards the young generation's threshold, and each collection would walk them all.
+    buf = ReplayBuffer(1 << 20, 1 << 20, 60.0)
+    buf.push(1, b"first", 0.0)
+    frames = [b"frame %d" % seq for seq in range(2, 1002)]
+    gc.disable()  # gc.get_count()[0] then counts every container allocated and kept
+    try:
+        before = gc.get_count()[0]
+        for seq, frame in enumerate(frames, 2):
+            buf.push(seq, frame, 0.0)
+        kept = gc.get_count()[0] - before
+    finally:
+        gc.enable()
+    assert kept < 10
+    assert len(buf.get_after(0)) == 1001
 
 
 def test_send_credit_stalls_on_messages_and_bytes_and_resumes_on_window() -> None:

@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from telefunc.asgi.http import origin_refusal
@@ -78,12 +78,10 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
     if set_receiver is not None:
         # Frames go to the hub as the server parses them, in this task's context (the app's
         # scoped settings); only control events (disconnect) still come through ``receive``.
+        # An empty context is what the server's callbacks run in already.
         context = contextvars.copy_context()
-
-        def receive_frame(data: bytes | bytearray | memoryview) -> None:
-            context.run(hub.receive, conn, data, "ws")
-
-        set_receiver(receive_frame)
+        writer.context = context if len(context) else None
+        set_receiver(writer.receive)
     try:
         while True:
             message = await receive()
@@ -122,14 +120,21 @@ class _FlushQueue:
     A publish to N subscribers wakes N writers: one scheduled callback for all of them instead
     of N (each a loop handle, and garbage the collector would see). Each writer still writes
     only its own connection's queue, so every connection's frames keep their order.
+
+    It also counts loop turns in which a writer wrote directly (:meth:`_Writer.wake`): a writer
+    writes at once only the first time in a turn, so a burst still goes out in batches.
     """
 
-    __slots__ = ("loop", "writers")
+    __slots__ = ("loop", "turn", "turn_ending", "writers")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         #: Writers to flush; ``None`` while no run is scheduled.
         self.writers: list[_Writer] | None = None
+        #: The current turn's number (advanced after a turn with direct writes).
+        self.turn = 1
+        #: The callback advancing :attr:`turn` is scheduled.
+        self.turn_ending = False
 
     def add(self, writer: _Writer) -> None:
         writers = self.writers
@@ -138,6 +143,10 @@ class _FlushQueue:
             self.loop.call_soon(self._run)
         else:
             writers.append(writer)
+
+    def end_turn(self) -> None:
+        self.turn += 1
+        self.turn_ending = False
 
     def _run(self) -> None:
         writers, self.writers = self.writers, None  # woken from here on: the next run
@@ -166,17 +175,33 @@ class _Writer:
     An idle connection (the common case: a subscriber between publishes) then holds no task,
     coroutine frame or ``asyncio.Event`` for its writer, only this small object.
 
-    With a server offering ``write_frames`` in the transport extension (``telefunc serve``), a
-    :meth:`wake` queues a :meth:`_flush` on the hub's :class:`_FlushQueue` (one loop callback
-    for every writer woken meanwhile, not a task), which hands the queued frames to the
+    With a server offering ``write_frames`` in the transport extension (``telefunc serve``), the
+    first frame of a loop turn goes to the transport at once (:meth:`write_through`: a publish
+    reaches each subscriber with one write and no callback). Output later in the same turn wakes
+    the writer, which queues a :meth:`_flush` on the hub's :class:`_FlushQueue` (one loop
+    callback for every writer woken meanwhile, not a task) that hands the queued frames to the
     transport in batches, one socket write per batch. It falls back to a task awaiting the ASGI
     ``send`` whenever the server's writes are paused (its buffer is full), and for the close.
     Without the extension, a task runs while there is output and exits once the queue is empty.
-    At most one of them runs at a time (the callback only while no task exists), so frames keep
-    their order.
+    At most one of them runs at a time (the callback only while no task exists, a direct write
+    only while neither is pending and nothing is queued), so frames keep their order. It is also
+    the server's receiver of the connection's messages (:meth:`receive`).
     """
 
-    __slots__ = ("conn", "done", "flushes", "hub", "scheduled", "send", "task", "transport")
+    __slots__ = (
+        "conn",
+        "context",
+        "done",
+        "flushes",
+        "hub",
+        "scheduled",
+        "send",
+        "task",
+        "transport",
+        "turn",
+        "writable",
+        "write_frames",
+    )
 
     def __init__(
         self,
@@ -190,14 +215,35 @@ class _Writer:
         self.hub = hub
         self.transport = transport
         #: Where :meth:`wake` queues :meth:`_flush` (with ``write_frames`` only).
-        self.flushes = (
-            _flush_queue(hub) if transport is not None and "write_frames" in transport else None
-        )
+        self.flushes: _FlushQueue | None = None
+        #: The transport's ``writable`` and ``write_frames`` (with ``write_frames`` only).
+        self.writable: Callable[[], bool] | None = None
+        self.write_frames: Callable[[Sequence[bytes]], None] | None = None
+        if transport is not None and "write_frames" in transport:
+            self.flushes = _flush_queue(hub)
+            self.writable = transport["writable"]
+            self.write_frames = transport["write_frames"]
+            conn.direct = self
+        #: The :attr:`_FlushQueue.turn` of this writer's last direct write.
+        self.turn = 0
+        #: What :meth:`receive` runs the hub in (``None``: the caller's own context).
+        self.context: contextvars.Context | None = None
         self.task: asyncio.Task[None] | None = None
         #: A :meth:`_flush` callback is scheduled.
         self.scheduled = False
         #: Set once the close frame went out, sending failed, or the handler ended.
         self.done = False
+
+    def receive(self, data: bytes | bytearray | memoryview) -> None:
+        """The server's receiver (``set_receiver``): one binary message, to the hub.
+
+        The connection's one per-connection object does it, so the receiver costs no closure.
+        """
+        context = self.context
+        if context is None:
+            self.hub.receive(self.conn, data, "ws")
+        else:
+            context.run(self.hub.receive, self.conn, data, "ws")
 
     def wake(self) -> None:
         """Output is available (or a close was requested): start the writer unless it runs."""
@@ -212,17 +258,38 @@ class _Writer:
             else:
                 self.task = asyncio.get_running_loop().create_task(self._run())
 
+    def write_through(self, frame: bytes) -> bool:
+        """For :attr:`ServerConnection.direct`: the first frame of a loop turn goes to the
+        transport at once, unless writes are paused or a flush is pending."""
+        flushes = self.flushes
+        assert flushes is not None and self.writable is not None and self.write_frames is not None
+        if (
+            self.turn == flushes.turn
+            or self.task is not None
+            or self.scheduled
+            or self.done
+            or not self.writable()
+        ):
+            return False
+        self.turn = flushes.turn
+        if not flushes.turn_ending:
+            flushes.turn_ending = True
+            flushes.loop.call_soon(flushes.end_turn)
+        if observe.observing:
+            observe.sink.messages_out("ws", [frame])
+        try:
+            self.write_frames((frame,))
+        except Exception:
+            self.done = True  # the socket is gone (the receive loop ends the connection)
+        return True
+
     def _flush(self) -> None:
         """Write what is queued straight to the transport; a task takes over what must wait."""
         self.scheduled = False
         if self.done or self.task is not None:
             return
-        assert self.transport is not None
-        conn, writable, write_frames = (
-            self.conn,
-            self.transport["writable"],
-            self.transport["write_frames"],
-        )
+        conn, writable, write_frames = self.conn, self.writable, self.write_frames
+        assert writable is not None and write_frames is not None
         try:
             while not conn.cut:
                 conn.drained(self.hub.now())
@@ -297,6 +364,7 @@ class _Writer:
     async def stop(self) -> None:
         """The handler is ending: no more writes; cancel a running writer and wait for it."""
         self.done = True
+        self.conn.direct = None  # conn -> writer -> conn: a cycle only a full GC frees
         task, self.task = self.task, None
         if task is not None:
             task.cancel()

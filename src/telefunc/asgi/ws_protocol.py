@@ -13,7 +13,8 @@ docs/architecture.md §5.3.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -46,20 +47,25 @@ CLOSE_GRACE = 5.0
 _FIN_BINARY = 0x80 | Opcode.BINARY
 _FIN_PING = 0x80 | Opcode.PING
 _FIN_PING_PONG = frozenset({_FIN_PING, 0x80 | Opcode.PONG})
+#: ``State.OPEN``, looked up once: an enum member lookup costs more than the rest of a check.
 _OPEN = State.OPEN
 #: Stands for "no ``max_size``" (uvicorn's ``ws_max_size=None``) in a size comparison.
 _UNBOUNDED = 1 << 64
 #: Where websockets' frame parser waits between frames (see ``_at_frame_boundary``).
 _AT_EOF_CODE = StreamReader.at_eof.__code__
+#: The headers of messages under 126 bytes, by size (one fan-out writes the same one N times).
+_SHORT_HEADERS = tuple(bytes((0x82, size)) for size in range(126))
+_MEDIUM_HEADER = struct.Struct(">BBH")
+_LONG_HEADER = struct.Struct(">BBQ")
 
 
 def _binary_header(size: int) -> bytes:
     """RFC 6455 header of a final binary frame from a server (FIN, opcode 2, no mask)."""
     if size < 126:
-        return bytes((0x82, size))
+        return _SHORT_HEADERS[size]
     if size < 65536:
-        return b"\x82\x7e" + size.to_bytes(2, "big")
-    return b"\x82\x7f" + size.to_bytes(8, "big")
+        return _MEDIUM_HEADER.pack(0x82, 126, size)
+    return _LONG_HEADER.pack(0x82, 127, size)
 
 
 class _ReceiveQueue:
@@ -382,7 +388,7 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             return
         self._pongs_due = True  # written after the whole read is parsed (data_received)
 
-    def write_frames(self, frames: list[bytes]) -> None:
+    def write_frames(self, frames: Sequence[bytes]) -> None:
         """Send each of ``frames`` as one binary message, in one transport write.
 
         What ``websocket.send`` does per message, without a coroutine per message; the caller
@@ -390,20 +396,28 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
         ``ConnectionError`` once the client is gone; after a close was sent, drops the frames
         as ``websocket.send`` does.
         """
-        if self.disconnected or self.transport.is_closing():
+        transport = self.transport
+        if self.disconnected or transport.is_closing():
             raise ConnectionError("the WebSocket is closed")
         if self.close_sent:
             return
         conn = self.conn
         parts = conn.data_to_send()  # anything websockets queued goes first (none, normally)
         if (
-            conn.state is State.OPEN
+            conn.state is _OPEN
             and not conn.extensions
             and not conn.expect_continuation_frame
             and not conn.debug
         ):
             # What Protocol.send_binary writes for a final, unmasked, uncompressed server
             # frame, without building a Frame object per message.
+            if not parts and len(frames) == 1:  # the usual direct write: one message
+                frame = frames[0]
+                size = len(frame)
+                transport.write(
+                    (_SHORT_HEADERS[size] if size < 126 else _binary_header(size)) + frame
+                )
+                return
             for frame in frames:
                 parts.append(_binary_header(len(frame)))
                 parts.append(frame)
@@ -411,7 +425,7 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             for frame in frames:
                 conn.send_binary(frame)
             parts += conn.data_to_send()
-        self.transport.write(b"".join(parts))
+        transport.write(b"".join(parts))
 
     def close_now(self, code: int, reason: str) -> None:
         """Close without waiting for the app: close frame after the queued output, then drop.

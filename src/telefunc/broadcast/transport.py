@@ -141,6 +141,45 @@ class _Listener(Generic[T]):
         self.active = True
 
 
+class _Lane(Generic[T]):
+    """The listeners of one key on one lane, in registration order.
+
+    Adding appends and removing only marks the listener inactive (the list is compacted once
+    half of it is inactive), so N subscribers joining or leaving cost O(N) in all, not O(N²).
+    Delivery iterates :meth:`snapshot`, a tuple rebuilt only after a change.
+    """
+
+    __slots__ = ("_snapshot", "inactive", "listeners")
+
+    def __init__(self) -> None:
+        self.listeners: list[_Listener[T]] = []
+        #: Inactive listeners still in :attr:`listeners`.
+        self.inactive = 0
+        self._snapshot: tuple[_Listener[T], ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.listeners) - self.inactive
+
+    def add(self, listener: _Listener[T]) -> None:
+        self.listeners.append(listener)
+        self._snapshot = None
+
+    def remove(self, listener: _Listener[T]) -> None:
+        """Forget ``listener``, which its unsubscribe just marked inactive."""
+        self.inactive += 1
+        if self.inactive * 2 > len(self.listeners):
+            self.listeners = [x for x in self.listeners if x.active]
+            self.inactive = 0
+            self._snapshot = None
+
+    def snapshot(self) -> tuple[_Listener[T], ...]:
+        """The listeners to call for a message (inactive ones are skipped by the caller)."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            snapshot = self._snapshot = tuple(self.listeners)
+        return snapshot
+
+
 class BroadcastFanout:
     """Per-process listener bookkeeping for a transport: two lanes, per-key, ordered delivery.
 
@@ -157,9 +196,9 @@ class BroadcastFanout:
         on_first: Callable[[str], None] | None = None,
         on_last: Callable[[str], None] | None = None,
     ) -> None:
-        # Copy-on-write tuples: delivery iterates a snapshot without copying per message.
-        self._text: dict[str, tuple[_Listener[str], ...]] = {}
-        self._binary: dict[str, tuple[_Listener[bytes], ...]] = {}
+        # Only keys with at least one active listener have a lane.
+        self._text: dict[str, _Lane[str]] = {}
+        self._binary: dict[str, _Lane[bytes]] = {}
         self._on_first = on_first
         self._on_last = on_last
         self._delivering = False
@@ -175,7 +214,7 @@ class BroadcastFanout:
 
     def _add(
         self,
-        lanes: dict[str, tuple[_Listener[T], ...]],
+        lanes: dict[str, _Lane[T]],
         key: str,
         callback: Callable[[T, PublishInfo], None],
     ) -> Callable[[], None]:
@@ -183,7 +222,10 @@ class BroadcastFanout:
             raise UsageError(f"a broadcast key must be a str, got {type(key).__name__}")
         first = not self.has_listeners(key)
         listener: _Listener[T] = _Listener(callback)
-        lanes[key] = (*lanes.get(key, ()), listener)
+        lane = lanes.get(key)
+        if lane is None:
+            lane = lanes[key] = _Lane()
+        lane.add(listener)
         if first and self._on_first is not None:
             self._on_first(key)
 
@@ -191,11 +233,12 @@ class BroadcastFanout:
             if not listener.active:
                 return
             listener.active = False
-            remaining = tuple(x for x in lanes.get(key, ()) if x is not listener)
-            if remaining:
-                lanes[key] = remaining
-            else:
-                lanes.pop(key, None)
+            current = lanes.get(key)
+            if current is None:
+                return
+            current.remove(listener)
+            if not current:
+                del lanes[key]
                 if not self.has_listeners(key) and self._on_last is not None:
                     self._on_last(key)
 
@@ -207,7 +250,8 @@ class BroadcastFanout:
 
     def count(self, key: str) -> int:
         """Number of listeners of ``key`` on both lanes."""
-        return len(self._text.get(key, ())) + len(self._binary.get(key, ()))
+        text, binary = self._text.get(key), self._binary.get(key)
+        return (len(text) if text is not None else 0) + (len(binary) if binary is not None else 0)
 
     @property
     def keys(self) -> frozenset[str]:
@@ -216,20 +260,20 @@ class BroadcastFanout:
 
     def deliver_text(self, key: str, text: str, info: PublishInfo) -> int:
         """Hand ``text`` to every text listener of ``key``; returns how many were reached."""
-        return self._deliver(self._text.get(key, ()), text, info)
+        return self._deliver(self._text.get(key), text, info)
 
     def deliver_binary(self, key: str, data: bytes, info: PublishInfo) -> int:
         """Hand ``data`` to every binary listener of ``key``; returns how many were reached."""
-        return self._deliver(self._binary.get(key, ()), data, info)
+        return self._deliver(self._binary.get(key), data, info)
 
-    def _deliver(
-        self, listeners: tuple[_Listener[Any], ...], payload: Any, info: PublishInfo
-    ) -> int:
-        if not listeners:
+    def _deliver(self, lane: _Lane[Any] | None, payload: Any, info: PublishInfo) -> int:
+        if lane is None:
             return 0
+        reached = len(lane)
+        listeners = lane.snapshot()
         if self._delivering:
             self._pending.append((listeners, payload, info))
-            return len(listeners)
+            return reached
         self._delivering = True
         try:
             self._call_all(listeners, payload, info)
@@ -237,12 +281,12 @@ class BroadcastFanout:
                 self._call_all(*self._pending.popleft())
         finally:
             self._delivering = False
-        return len(listeners)
+        return reached
 
     @staticmethod
     def _call_all(listeners: tuple[_Listener[Any], ...], payload: Any, info: PublishInfo) -> None:
         for listener in listeners:
-            if not listener.active:  # unsubscribed while this message was queued
+            if not listener.active:  # unsubscribed since the snapshot was taken
                 continue
             try:
                 listener.callback(payload, info)

@@ -118,29 +118,32 @@ class _WireCache:
 
     A transport calls every listener of a message in one plain loop with the same payload and
     info objects, so remembering the last (payload, info) pair by identity is enough: the first
-    subscribed channel builds the bytes, the others reuse them. A transport that hands out fresh
-    objects per listener only loses the sharing, never correctness.
+    subscribed channel builds the bytes (and reads the clock), the others reuse them. A
+    transport that hands out fresh objects per listener only loses the sharing, never
+    correctness.
     """
 
-    __slots__ = ("info", "payload", "wire")
+    __slots__ = ("info", "now", "payload", "wire")
 
     def __init__(self) -> None:
         self.info: Any = None
         self.payload: Any = None
         self.wire = b""
+        #: The hub clock when the message's first channel got it (its replay buffer time).
+        self.now = 0.0
 
-    def get(self, payload: Any, info: Any, binary: bool) -> bytes:
-        if info is not self.info or payload is not self.payload:
-            seq = int(_field(info, "seq"))
-            timestamp = _field(info, "timestamp")
-            self.wire = (
-                encode_publish_binary(bytes(payload), seq, timestamp)
-                if binary
-                else encode_publish_text(payload, seq, timestamp)
-            )
-            self.info = info
-            self.payload = payload
-        return self.wire
+    def fill(self, payload: Any, info: Any, binary: bool, now: float) -> None:
+        """Build the payload of the PUBLISH(_BINARY) frames carrying ``payload``."""
+        seq = int(_field(info, "seq"))
+        timestamp = _field(info, "timestamp")
+        self.wire = (
+            encode_publish_binary(bytes(payload), seq, timestamp)
+            if binary
+            else encode_publish_text(payload, seq, timestamp)
+        )
+        self.info = info
+        self.payload = payload
+        self.now = now
 
 
 _wire_cache = _WireCache()
@@ -304,8 +307,10 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         self.read_only = read_only
         self._peer_text = False
         self._peer_binary = False
-        self._text_subs: list[Callable[[T, PublishInfo], Any]] = []
-        self._binary_subs: list[Callable[[bytes, PublishInfo], Any]] = []
+        # Server-side subscribers; created by the first one (most channels have none, and the
+        # fan-out checks these once per subscriber per publish).
+        self._text_subs: list[Callable[[T, PublishInfo], Any]] | None = None
+        self._binary_subs: list[Callable[[bytes, PublishInfo], Any]] | None = None
         self._lane_text: Callable[[], None] | None = None
         self._lane_binary: Callable[[], None] | None = None
         # Publishes (from the client or from `publish()`) handled one at a time, in arrival
@@ -363,10 +368,14 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
 
         Raising :class:`~telefunc.errors.Abort` in ``callback`` aborts the channel.
         """
+        if self._text_subs is None:
+            self._text_subs = []
         return self._add_sub(self._text_subs, callback, False)
 
     def subscribe_binary(self, callback: Callable[[bytes, PublishInfo], Any]) -> Callable[[], None]:
         """Like :meth:`subscribe`, for binary publishes (``bytes``)."""
+        if self._binary_subs is None:
+            self._binary_subs = []
         return self._add_sub(self._binary_subs, callback, True)
 
     def _add_sub(self, subs: list[Any], callback: Any, binary: bool) -> Callable[[], None]:
@@ -408,7 +417,18 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
                 unsub()
 
     def _deliver_text(self, text: str, info: PublishInfo) -> None:
-        self._deliver(text, info, False)
+        if self._text_subs or not self._peer_text:
+            self._deliver(text, info, False)
+            return
+        # Only the client listens (every subscriber of a fan-out, usually): the PUBLISH goes
+        # out with as few calls as possible, as this runs once per subscriber per publish.
+        cache = _wire_cache
+        if cache.info is not info or cache.payload is not text:
+            cache.fill(text, info, False, self._now())
+        observe.sink.broadcast_delivered()
+        core = self._core
+        if core.send_publish(TAG_PUBLISH, cache.wire, cache.now):
+            core.fail(NetworkError(SLOW_CONSUMER_REASON))
 
     def _deliver_binary(self, data: bytes, info: PublishInfo) -> None:
         self._deliver(data, info, True)
@@ -423,7 +443,7 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
         if core.is_shutdown:
             return
         observe.sink.broadcast_delivered()
-        subs: list[Any] = self._binary_subs if binary else self._text_subs
+        subs: list[Any] | None = self._binary_subs if binary else self._text_subs
         if subs:
             try:
                 data: Any = payload if binary else parse_peer_text(payload, self._max_depth())
@@ -435,11 +455,12 @@ class BroadcastChannel(Channel[T, T], Generic[T]):
                 except Exception as exc:
                     if self._callback_error(exc):
                         return
-        if (self._peer_binary if binary else self._peer_text) and not core.is_closed:
-            wire = _wire_cache.get(payload, info, binary)
-            peer = core.peer
-            core.send(TAG_PUBLISH_BINARY if binary else TAG_PUBLISH, wire, self._now())
-            if peer is not None and peer.cut:
+        if self._peer_binary if binary else self._peer_text:
+            cache = _wire_cache
+            if cache.info is not info or cache.payload is not payload:
+                cache.fill(payload, info, binary, self._now())
+            tag = TAG_PUBLISH_BINARY if binary else TAG_PUBLISH
+            if core.send_publish(tag, cache.wire, cache.now):
                 # This write passed the connection's hard limit (or it was cut already): the
                 # subscriber stays behind. The channel ends rather than waiting for a reconnect:
                 # publishes it missed may have left its replay buffer, and it must not resume

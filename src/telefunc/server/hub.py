@@ -83,9 +83,8 @@ class ChannelHub:
         self, conn: ServerConnection, frame: bytes | bytearray | memoryview, transport: str
     ) -> None:
         """Hand one frame a client sent on ``transport`` to its wire's core."""
-        sink = observe.sink
-        if type(sink) is not observe.Sink:  # skip the call while nothing observes
-            sink.message_in(transport, len(frame))
+        if observe.observing:
+            observe.sink.message_in(transport, len(frame))
         try:
             conn.receive(frame, self.now())
         except Exception:  # a bug in the core must not leave the wire half-alive

@@ -360,15 +360,18 @@ _EVENTS = tuple(name for name in vars(Sink) if not name.startswith("_"))
 
 #: The sink every hook calls; replaced by :func:`enable_stats` / :func:`enable_event_log`.
 sink: Sink = Sink()
+#: Whether :data:`sink` does anything: a hot path may skip building an event's arguments.
+observing = False
 _stats: Stats | None = None
 _event_log: EventLog | None = None
 _hubs: weakref.WeakSet[ChannelHub] = weakref.WeakSet()
 
 
 def _install() -> None:
-    global sink
+    global sink, observing
     active: list[Sink] = [s for s in (_stats, _event_log) if s is not None]
     sink = active[0] if len(active) == 1 else cast(Sink, _Tee(*active)) if active else Sink()
+    observing = bool(active)
 
 
 def enable_stats() -> Stats:

@@ -312,7 +312,7 @@ async def handle_call(
             return too_large(f"a body of {announced} bytes (the limit is {limit})")
     scope = CallScope(hub, context)
     # Timing only for a sink that records it (the default one does nothing).
-    timed = type(observe.sink) is not observe.Sink
+    timed = observe.observing
     started = time.perf_counter() if timed else 0.0
     try:
         response = await _parse_and_run(registry, kind, BoundedBody(body, limit), scope, limits)

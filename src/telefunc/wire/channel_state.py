@@ -581,6 +581,28 @@ class ChannelCore:
             return SendResult.WAIT_CREDIT
         return SendResult.SENT
 
+    def send_publish(self, tag: int, payload: bytes, now: float) -> bool:
+        """Send one broadcast delivery (PUBLISH or PUBLISH_BINARY); ``True`` if the wire is cut.
+
+        What :meth:`send` does for these tags (never held for congestion, no credit, no token),
+        with the common case (attached, nothing buffered) in one call: it runs once per
+        subscriber per publish. Does nothing once the channel is closed. ``True`` means the
+        attached wire was cut as a slow consumer (by this write or before it).
+        """
+        phase = self._phase
+        if phase is not _OPEN and phase is not _PENDING:
+            return False
+        peer = self._peer
+        if peer is None or self._buffer._lanes is not None:
+            self.send(tag, payload, now)  # buffered until attached, or behind held sends
+            return False
+        self._out_seq = seq = self._out_seq + 1
+        frame = encode_frame(tag, self._ix, seq, payload)
+        replay = self._replay
+        (replay.binary if tag == TAG_PUBLISH_BINARY else replay.text).push(seq, frame, now)
+        peer.write(frame)
+        return peer.cut
+
     def flush_held(self, peer: PeerLink, now: float) -> bool:
         """``peer`` drained: write held sends while it has room; ``True`` once none is left."""
         buffer = self._buffer

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from telefunc.config import ChannelSettings, LimitsSettings
 from telefunc.errors import IllegalTransitionError, ProtocolError
@@ -58,6 +58,7 @@ __all__ = [
     "SLOW_CONSUMER_REASON",
     "ConnectionEvent",
     "ConnectionPhase",
+    "DirectWriter",
     "MuxStats",
     "ServerConnection",
     "ServerMux",
@@ -134,6 +135,13 @@ CONNECTION_TRANSITIONS: Final[dict[tuple[ConnectionPhase, ConnectionEvent], Conn
     (_CONN_OPEN, ConnectionEvent.RECONCILE): _RECONCILING,
     (_CONN_OPEN, ConnectionEvent.LOST): _CONN_CLOSED,
 }
+
+
+class DirectWriter(Protocol):
+    """What :attr:`ServerConnection.direct` refers to (see there)."""
+
+    def write_through(self, frame: bytes) -> bool:
+        """Put ``frame`` on the wire now and return ``True``, or return ``False``."""
 
 
 @dataclass(slots=True)
@@ -414,6 +422,7 @@ class ServerConnection:
         "close_request",
         "conn_id",
         "cut",
+        "direct",
         "io",
         "io_buffered",
         "lineage",
@@ -446,6 +455,11 @@ class ServerConnection:
         self._phase = _AWAITING_RECONCILE
         #: Called whenever output becomes available or a close is requested.
         self.on_output: Callable[[], None] | None = None
+        #: Set by an I/O layer that can often put a frame on the wire at once: each frame
+        #: written while nothing is queued or held and no close is requested is offered to its
+        #: ``write_through(frame)``, which returns whether it took the frame (else the frame is
+        #: queued and :attr:`on_output` called as usual).
+        self.direct: DirectWriter | None = None
         # A list, not a deque: an idle connection's empty deque would cost ~550 bytes more.
         self._out: list[bytes] = []
         #: Bytes in ``_out``.
@@ -503,6 +517,15 @@ class ServerConnection:
         """
         if self._phase is _CONN_CLOSED or self.cut:
             return
+        if not self._out_bytes:  # nothing queued (frames are never empty); the list stays untouched
+            direct = self.direct
+            if (
+                direct is not None
+                and not self._held
+                and self.close_request is None
+                and direct.write_through(frame)
+            ):
+                return
         out = self._out
         out.append(frame)
         self._out_bytes += len(frame)

@@ -19,40 +19,52 @@ __all__ = ["ReplayBuffer", "ReplayLane"]
 
 
 class ReplayLane:
-    """One FIFO lane: ``(seq, frame | None, time)`` entries, bounded by bytes and age."""
+    """One FIFO lane of ``(seq, frame | None, time)`` entries, bounded by bytes and age.
 
-    __slots__ = ("_entries", "bytes", "max_age", "max_bytes")
+    The entries lie flat in one deque, three items each: a tuple per entry would be one more
+    object for the garbage collector per frame sent (a fan-out to N subscribers keeps N of them,
+    each collection of the young generation then walks them all).
+    """
+
+    __slots__ = ("_items", "_oldest", "bytes", "max_age", "max_bytes")
 
     def __init__(self, max_bytes: int, max_age: float) -> None:
         # Created on the first push and dropped again once empty: an idle channel (most of
         # them, e.g. broadcast subscribers between publishes) would otherwise pay ~700 bytes
         # per lane for an empty deque.
-        self._entries: deque[tuple[int, bytes | None, float]] | None = None
+        self._items: deque[int | bytes | float | None] | None = None
+        #: Insertion time of the oldest entry (meaningful while there are entries): a push
+        #: checks it without touching that entry.
+        self._oldest = 0.0
         self.max_bytes = max_bytes
         self.max_age = max_age
         #: Bytes currently held (gap markers count 0).
         self.bytes = 0
 
     def __len__(self) -> int:
-        return len(self._entries) if self._entries is not None else 0
+        return len(self._items) // 3 if self._items is not None else 0
 
     @property
     def oldest_time(self) -> float | None:
         """Insertion time of the oldest entry, or ``None`` when empty."""
-        return self._entries[0][2] if self._entries else None
+        return self._oldest if self._items else None
 
     def push(self, seq: int, frame: bytes, now: float) -> bool:
         """Store ``frame``; returns ``False`` if it was too large and became a gap marker."""
         stored = len(frame) <= self.max_bytes
-        entries = self._entries
-        if entries is None:
-            entries = self._entries = deque()
+        items = self._items
+        if items is None:
+            items = self._items = deque()
+            self._oldest = now
+        items.append(seq)
         if stored:
-            entries.append((seq, frame, now))
+            items.append(frame)
             self.bytes += len(frame)
         else:
-            entries.append((seq, None, now))
-        self._evict(now)
+            items.append(None)
+        items.append(now)
+        if self.bytes > self.max_bytes or self._oldest < now - self.max_age:
+            self._evict(now)  # only when something is due: this runs once per frame sent
         return stored
 
     def evict(self, now: float) -> None:
@@ -60,34 +72,44 @@ class ReplayLane:
         self._evict(now)
 
     def _evict(self, now: float) -> None:
-        entries = self._entries
-        if entries is None:
+        items = self._items
+        if items is None:
             return
         cutoff = now - self.max_age
-        while entries:
-            _, frame, t = entries[0]
-            if t >= cutoff and self.bytes <= self.max_bytes:
+        while items:
+            if items[2] >= cutoff and self.bytes <= self.max_bytes:  # type: ignore[operator]
                 break
-            entries.popleft()
+            items.popleft()
+            frame = items.popleft()
+            items.popleft()
             if frame is not None:
-                self.bytes -= len(frame)
-        if not entries:
-            self._entries = None
+                self.bytes -= len(frame)  # type: ignore[arg-type]
+        if items:
+            self._oldest = items[2]  # type: ignore[assignment]
+        else:
+            self._items = None
+            self._oldest = 0.0
 
     def get_after(self, after_seq: int) -> list[tuple[int, bytes]]:
         """The contiguous run of ``(seq, frame)`` with ``seq > after_seq``, up to the first gap."""
         out: list[tuple[int, bytes]] = []
-        for seq, frame, _ in self._entries or ():
-            if seq <= after_seq:
+        items = self._items
+        if items is None:
+            return out
+        flat = list(items)
+        for i in range(0, len(flat), 3):
+            seq, frame = flat[i], flat[i + 1]
+            if seq <= after_seq:  # type: ignore[operator]
                 continue
             if frame is None:
                 break
-            out.append((seq, frame))
+            out.append((seq, frame))  # type: ignore[arg-type]
         return out
 
     def clear(self) -> None:
         """Forget everything."""
-        self._entries = None
+        self._items = None
+        self._oldest = 0.0
         self.bytes = 0
 
 

@@ -172,3 +172,13 @@ async def watch_close() -> Channel[Any, Any]:
     ch.on_close(closed)
     ch.listen(lambda msg: msg)
     return ch
+
+
+async def broadcast_transport_probe() -> Channel[Any, Any]:
+    """Answers every message with the class name of the broadcast transport its listener sees
+    (an app with its own settings scopes its ``broadcast.transport`` around its connections)."""
+    from telefunc.broadcast.transport import get_broadcast_transport
+
+    ch: Channel[Any, Any] = Channel()
+    ch.listen(lambda _msg: ch.send(type(get_broadcast_transport()).__name__))
+    return ch
