@@ -55,6 +55,7 @@ for _path in (str(HERE), str(HERE.parent / "src")):
 import httpx  # noqa: E402
 from rpc_vs_starlette import cpu_seconds, start  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
 
+from telefunc.config import ChannelSettings  # noqa: E402
 from telefunc.wire.frames import Tag, encode_frame, encode_json  # noqa: E402
 
 KINDS = ("telefunc", "websockets", "socketio")
@@ -69,8 +70,9 @@ STALL_SECONDS = 20.0
 BURST_TIMEOUT = 600.0
 #: Ceiling on connecting the subscribers of one client process.
 CONNECT_TIMEOUT = 300.0
-#: telefunc drops a connection without PING for 2 x pingInterval (10 s); ping well inside that.
-PING_EVERY = 2.0
+#: Seconds between a subscriber's PINGs: what the official client does, every ``pingInterval``
+#: the server advertises (5 s by default; a server drops a wire without PING for twice that).
+PING_EVERY = ChannelSettings().ping_interval
 SIO_MSG_PREFIX = b'42["msg","'
 
 
