@@ -169,6 +169,11 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue: Any = _ReceiveQueue()
         self.writable: Any = _Writable()
+        # Set here, in one order for every connection, so instances keep sharing their
+        # attribute dict's keys (one set later, in varying order, costs each a dict of its own).
+        self._receiver = None
+        self._fast = False
+        self._partial = None
 
     async def send(self, message: Any) -> None:
         """uvicorn's ``send``; the handshake's request and response are let go once answered."""
@@ -189,7 +194,9 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             if self._received_after_close > config.limits.max_after_close:
                 self.transport.abort()
                 return
-        if self._fast or self._at_frame_boundary():
+        if self._fast:
+            self._receive_fast(data)
+        elif self._at_frame_boundary():
             self._fast = True
             self._receive_fast(data)
         else:
@@ -313,7 +320,8 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
     def _keep(self, buffer: bytes | bytearray, pos: int) -> None:
         """Hold the incomplete frame from ``pos`` until more bytes arrive."""
         if pos == len(buffer):
-            self._partial = None
+            if self._partial is not None:
+                self._partial = None
         elif isinstance(buffer, bytearray):
             del buffer[:pos]
             self._partial = buffer
