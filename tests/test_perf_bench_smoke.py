@@ -1,6 +1,7 @@
-"""Smoke test of bench/perf.py: ``--quick`` on one row runs every server and prints the row.
+"""Smoke tests of bench/perf.py (``--quick`` on one row runs every server and prints the row)
+and bench/inprocess.py (both figures, every delivery made).
 
-Not a benchmark: it checks that the one-way channel row drives telefunc, raw ``websockets`` and
+Not benchmarks: they check that the one-way channel row drives telefunc, raw ``websockets`` and
 the official Node server to the end and prints its table row, not what the figures are.
 """
 
@@ -83,3 +84,23 @@ def test_quick_stack_bench_measures_the_default_stack() -> None:
     assert len(rows) == 1, result.stdout
     figures = [float(cell) for cell in rows[0].split("|")[2:-1]]
     assert len(figures) == 4 and all(f > 0 for f in figures), rows[0]
+
+
+def test_the_in_process_bench_delivers_every_message_and_prints_both_figures() -> None:
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO / 'bench'}"}
+    small = ["--messages=500", "--subscribers=20", "--publishes=3"]
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "inprocess.py"), *small],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # fanout raises unless every subscriber got a write per publish
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    figures = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert set(figures) == {"oneway", "fanout"}, result.stdout
+    for figure in figures.values():
+        assert float(figure.split()[0]) > 0
