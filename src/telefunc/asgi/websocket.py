@@ -1,9 +1,10 @@
 """The WebSocket channel transport: a raw ASGI handler around one :class:`ServerConnection`.
 
-Every binary message is one frame, fed to the sans-I/O connection as it arrives; the socket is
-read at all times (back-pressure is the protocol's credit, never unread TCP). A writer task sends
-what the connection queues, in batches of :data:`WRITE_BATCH` bytes, so queued output stays
-counted against ``config.limits.max_connection_buffer``. A client close code of 1000 or 1001 is
+Every binary message is one frame, fed to the sans-I/O connection as it arrives (straight from
+the server's parser when it offers ``set_receiver``); the socket is read at all times
+(back-pressure is the protocol's credit, never unread TCP). The writer sends what the connection
+queues, in batches of :data:`WRITE_BATCH` bytes, so queued output stays counted against
+``config.limits.max_connection_buffer``. A client close code of 1000 or 1001 is
 permanent, anything else transient (channels wait ``reconnect_timeout``). The handshake is
 refused (403) when ``config.channel.transports`` lacks ``"ws"`` or the ``Origin`` is foreign.
 With :data:`TRANSPORT_EXTENSION` (docs/architecture.md §5.3) unflushed transport bytes count too
