@@ -360,6 +360,18 @@ def _iso_date(d: datetime) -> str:
     )
 
 
+def _replaced(replacer: Replacer, v: Any, out: list[str]) -> bool:
+    """Ask ``replacer`` about ``v``; a string it returns is written as is (a resolved
+    placeholder, not ``!``-escaped) and ``True`` returned."""
+    r = replacer(v)
+    if r is None:
+        return False
+    if not isinstance(r, str):
+        raise TypeError(f"replacer must return str or None, got {type(r).__name__}")
+    out.append(_quote(r))
+    return True
+
+
 def _make_encoder() -> tuple[Callable[[Any, list[str]], None], list[Replacer | None]]:
     """Build the recursive writer and the slots holding its replacer (set per call).
 
@@ -379,13 +391,8 @@ def _make_encoder() -> tuple[Callable[[Any, list[str]], None], list[Replacer | N
 
     def enc(v: Any, out: list[str]) -> None:
         replacer = slot[0]
-        if replacer is not None:
-            r = replacer(v)
-            if r is not None:
-                if not isinstance(r, str):
-                    raise TypeError(f"replacer must return str or None, got {type(r).__name__}")
-                out.append(_quote(r))  # a resolved placeholder: not "!"-escaped
-                return
+        if replacer is not None and _replaced(replacer, v, out):
+            return
         t = type(v)
         if t is str:
             out.append(_quote("!" + v) if v.startswith("!") else _quote(v))
@@ -505,13 +512,8 @@ def _make_encoder() -> tuple[Callable[[Any, list[str]], None], list[Replacer | N
 
     def enc_other(v: Any, out: list[str]) -> None:
         replacer = slot[1]
-        if replacer is not None:
-            r = replacer(v)
-            if r is not None:
-                if not isinstance(r, str):
-                    raise TypeError(f"replacer must return str or None, got {type(r).__name__}")
-                out.append(_quote(r))
-                return
+        if replacer is not None and _replaced(replacer, v, out):
+            return
         if v is UNDEFINED:
             out.append('"!undefined"')
         elif isinstance(v, BigInt):
