@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from fake_ws import HANDSHAKE, FakeTransport
 from uvicorn.server import ServerState
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
@@ -23,42 +24,7 @@ from websockets.protocol import State
 from telefunc.asgi.websocket import TRANSPORT_EXTENSION
 from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
 
-HANDSHAKE = (
-    b"GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
 MAX_SIZE = 100_000
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closing = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name)
-
-    def write(self, data: Any) -> None:
-        self.writes.append(bytes(data))
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
 
 
 def client_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True) -> bytes:
