@@ -16,20 +16,25 @@ import pytest
 from testpaths import IN_CI, REPO, node_available
 
 
+def run_bench(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``bench/<script>`` with ``args`` on this checkout's src and bench; its output."""
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO / 'bench'}"}
+    return subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def test_quick_oneway_row_runs_against_every_server() -> None:
     if not node_available():
         if IN_CI:
             pytest.fail("node or js/node_modules is missing: .ci/run must install them")
         pytest.skip("node or js/node_modules is missing (run: cd js && npm ci)")
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO / 'bench'}"}
-    result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "perf.py"), "--quick", "--runs=1", "--rows=oneway"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    result = run_bench("perf.py", "--quick", "--runs=1", "--rows=oneway", timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| oneway |")]
     assert len(rows) == 1, result.stdout
@@ -46,15 +51,7 @@ def test_quick_memory_rows_run_against_every_server() -> None:
         if IN_CI:
             pytest.fail("node or js/node_modules is missing: .ci/run must install them")
         pytest.skip("node or js/node_modules is missing (run: cd js && npm ci)")
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO / 'bench'}"}
-    result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "perf.py"), "--quick", "--runs=1", "--rows=mem"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    result = run_bench("perf.py", "--quick", "--runs=1", "--rows=mem", timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     for name in ("mem-bare", "mem-channel"):
         rows = [line for line in result.stdout.splitlines() if line.startswith(f"| {name} |")]
@@ -69,16 +66,8 @@ def test_quick_memory_rows_run_against_every_server() -> None:
 
 def test_quick_stack_bench_measures_the_default_stack() -> None:
     """bench/stack.py --quick on telefunc serve's default stack prints its row."""
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO / 'bench'}"}
     stack = "uvicorn:telefunc:httptools:uvloop"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "stack.py"), "--quick", f"--stacks={stack}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    result = run_bench("stack.py", "--quick", f"--stacks={stack}", timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith(f"| {stack} |")]
     assert len(rows) == 1, result.stdout
@@ -87,16 +76,8 @@ def test_quick_stack_bench_measures_the_default_stack() -> None:
 
 
 def test_the_in_process_bench_delivers_every_message_and_prints_both_figures() -> None:
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO / 'bench'}"}
     small = ["--messages=500", "--subscribers=20", "--publishes=3"]
-    result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "inprocess.py"), *small],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_bench("inprocess.py", *small, timeout=120)
     # fanout raises unless every subscriber got a write per publish
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
