@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from telefunc.client._sse import SseWireIO, StreamRequestState
+from telefunc.endpoint.timers import sleep_or_wake
 from telefunc.errors import UsageError
 from telefunc.wire.client_mux import CLOSE_NORMAL, ClientMux, Wire
 from telefunc.wire.frames import Tag, encode_frame
@@ -482,6 +483,5 @@ class Connection:
             else:
                 delay = deadline - self.now()
                 if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake_timer.wait(), delay)
+                    await sleep_or_wake(self._wake_timer, delay)
             mux.handle_timeout(self.now())

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from telefunc.config import Config, config
 from telefunc.endpoint.client_errors import log_client_error
+from telefunc.endpoint.timers import sleep_or_wake
 from telefunc.server import observe
 from telefunc.wire.mux import MuxStats, ServerConnection, ServerMux
 
@@ -126,8 +127,7 @@ class ChannelHub:
                 continue
             delay = deadline - self.now()
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), delay)
+                await sleep_or_wake(wake, delay)
                 continue
             try:
                 mux.handle_timeout(self.now())
