@@ -7,8 +7,9 @@ queues, in batches of :data:`WRITE_BATCH` bytes, so queued output stays counted 
 ``config.limits.max_connection_buffer``. A client close code of 1000 or 1001 is
 permanent, anything else transient (channels wait ``reconnect_timeout``). The handshake is
 refused (403) when ``config.channel.transports`` lacks ``"ws"`` or the ``Origin`` is foreign.
-With :data:`TRANSPORT_EXTENSION` (docs/architecture.md §5.3) unflushed transport bytes count too
-and a slow consumer is cut at once.
+With :data:`TRANSPORT_EXTENSION` (docs/architecture.md §5.3) unflushed transport bytes count too,
+a slow consumer is cut at once, and the handler returns after the handshake (``detach``): the
+connection's events then reach its writer from the server's callbacks, with no task waiting.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ WRITE_BATCH = 64 * 1024
 #: optionally ``"writable": () -> bool, "write_frames": (list[bytes]) -> None`` (whether a
 #: ``websocket.send`` would go out without waiting; send binary messages now, in one write) and
 #: ``"set_receiver": ((bytes) -> None | None) -> None`` (hand each binary message to a callback
-#: as it is parsed, in order with those already queued for ``receive``, instead of queueing it).
+#: as it is parsed, in order with those already queued for ``receive``, instead of queueing it)
+#: and ``"detach": ((event) -> None) -> None`` (hand every later ASGI event to a callback, those
+#: queued first, instead of ``receive``; the app may then return without ending the connection).
 TRANSPORT_EXTENSION = "telefunc.transport"
 #: Seconds after a slow consumer's handler ended until the heap is trimmed (past the close grace
 #: of :mod:`telefunc.asgi.ws_protocol`, when its socket buffers are gone too).
@@ -82,37 +85,22 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
         # An empty context is what the server's callbacks run in already.
         context = contextvars.copy_context()
         writer.context = context if len(context) else None
+        writer.set_receiver = set_receiver
         set_receiver(writer.receive)
+        detach = transport.get("detach") if transport is not None else None
+        if detach is not None:
+            # The server hands every later event to the writer (in that same context): no task
+            # or coroutine frames wait in ``receive`` for the connection's lifetime.
+            writer.detached = True
+            detach(writer.handle_event)
+            return
+    code: int | None = None
     try:
-        while True:
-            message = await receive()
-            kind = message["type"]
-            if kind == "websocket.receive":
-                data = message.get("bytes")
-                if data is None:
-                    conn.protocol_violation("text message on a binary channel socket", hub.now())
-                    continue
-                hub.receive(conn, data, "ws")
-            elif kind == "websocket.disconnect":
-                code = message.get("code", 1005)
-                if code == CLOSE_SLOW_CONSUMER:  # the server's transport cut it (pong flood)
-                    conn.cut_slow_consumer()
-                conn.connection_lost(hub.now(), permanent=code in PERMANENT_CLOSE_CODES)
-                break
+        while code is None:
+            code = writer.handle_event(await receive())
     finally:
-        gone = message["type"] == "websocket.disconnect"
-        observe.sink.connection_closed(conn, message.get("code", 1005) if gone else None)
-        if not conn.closed:
-            conn.connection_lost(hub.now(), permanent=False)
-        if set_receiver is not None:
-            set_receiver(None)
+        writer.finish(code)
         await writer.stop()
-        # conn -> writer.wake -> writer -> conn: a cycle only a full GC would free.
-        conn.on_output = None
-        conn.io_buffered = None
-        if conn.cut:
-            # What it held is freed now, its socket buffers within the close grace.
-            release_freed_memory_soon(SLOW_CONSUMER_TRIM_DELAY)
 
 
 class _FlushQueue:
@@ -192,11 +180,13 @@ class _Writer:
     __slots__ = (
         "conn",
         "context",
+        "detached",
         "done",
         "flushes",
         "hub",
         "scheduled",
         "send",
+        "set_receiver",
         "task",
         "transport",
         "turn",
@@ -229,6 +219,10 @@ class _Writer:
         self.turn = 0
         #: What :meth:`receive` runs the hub in (``None``: the caller's own context).
         self.context: contextvars.Context | None = None
+        #: The server's ``set_receiver``, once :meth:`receive` is the receiver.
+        self.set_receiver: Callable[[Any], None] | None = None
+        #: The server hands events to :meth:`handle_event` (``detach``); no task awaits them.
+        self.detached = False
         self.task: asyncio.Task[None] | None = None
         #: A :meth:`_flush` callback is scheduled.
         self.scheduled = False
@@ -245,6 +239,60 @@ class _Writer:
             self.hub.receive(self.conn, data, "ws")
         else:
             context.run(self.hub.receive, self.conn, data, "ws")
+
+    def handle_event(self, message: Message) -> int | None:
+        """One ASGI event from the server; the close code once it is the disconnect.
+
+        Detached, the server calls it from its own callbacks: it runs the hub in the app's
+        context then, as :meth:`receive` does, and ends the connection at the disconnect.
+        """
+        context = self.context
+        if self.detached and context is not None:
+            return context.run(self._handle_event, message)
+        return self._handle_event(message)
+
+    def _handle_event(self, message: Message) -> int | None:
+        conn, hub = self.conn, self.hub
+        kind = message["type"]
+        if kind == "websocket.receive":
+            data = message.get("bytes")
+            if data is None:
+                conn.protocol_violation("text message on a binary channel socket", hub.now())
+            else:
+                hub.receive(conn, data, "ws")
+            return None
+        if kind != "websocket.disconnect":
+            return None
+        code: int = message.get("code", 1005)
+        if code == CLOSE_SLOW_CONSUMER:  # the server's transport cut it (pong flood)
+            conn.cut_slow_consumer()
+        conn.connection_lost(hub.now(), permanent=code in PERMANENT_CLOSE_CODES)
+        if self.detached:
+            self.finish(code)
+        return code
+
+    def finish(self, code: int | None) -> None:
+        """The connection is over (``code``: the client's close code; ``None``: the handler
+        ended without a disconnect): end the wire and let go of everything that ties the
+        connection, this writer and the server's protocol together."""
+        conn = self.conn
+        observe.sink.connection_closed(conn, code)
+        if not conn.closed:
+            conn.connection_lost(self.hub.now(), permanent=False)
+        if self.set_receiver is not None:
+            self.set_receiver(None)
+            self.set_receiver = None
+        self.done = True
+        conn.direct = None  # conn -> writer -> conn: a cycle only a full GC frees
+        if self.detached and self.task is not None:
+            self.task.cancel()  # nothing awaits it: it only awaits the server's send
+            self.task = None
+        # conn -> writer.wake -> writer -> conn: a cycle only a full GC would free.
+        conn.on_output = None
+        conn.io_buffered = None
+        if conn.cut:
+            # What it held is freed now, its socket buffers within the close grace.
+            release_freed_memory_soon(SLOW_CONSUMER_TRIM_DELAY)
 
     def wake(self) -> None:
         """Output is available (or a close was requested): start the writer unless it runs."""
@@ -363,9 +411,7 @@ class _Writer:
                 self.task = None
 
     async def stop(self) -> None:
-        """The handler is ending: no more writes; cancel a running writer and wait for it."""
-        self.done = True
-        self.conn.direct = None  # conn -> writer -> conn: a cycle only a full GC frees
+        """The handler is ending (after :meth:`finish`): cancel a running writer, wait for it."""
         task, self.task = self.task, None
         if task is not None:
             task.cancel()

@@ -5,18 +5,22 @@
 ``CLOSE_SLOW_CONSUMER``, dropping the socket :data:`CLOSE_GRACE` seconds later in any case. It
 offers the ``telefunc.transport`` scope extension (unflushed bytes, ``close_now``), and after its
 own close frame accepts at most ``config.limits.max_after_close`` bytes. It parses a client's
-binary frames itself and can hand them to the app without an ASGI event (``set_receiver``).
-Otherwise it behaves as uvicorn's protocol, with lighter per-connection parts. Details:
-docs/architecture.md §5.3.
+binary frames itself and can hand them to the app without an ASGI event (``set_receiver``), and
+lets the app return without ending the connection once it handed its events to a callback
+(``detach``). Otherwise it behaves as uvicorn's protocol, with lighter per-connection parts.
+Details: docs/architecture.md §5.3.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from collections.abc import Callable, Sequence
+from types import MappingProxyType
 from typing import Any
 
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
@@ -36,6 +40,8 @@ except ImportError:  # websockets built without its C extension
 BytesLike = bytes | bytearray | memoryview
 
 __all__ = ["CLOSE_GRACE", "TelefuncWebSocketProtocol"]
+
+logger = logging.getLogger("telefunc")
 
 #: A read of at least this many bytes gives other connections a loop turn before the next one.
 YIELD_AFTER_READ = 64 * 1024
@@ -57,6 +63,8 @@ _AT_EOF_CODE = StreamReader.at_eof.__code__
 _SHORT_HEADERS = tuple(bytes((0x82, size)) for size in range(126))
 _MEDIUM_HEADER = struct.Struct(">BBH")
 _LONG_HEADER = struct.Struct(">BBQ")
+#: The scope a detached connection keeps (uvicorn reads its scope only before the handshake).
+_DETACHED_SCOPE: Any = MappingProxyType({"type": "websocket"})
 
 
 def _binary_header(size: int) -> bytes:
@@ -68,22 +76,52 @@ def _binary_header(size: int) -> bytes:
     return _LONG_HEADER.pack(0x82, 127, size)
 
 
+def _discard(event: Any) -> None:
+    """What a detached app's events go to once it has seen its disconnect."""
+
+
 class _ReceiveQueue:
     """The part of ``asyncio.Queue`` uvicorn's protocol uses (``put_nowait``, ``get``,
     ``empty``), unbounded like the queue it replaces, for one getter at a time (the app's
-    ``receive``); an idle one holds one empty list."""
+    ``receive``); an idle one holds one empty list. After :meth:`hand_over` it queues nothing:
+    each event goes to the app's handler as it is put."""
 
-    __slots__ = ("_head", "_items", "_waiter")
+    __slots__ = ("_head", "_items", "_waiter", "handler")
 
     def __init__(self) -> None:
         self._items: list[Any] = []
         self._head = 0
         self._waiter: asyncio.Future[None] | None = None
+        #: Takes each event instead of the queue (see :meth:`hand_over`).
+        self.handler: Callable[[Any], None] | None = None
 
     def empty(self) -> bool:
         return self._head == len(self._items)
 
+    def hand_over(self, handler: Callable[[Any], None]) -> None:
+        """Pass every event to ``handler`` from now on, those queued first; after the first
+        ``websocket.disconnect`` the rest are dropped (an app sees one disconnect)."""
+        items = self._items[self._head :]
+        self._items.clear()
+        self._head = 0
+        self.handler = handler
+        for item in items:
+            self._deliver(item)
+
+    def _deliver(self, event: Any) -> None:
+        handler = self.handler
+        assert handler is not None
+        if event["type"] == "websocket.disconnect":
+            self.handler = _discard
+        try:
+            handler(event)
+        except Exception:  # it runs inside the server's callbacks, which must not fail
+            logger.exception("telefunc: error while handling a WebSocket event")
+
     def put_nowait(self, item: Any) -> None:
+        if self.handler is not None:
+            self._deliver(item)
+            return
         self._items.append(item)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -345,18 +383,41 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
                 "writable": self.writable.is_set,
                 "write_frames": self.write_frames,
                 "set_receiver": self._set_receiver,
+                "detach": self.queue.hand_over,
             }
 
     async def run_asgi(self) -> None:
-        """uvicorn's; once the app returned, the extension (bound methods of this protocol, in
-        the scope this protocol holds) is dropped, so the protocol is freed by reference counting
-        instead of waiting for a full garbage collection."""
+        """uvicorn's, except that an app that detached (``detach`` in the transport extension)
+        and returned leaves the connection open, served by the handler it gave.
+
+        Once the app returned, the extension (bound methods of this protocol, in the scope this
+        protocol holds) is dropped, so the protocol is freed by reference counting instead of
+        waiting for a full garbage collection; a detached connection lets go of the whole scope
+        (its headers were read during the handshake).
+        """
+        returned = False
         try:
-            await super().run_asgi()
-        finally:
-            scope: Any = getattr(self, "scope", None)
-            if scope is not None:
-                scope.get("extensions", {}).pop(TRANSPORT_EXTENSION, None)
+            result = await self.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except BaseException:
+            self.logger.exception("Exception in ASGI application\n")
+            self.send_500_response()
+        else:
+            returned = True
+            if not self.handshake_complete:
+                self.logger.error("ASGI callable returned without completing handshake.")
+                self.send_500_response()
+            elif result is not None:
+                self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+        scope: Any = getattr(self, "scope", None)
+        if scope is not None:
+            scope.get("extensions", {}).pop(TRANSPORT_EXTENSION, None)
+        if returned and self.queue.handler is not None and self.handshake_complete:
+            self.scope = _DETACHED_SCOPE
+            return
+        if self.close_timer is None:
+            self.transport.close()
 
     def _set_receiver(self, receiver: Callable[[BytesLike], None] | None) -> None:
         """Hand binary messages to ``receiver`` as they are parsed (``None``: to ``receive``).
