@@ -197,3 +197,20 @@ def test_settings_must_be_a_config_and_copies_are_independent() -> None:
     assert copy.limits.snapshot() == config.limits.snapshot()
     with pytest.raises(UsageError, match="refuse_stream_requests must be True or False"):
         copy.refuse_stream_requests = "yes"
+
+
+def test_every_channel_registered_with_an_apps_hub_parses_within_that_apps_max_depth() -> None:
+    """Not only channels a telefunction returns: request channels, function and stream channels
+    reach the hub through ``register`` alone, and take the app's limits there."""
+    from telefunc.server.channel import Channel
+    from telefunc.server.hub import ChannelHub
+
+    settings = config.copy()
+    settings.limits.max_depth = 8
+    hub = ChannelHub(settings)
+    channel: Channel[Any, Any] = Channel()
+    assert channel._max_depth() == config.limits.max_depth  # unregistered: the global limits
+    hub.register(channel)
+    assert channel._max_depth() == 8
+    settings.limits.max_depth = 9  # read live
+    assert channel._max_depth() == 9

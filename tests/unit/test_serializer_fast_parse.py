@@ -29,7 +29,7 @@ EDGE_TEXTS = [
 BAD_TEXTS = ["{not json", "NaN", "[Infinity]", "", '{"a":1,}']
 
 
-def _both(text: str) -> tuple[Any, Any]:
+def _both(text: str | bytes) -> tuple[Any, Any]:
     fast = serializer.parse(text)
     saved = serializer._fast_loads
     serializer._fast_loads = None
@@ -50,6 +50,12 @@ def _needs_orjson() -> None:
 def test_fast_and_pure_parse_agree(text: str) -> None:
     fast, pure = _both(text)
     assert repr(fast) == repr(pure)
+
+
+@pytest.mark.parametrize("text", [*json.loads(GOLDEN.read_text()).values(), *EDGE_TEXTS])
+def test_fast_and_pure_parse_of_utf8_bytes_give_what_the_text_gives(text: str) -> None:
+    fast, pure = _both(text.encode("utf-8", "surrogatepass"))
+    assert repr(fast) == repr(pure) == repr(serializer.parse(text))
 
 
 @pytest.mark.parametrize("text", BAD_TEXTS)

@@ -143,19 +143,43 @@ def test_replace_plain_false_asks_only_about_values_that_are_not_plain_data() ->
         ('"!Set:[1,true]"', JsSet([1, True])),
     ],
 )
-def test_parse_leaves_the_shortcut_when_it_must(text: str, expected: Any) -> None:
-    result = parse(text)
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["str", "utf8"])
+def test_parse_leaves_the_shortcut_when_it_must(text: str, expected: Any, as_bytes: bool) -> None:
+    result = parse(text.encode() if as_bytes else text)
     assert repr(result) == repr(expected)
 
 
-def test_parse_depth_limit_holds_on_both_paths() -> None:
-    assert parse("[[1]]", max_depth=2) == [[1]]
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["str", "utf8"])
+def test_parse_depth_limit_holds_on_both_paths(as_bytes: bool) -> None:
+    def given(text: str) -> str | bytes:
+        return text.encode() if as_bytes else text
+
+    assert parse(given("[[1]]"), max_depth=2) == [[1]]
     with pytest.raises(ValueError, match="deeper"):
-        parse("[[[1]]]", max_depth=2)
+        parse(given("[[[1]]]"), max_depth=2)
     with pytest.raises(ValueError, match="deeper"):
-        parse('{"a":{"b":[1]}}', max_depth=2)
+        parse(given('{"a":{"b":[1]}}'), max_depth=2)
+    with pytest.raises(ValueError, match="deeper"):
+        parse(given('[{"a":[1]}]'), max_depth=2)  # "[" and "{" count together
     # Brackets inside strings only send the text the slow way; the result is the same.
-    assert parse('["[[[[", "{{{{"]', max_depth=1) == ["[[[[", "{{{{"]
+    assert parse(given('["[[[[", "{{{{"]'), max_depth=1) == ["[[[[", "{{{{"]
+
+
+@pytest.mark.parametrize(
+    "text", ['"héllo ✓"', '{"a":[1,"\\u0021x",{"b":null}]}', '"!Date:1970-01-01T00:00:00.005Z"']
+)
+def test_utf8_bytes_parse_like_their_text(text: str) -> None:
+    assert repr(parse(text.encode())) == repr(parse(text))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'"\xff"', b'["!x\xc3"]', '"x"'.encode("utf-16")],
+    ids=["invalid-utf8", "invalid-utf8-slow-path", "utf16-not-guessed"],
+)
+def test_bytes_that_are_not_utf8_are_malformed(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse(data)
 
 
 def test_parse_calls_the_reviver_for_an_escaped_bang() -> None:

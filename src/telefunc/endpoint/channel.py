@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
-from telefunc.config import config
+from telefunc.config import LimitsConfig, config
 from telefunc.endpoint.client_errors import log_client_error
 from telefunc.errors import (
     Abort,
@@ -110,8 +110,9 @@ def add_listener(listeners: list[Any], callback: Any) -> Callable[[], None]:
     return unlisten
 
 
-def parse_peer_text(text: str, max_depth: int) -> Any:
-    """A text message from the other side, parsed within ``max_depth`` (``limits.max_depth``).
+def parse_peer_text(text: str | bytes, max_depth: int) -> Any:
+    """A text message from the other side (or its UTF-8 bytes), parsed within ``max_depth``
+    (``limits.max_depth``).
 
     Raises ``ValueError`` for malformed input (logged once per interval, never a traceback:
     the other side may be hostile).
@@ -181,6 +182,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         "_core",
         "_credit_waiters",
         "_inbox",
+        "_limits",
         "_listeners",
         "_open_callbacks",
         "_open_fired",
@@ -211,6 +213,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         self._close_future: asyncio.Future[int] | None = None
         #: Messages waiting for an async listener before them (``None`` until one had to wait).
         self._inbox: _Inbox | None = None
+        #: The limits this end's input is held to (a server channel takes its app's, live).
+        self._limits: LimitsConfig = config.limits
 
     # ── hooks ───────────────────────────────────────────────────────────
 
@@ -227,7 +231,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
 
     def _max_depth(self) -> int:
         """The deepest nesting a text message from the peer may have."""
-        return config.limits.snapshot().max_depth
+        return self._limits.snapshot().max_depth
 
     def _send_evicted(self) -> None:
         """A send was evicted from this end's full buffer (the server counts it in its metrics)."""
@@ -366,7 +370,8 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         """
         nbytes = len(payload)
         try:
-            data: Any = payload if binary else parse_peer_text(payload.decode(), self._max_depth())
+            depth = self._limits.snapshot().max_depth  # (inline: once per message)
+            data: Any = payload if binary else parse_peer_text(payload, depth)
         except ValueError:
             self._consume_in_order(nbytes)
             return
@@ -462,7 +467,7 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
             return
         result: Any = None
         try:
-            data: Any = payload if binary else parse_peer_text(payload.decode(), self._max_depth())
+            data: Any = payload if binary else parse_peer_text(payload, self._max_depth())
         except ValueError:
             core.reply(seq, AckStatus.ERROR, self.LISTENER_ERROR, self._now())
             return

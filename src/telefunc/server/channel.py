@@ -115,10 +115,6 @@ class Channel(
             # Never registered: no hub timer wheel drives this channel, so time the close here.
             loop.call_later(max(0.0, timeout), self._core.handle_timeout, time.monotonic() + 1e-3)
 
-    def _max_depth(self) -> int:
-        hub = self._hub
-        return (hub.settings if hub is not None else config).limits.snapshot().max_depth
-
     def _send_evicted(self) -> None:
         observe.sink.limit_hit("channel-buffer")
 

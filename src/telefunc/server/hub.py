@@ -60,7 +60,9 @@ class ChannelHub:
         return time.monotonic()
 
     def register(self, channel: Channel[Any, Any]) -> None:
-        """Make ``channel`` reachable by its id; its ``connect_ttl`` starts now."""
+        """Make ``channel`` reachable by its id; its ``connect_ttl`` starts now. Its input is
+        held to this hub's limits from now on."""
+        channel._limits = self.settings.limits
         self._ensure_timer_task()
         self.mux.register(channel._core, self.now())
         observe.sink.channel_opened(channel)

@@ -753,8 +753,9 @@ def _parse_bytes(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _loads(text: str) -> Any:
-    """``json.loads`` that rejects NaN/Infinity literals, through orjson when it is installed.
+def _loads(text: str | bytes) -> Any:
+    """``json.loads`` that rejects NaN/Infinity literals, through orjson when it is installed
+    (``text`` may be UTF-8 bytes).
 
     orjson (the optional ``speedups`` extra; never on Pyodide) parses several times faster. It
     refuses a few inputs JSON.parse accepts — lone surrogates, integers beyond 64 bits, numbers
@@ -766,11 +767,14 @@ def _loads(text: str) -> Any:
             return _fast_loads(text)
         except ValueError:  # orjson.JSONDecodeError is a ValueError
             pass
+    if isinstance(text, bytes):
+        # Decoded here: json.loads would guess UTF-16 or UTF-32 from the first bytes.
+        text = text.decode()
     return json.loads(text, parse_constant=_reject_constant)
 
 
 #: The fast parser in use, or ``None`` (tests switch it off to cover the pure path).
-_fast_loads: Callable[[str], Any] | None
+_fast_loads: Callable[[str | bytes], Any] | None
 try:
     from orjson import loads as _fast_loads
 except ImportError:  # the pure-Python path (and the only one under Pyodide)
@@ -891,19 +895,26 @@ def _make_reviver(max_depth: int) -> tuple[Callable[[Any, int], Any], list[Reviv
 _idle_walks: dict[int, list[tuple[Callable[[Any, int], Any], list[Reviver | None]]]] = {}
 
 
-#: A table turning ASCII digits into ``0`` and every other byte into a space, and sixteen digits
-#: in a row: possibly an integer beyond ``MAX_SAFE_INTEGER`` (which has 16). Two C passes; a
-#: regular expression costs several times more.
-_DIGIT_MASK: Final = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+#: A table turning ASCII digits into ``0``, ``[`` and ``{`` into ``[`` and every other byte into a
+#: space; sixteen digits in a row: possibly an integer beyond ``MAX_SAFE_INTEGER`` (which has 16).
+#: One C pass gives both the nesting bound and the digit runs; a regular expression costs several
+#: times more.
+_PLAIN_MASK: Final = bytes(
+    0x30 if 0x30 <= i <= 0x39 else 0x5B if i in (0x5B, 0x7B) else 0x20 for i in range(256)
+)
 _SIXTEEN_DIGITS: Final = b"0" * 16
+_BANG, _BACKSLASH = ord("!"), ord("\\")
 
 #: Nesting :func:`parse` accepts when no ``max_depth`` is given: as deep as Python's own
 #: recursion allows (``RecursionError`` becomes ``ValueError``).
 UNBOUNDED_DEPTH: Final = 1 << 30
 
 
-def parse(text: str, *, reviver: Reviver | None = None, max_depth: int | None = None) -> Any:
-    """Parse text produced by ``@brillout/json-serializer`` (or :func:`stringify`).
+def parse(
+    text: str | bytes, *, reviver: Reviver | None = None, max_depth: int | None = None
+) -> Any:
+    """Parse text produced by ``@brillout/json-serializer`` (or :func:`stringify`), as a string
+    or as its UTF-8 bytes (a frame's payload: plain JSON is then parsed without decoding it).
 
     ``reviver(s)`` is called for every string that starts with ``!`` (also inside Maps and
     Sets) before the built-in revival; returning ``(True, v)`` replaces the string with ``v``,
@@ -914,15 +925,18 @@ def parse(text: str, *, reviver: Reviver | None = None, max_depth: int | None = 
     ``config.limits.max_depth``. The check rides on the walk that revives ``!`` strings, so
     it costs nothing extra, on the orjson path as on the pure one.
 
-    Raises ``ValueError`` for malformed input, including input nested too deeply.
+    Raises ``ValueError`` for malformed input (bytes that are not UTF-8 included), including
+    input nested too deeply.
     """
     depth = UNBOUNDED_DEPTH if max_depth is None else max_depth
-    if (
-        "!" not in text
-        and "\\u0021" not in text
-        and text.count("[") + text.count("{") <= depth
-        and _SIXTEEN_DIGITS not in text.encode("utf-8", "surrogatepass").translate(_DIGIT_MASK)
-    ):
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    # (An int in a bytes object and ``find`` search in C; ``bytes in bytes`` costs more.)
+    if _BANG not in data and (_BACKSLASH not in data or data.find(b"\\u0021") < 0):
+        mask = data.translate(_PLAIN_MASK)
+        plain = mask.count(b"[") <= depth and mask.find(_SIXTEEN_DIGITS) < 0
+    else:
+        plain = False
+    if plain:
         # Plain JSON (most messages and calls): no "!" string to revive (not even escaped), no
         # integer that may pass 2**53, and too few brackets to nest past `depth`, so the walk
         # would change nothing.
@@ -930,6 +944,8 @@ def parse(text: str, *, reviver: Reviver | None = None, max_depth: int | None = 
             return _loads(text)
         except RecursionError:
             raise ValueError("nested too deeply") from None
+    if isinstance(text, bytes):
+        text = text.decode()  # UnicodeDecodeError is a ValueError
     idle = _idle_walks.get(depth)
     walker = idle.pop() if idle else _make_reviver(depth)
     walk, slot = walker
