@@ -120,10 +120,15 @@ def parse_peer_text(text: str | bytes, max_depth: int) -> Any:
     try:
         return parse(text, max_depth=max_depth)
     except ValueError as exc:
-        log_client_error(
-            "malformed-channel-message", "telefunc: dropped a channel message: %s", str(exc)[:200]
-        )
+        log_malformed_message(exc)
         raise
+
+
+def log_malformed_message(exc: ValueError) -> None:
+    """The one log line (rate-limited) for a peer's text message that does not parse."""
+    log_client_error(
+        "malformed-channel-message", "telefunc: dropped a channel message: %s", str(exc)[:200]
+    )
 
 
 class _Settle(NamedTuple):
@@ -369,13 +374,16 @@ class ChannelEndpoint(Generic[Incoming, Outgoing]):
         has nothing to wait for: with the inbox idle, the message is consumed at once.
         """
         nbytes = len(payload)
-        try:
-            depth = self._limits.snapshot().max_depth  # (inline: once per message)
-            data: Any = payload if binary else parse_peer_text(payload, depth)
-        except ValueError:
-            self._consume_in_order(nbytes)
-            return
-        if not binary:
+        if binary:
+            data: Any = payload
+        else:
+            # parse_peer_text, inline (the hot path of every text message)
+            try:
+                data = parse(payload, max_depth=self._limits.snapshot().max_depth)
+            except ValueError as exc:
+                log_malformed_message(exc)
+                self._consume_in_order(nbytes)
+                return
             try:
                 data = self._check_incoming(data)
             except ShieldValidationError:  # dropped (and logged), but its credit is consumed

@@ -22,7 +22,7 @@ from telefunc.endpoint.channel import ChannelEndpoint
 from telefunc.errors import Abort, abort_message
 from telefunc.server import observe
 from telefunc.server.bugs import report_bug
-from telefunc.server.channel_shield import shield_of
+from telefunc.server.channel_shield import SHIELDED, shield_of
 from telefunc.server.context import current_scope
 from telefunc.wire.channel_state import ChannelCore
 from telefunc.wire.ids import random_id
@@ -135,6 +135,8 @@ class Channel(
         return encode_json(CHANNEL_PREFIX, meta)
 
     def _check_incoming(self, data: Any) -> Any:
+        if not SHIELDED:  # checked for every message: nothing to look up while no shield exists
+            return data
         shield = shield_of(self)
         return data if shield is None else shield.check_data(data)
 

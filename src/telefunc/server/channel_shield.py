@@ -60,8 +60,9 @@ def _check(value: Any, annotation: Any, path: str) -> Any:
 #: Result types that are certainly not channels.
 _NOT_CHANNELS: frozenset[type] = frozenset({str, int, float, bool, type(None), dict, list, tuple})
 _SHIELDS: weakref.WeakKeyDictionary[Any, ChannelShield] = weakref.WeakKeyDictionary()
-#: The weak dictionary's own dict: whether it is empty is a C-level check (its ``len`` is Python).
-_SHIELD_REFS: dict[Any, ChannelShield] = _SHIELDS.data  # type: ignore[attr-defined]
+#: The weak dictionary's own dict: empty (false) while no channel has a shield, a C-level check
+#: (the weak dictionary's ``len`` is Python).
+SHIELDED: dict[Any, ChannelShield] = _SHIELDS.data  # type: ignore[attr-defined]
 _BY_FUNCTION: weakref.WeakKeyDictionary[Any, ChannelShield | None] = weakref.WeakKeyDictionary()
 
 
@@ -106,4 +107,4 @@ def attach_return_shield(func: Callable[..., Any], result: Any) -> None:
 def shield_of(channel: Any) -> ChannelShield | None:
     """The shield attached to ``channel``, if any."""
     # Checked for every message: skip the weak-dictionary lookup while no channel has a shield.
-    return _SHIELDS.get(channel) if _SHIELD_REFS else None
+    return _SHIELDS.get(channel) if SHIELDED else None
