@@ -176,11 +176,11 @@ class ChannelConfig(_SettingsSection):
     _section = "channel"
     _defaults = ChannelSettings
     __slots__ = ()
+    _settings: ChannelSettings
 
     def snapshot(self) -> ChannelSettings:
         """The current values as an immutable :class:`ChannelSettings`."""
-        settings: ChannelSettings = object.__getattribute__(self, "_settings")
-        return settings
+        return self._settings  # a slot: found without __getattr__
 
     def _check(self, key: str, value: Any) -> Any:
         if key == "transports":
@@ -261,11 +261,11 @@ class LimitsConfig(_SettingsSection):
     _section = "limits"
     _defaults = LimitsSettings
     __slots__ = ()
+    _settings: LimitsSettings
 
     def snapshot(self) -> LimitsSettings:
         """The current values as an immutable :class:`LimitsSettings`."""
-        settings: LimitsSettings = object.__getattribute__(self, "_settings")
-        return settings
+        return self._settings  # a slot: found without __getattr__
 
 
 LimitsConfig._fields = _field_types(LimitsSettings)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -84,9 +85,12 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
         # scoped settings); only control events (disconnect) still come through ``receive``.
         # An empty context is what the server's callbacks run in already.
         context = contextvars.copy_context()
-        writer.context = context if len(context) else None
         writer.set_receiver = set_receiver
-        set_receiver(writer.receive)
+        if len(context):
+            writer.context = context
+            set_receiver(writer.receive)
+        else:  # the hub at once: no Python frame of ours in between, per message
+            set_receiver(functools.partial(hub.receive, conn))
         detach = transport.get("detach") if transport is not None else None
         if detach is not None:
             # The server hands every later event to the writer (in that same context): no task
@@ -230,15 +234,10 @@ class _Writer:
         self.done = False
 
     def receive(self, data: bytes | bytearray | memoryview) -> None:
-        """The server's receiver (``set_receiver``): one binary message, to the hub.
-
-        The connection's one per-connection object does it, so the receiver costs no closure.
-        """
-        context = self.context
-        if context is None:
-            self.hub.receive(self.conn, data, "ws")
-        else:
-            context.run(self.hub.receive, self.conn, data, "ws")
+        """The server's receiver (``set_receiver``) when the app's context holds anything: one
+        binary message, to the hub, in that context."""
+        assert self.context is not None
+        self.context.run(self.hub.receive, self.conn, data)
 
     def handle_event(self, message: Message) -> int | None:
         """One ASGI event from the server; the close code once it is the disconnect.
@@ -259,7 +258,7 @@ class _Writer:
             if data is None:
                 conn.protocol_violation("text message on a binary channel socket", hub.now())
             else:
-                hub.receive(conn, data, "ws")
+                hub.receive(conn, data)
             return None
         if kind != "websocket.disconnect":
             return None

@@ -54,10 +54,9 @@ class ChannelHub:
         self._wake: asyncio.Event | None = None
         observe.track_hub(self)
 
-    @staticmethod
-    def now() -> float:
-        """The hub's clock (monotonic seconds); every ``now`` handed to the core comes from here."""
-        return time.monotonic()
+    #: The hub's clock (monotonic seconds); every ``now`` handed to the core comes from here.
+    #: (The builtin itself: it is read for every frame.)
+    now = staticmethod(time.monotonic)
 
     def register(self, channel: Channel[Any, Any]) -> None:
         """Make ``channel`` reachable by its id; its ``connect_ttl`` starts now. Its input is
@@ -82,12 +81,10 @@ class ChannelHub:
         observe.sink.connection_opened(conn)
         return conn
 
-    def receive(
-        self, conn: ServerConnection, frame: bytes | bytearray | memoryview, transport: str
-    ) -> None:
-        """Hand one frame a client sent on ``transport`` to its wire's core."""
+    def receive(self, conn: ServerConnection, frame: bytes | bytearray | memoryview) -> None:
+        """Hand one frame a client sent on ``conn`` to its core."""
         if observe.observing:
-            observe.sink.message_in(transport, len(frame))
+            observe.sink.message_in(conn.transport, len(frame))
         try:
             conn.receive(frame, self.now())
         except Exception:  # a bug in the core must not leave the wire half-alive

@@ -220,7 +220,7 @@ class _EventStream:
         try:
             while (frame := await self._records.next()) is not None:
                 if not conn.closed:
-                    hub.receive(conn, frame, "sse")
+                    hub.receive(conn, frame)
         except RecordTooLarge as exc:  # the answer is a 200: end the wire as a violation
             _oversized(exc)
             conn.protocol_violation("record too large", hub.now())
@@ -440,7 +440,7 @@ async def _feed_upload(hub: ChannelHub, conn: ServerConnection, records: _Record
             for frame in records.take_ready():
                 if conn.closed:
                     break
-                hub.receive(conn, frame, "sse")
+                hub.receive(conn, frame)
             if records.ended or conn.closed or conn.close_request is not None:
                 break
             filling = asyncio.ensure_future(records.fill())
@@ -474,7 +474,7 @@ async def _batch(hub: ChannelHub, conn_id: str, records: _Records) -> int:
         try:
             while (frame := await records.next()) is not None:
                 if not conn.closed:  # keep reading: the body is drained either way
-                    hub.receive(conn, frame, "sse")
+                    hub.receive(conn, frame)
         except RecordTooLarge as exc:
             _oversized(exc)
             status = 400
