@@ -82,8 +82,9 @@ async def serve_websocket(hub: ChannelHub, scope: Scope, receive: Receive, send:
     set_receiver = transport.get("set_receiver") if transport is not None else None
     if set_receiver is not None:
         # Frames go to the hub as the server parses them, in this task's context (the app's
-        # scoped settings); only control events (disconnect) still come through ``receive``.
-        # An empty context is what the server's callbacks run in already.
+        # scoped settings); only other events (the disconnect) still come through ``receive``,
+        # or the writer's handle_event once detached. An empty context is what the server's
+        # callbacks run in already.
         context = contextvars.copy_context()
         writer.set_receiver = set_receiver
         if len(context):
@@ -177,8 +178,10 @@ class _Writer:
     ``send`` whenever the server's writes are paused (its buffer is full), and for the close.
     Without the extension, a task runs while there is output and exits once the queue is empty.
     At most one of them runs at a time (the callback only while no task exists, a direct write
-    only while neither is pending and nothing is queued), so frames keep their order. It is also
-    the server's receiver of the connection's messages (:meth:`receive`).
+    only while neither is pending and nothing is queued), so frames keep their order. It also
+    takes the connection's events from the server once the handler detached
+    (:meth:`handle_event`), and its messages when the app's context must be entered for them
+    (:meth:`receive`).
     """
 
     __slots__ = (

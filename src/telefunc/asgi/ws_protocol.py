@@ -86,7 +86,7 @@ class _ReceiveQueue:
     ``receive``); an idle one holds one empty list. After :meth:`hand_over` it queues nothing:
     each event goes to the app's handler as it is put."""
 
-    __slots__ = ("_head", "_items", "_waiter", "handler")
+    __slots__ = ("_head", "_items", "_waiter", "handler", "handler_failed", "on_handler_error")
 
     def __init__(self) -> None:
         self._items: list[Any] = []
@@ -94,29 +94,46 @@ class _ReceiveQueue:
         self._waiter: asyncio.Future[None] | None = None
         #: Takes each event instead of the queue (see :meth:`hand_over`).
         self.handler: Callable[[Any], None] | None = None
+        #: Called after the handler raised (the protocol closes the connection).
+        self.on_handler_error: Callable[[], None] | None = None
+        #: The handler raised: only the disconnect still reaches it.
+        self.handler_failed = False
 
     def empty(self) -> bool:
         return self._head == len(self._items)
 
-    def hand_over(self, handler: Callable[[Any], None]) -> None:
+    def hand_over(
+        self, handler: Callable[[Any], None], on_error: Callable[[], None] | None = None
+    ) -> None:
         """Pass every event to ``handler`` from now on, those queued first; after the first
-        ``websocket.disconnect`` the rest are dropped (an app sees one disconnect)."""
+        ``websocket.disconnect`` the rest are dropped (an app sees one disconnect). A handler
+        that raises is logged and ``on_error`` is called."""
         items = self._items[self._head :]
         self._items.clear()
         self._head = 0
         self.handler = handler
+        self.on_handler_error = on_error
         for item in items:
             self._deliver(item)
 
     def _deliver(self, event: Any) -> None:
-        handler = self.handler
+        handler, on_error = self.handler, self.on_handler_error
         assert handler is not None
         if event["type"] == "websocket.disconnect":
-            self.handler = _discard
+            # The last event: let go of both (on_error is a method of the protocol holding
+            # this queue, a cycle only a full garbage collection would free).
+            self.handler, self.on_handler_error = _discard, None
+        elif self.handler_failed:
+            return
         try:
             handler(event)
         except Exception:  # it runs inside the server's callbacks, which must not fail
+            # As uvicorn treats an app that raised: logged, and the connection is closed; only
+            # its disconnect still reaches the handler, so at most two lines per connection.
             logger.exception("telefunc: error while handling a WebSocket event")
+            self.handler_failed = True
+            if on_error is not None:
+                on_error()
 
     def put_nowait(self, item: Any) -> None:
         if self.handler is not None:
@@ -383,7 +400,7 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
                 "writable": self.writable.is_set,
                 "write_frames": self.write_frames,
                 "set_receiver": self._set_receiver,
-                "detach": self.queue.hand_over,
+                "detach": self._detach,
             }
 
     async def run_asgi(self) -> None:
@@ -417,6 +434,14 @@ class TelefuncWebSocketProtocol(WebSocketsSansIOProtocol):
             self.scope = _DETACHED_SCOPE
             return
         if self.close_timer is None:
+            self.transport.close()
+
+    def _detach(self, handler: Callable[[Any], None]) -> None:
+        """``detach``: every later ASGI event goes to ``handler`` (see :meth:`run_asgi`)."""
+        self.queue.hand_over(handler, self._handler_failed)
+
+    def _handler_failed(self) -> None:
+        if not self.transport.is_closing():
             self.transport.close()
 
     def _set_receiver(self, receiver: Callable[[BytesLike], None] | None) -> None:
