@@ -1,13 +1,23 @@
 """A WebSocket handshake and a fake transport, to drive TelefuncWebSocketProtocol directly.
 
 ``FakeTransport`` keeps every write and whether reading is paused or the transport closing;
-``HANDSHAKE`` is a client's upgrade request for ``/`` (replace the path to reach an app route).
+``HANDSHAKE`` is a client's upgrade request for ``/`` (replace the path to reach an app route);
+``serve_on_fake_transport`` connects a protocol serving an ASGI app to a new fake transport;
+``client_frame`` and ``binary`` build the frames a client sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import struct
 from typing import Any
+
+import uvicorn
+from uvicorn.server import ServerState
+from websockets.frames import Opcode
+
+from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
 
 HANDSHAKE = (
     b"GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -47,3 +57,38 @@ class FakeTransport(asyncio.Transport):
 
     def abort(self) -> None:
         self.closing = True
+
+
+def serve_on_fake_transport(
+    app: Any, **options: Any
+) -> tuple[TelefuncWebSocketProtocol, FakeTransport]:
+    """A TelefuncWebSocketProtocol serving ``app`` (``options``: more ``uvicorn.Config``
+    settings), connected to a new :class:`FakeTransport`."""
+    config = uvicorn.Config(
+        app, ws=TelefuncWebSocketProtocol, lifespan="off", log_level="error", **options
+    )
+    config.load()
+    protocol = TelefuncWebSocketProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+def client_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True) -> bytes:
+    """A client frame as RFC 6455 spells it (masked unless told otherwise)."""
+    first = (0x80 if fin else 0) | opcode
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", first, (0x80 if mask else 0) | size)
+    elif size < 65536:
+        head = struct.pack("!BBH", first, (0x80 if mask else 0) | 126, size)
+    else:
+        head = struct.pack("!BBQ", first, (0x80 if mask else 0) | 127, size)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def binary(payload: bytes) -> bytes:
+    return client_frame(Opcode.BINARY, payload)

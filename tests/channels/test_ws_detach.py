@@ -14,11 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import uvicorn
 import websockets
-from fake_ws import HANDSHAKE, FakeTransport
-from test_ws_fast_frames import binary, client_frame
-from uvicorn.server import ServerState
+from fake_ws import HANDSHAKE, binary, client_frame, serve_on_fake_transport
 from websockets.frames import Close, Opcode
 
 from telefunc.asgi.websocket import TRANSPORT_EXTENSION
@@ -56,15 +53,6 @@ class DetachingApp:
             raise RuntimeError("the app failed after detaching")
 
 
-def protocol_for(app: DetachingApp) -> tuple[TelefuncWebSocketProtocol, FakeTransport]:
-    config = uvicorn.Config(app, ws=TelefuncWebSocketProtocol, lifespan="off", log_level="error")
-    config.load()
-    protocol = TelefuncWebSocketProtocol(config=config, server_state=ServerState(), app_state={})
-    transport = FakeTransport()
-    protocol.connection_made(transport)
-    return protocol, transport
-
-
 async def app_returned(protocol: TelefuncWebSocketProtocol) -> None:
     async with asyncio.timeout(BOUND):
         while protocol.tasks:
@@ -73,7 +61,7 @@ async def app_returned(protocol: TelefuncWebSocketProtocol) -> None:
 
 async def test_a_detached_app_returns_and_its_events_reach_the_handler_in_order() -> None:
     app = DetachingApp()
-    protocol, transport = protocol_for(app)
+    protocol, transport = serve_on_fake_transport(app)
     protocol.data_received(HANDSHAKE)
     await asyncio.wait_for(app.detached.wait(), BOUND)
     await app_returned(protocol)
@@ -90,7 +78,7 @@ async def test_a_detached_app_returns_and_its_events_reach_the_handler_in_order(
 
 async def test_events_queued_before_detaching_reach_the_handler_first() -> None:
     app = DetachingApp(wait=True)
-    protocol, _ = protocol_for(app)
+    protocol, _ = serve_on_fake_transport(app)
     protocol.data_received(HANDSHAKE)
     async with asyncio.timeout(BOUND):
         while not protocol.handshake_complete:
@@ -115,7 +103,7 @@ async def test_a_failing_handler_is_logged_and_its_connection_closed(
         raise ValueError("broken handler")
 
     app.handle = fail
-    protocol, transport = protocol_for(app)
+    protocol, transport = serve_on_fake_transport(app)
     protocol.data_received(HANDSHAKE)
     await asyncio.wait_for(app.detached.wait(), BOUND)
     with caplog.at_level(logging.ERROR, logger="telefunc"):
@@ -132,7 +120,7 @@ async def test_a_failing_handler_is_logged_and_its_connection_closed(
 
 async def test_an_app_that_fails_after_detaching_has_its_connection_closed() -> None:
     app = DetachingApp(fail_after_detach=True)
-    protocol, transport = protocol_for(app)
+    protocol, transport = serve_on_fake_transport(app)
     protocol.data_received(HANDSHAKE)
     await asyncio.wait_for(app.detached.wait(), BOUND)
     await app_returned(protocol)

@@ -10,41 +10,17 @@ set through the scope extension gets binary messages directly, anything else rea
 from __future__ import annotations
 
 import asyncio
-import os
 import struct
 from typing import Any
 
 import pytest
-import uvicorn
-from fake_ws import HANDSHAKE, FakeTransport
-from uvicorn.server import ServerState
+from fake_ws import HANDSHAKE, binary, client_frame, serve_on_fake_transport
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 
 from telefunc.asgi.websocket import TRANSPORT_EXTENSION
-from telefunc.asgi.ws_protocol import TelefuncWebSocketProtocol
 
 MAX_SIZE = 100_000
-
-
-def client_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True) -> bytes:
-    """A client frame as RFC 6455 spells it (masked unless told otherwise)."""
-    first = (0x80 if fin else 0) | opcode
-    size = len(payload)
-    if size < 126:
-        head = struct.pack("!BB", first, (0x80 if mask else 0) | size)
-    elif size < 65536:
-        head = struct.pack("!BBH", first, (0x80 if mask else 0) | 126, size)
-    else:
-        head = struct.pack("!BBQ", first, (0x80 if mask else 0) | 127, size)
-    if not mask:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
-def binary(payload: bytes) -> bytes:
-    return client_frame(Opcode.BINARY, payload)
 
 
 class Harness:
@@ -70,20 +46,9 @@ class Harness:
                 if message["type"] == "websocket.disconnect":
                     return
 
-        config = uvicorn.Config(
-            app,
-            ws=TelefuncWebSocketProtocol,
-            lifespan="off",
-            log_level="error",
-            ws_max_size=MAX_SIZE,
-            ws_ping_interval=None,
+        self.protocol, self.transport = serve_on_fake_transport(
+            app, ws_max_size=MAX_SIZE, ws_ping_interval=None
         )
-        config.load()
-        self.protocol = TelefuncWebSocketProtocol(
-            config=config, server_state=ServerState(), app_state={}
-        )
-        self.transport = FakeTransport()
-        self.protocol.connection_made(self.transport)
 
     def _direct(self, data: Any) -> None:
         self.direct.append(bytes(data))

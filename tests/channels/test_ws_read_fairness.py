@@ -8,11 +8,9 @@ import asyncio
 import struct
 from typing import Any
 
-import uvicorn
-from fake_ws import HANDSHAKE, FakeTransport
-from uvicorn.server import ServerState
+from fake_ws import HANDSHAKE, serve_on_fake_transport
 
-from telefunc.asgi.ws_protocol import YIELD_AFTER_READ, TelefuncWebSocketProtocol
+from telefunc.asgi.ws_protocol import YIELD_AFTER_READ
 
 
 def masked_ping(payload: bytes = b"p" * 125) -> bytes:
@@ -31,11 +29,7 @@ async def test_a_large_read_pauses_the_socket_for_one_loop_turn_and_pongs_go_out
         accepted.set()
         await done.wait()
 
-    config = uvicorn.Config(app, ws=TelefuncWebSocketProtocol, lifespan="off", log_level="error")
-    config.load()
-    protocol = TelefuncWebSocketProtocol(config=config, server_state=ServerState(), app_state={})
-    transport = FakeTransport()
-    protocol.connection_made(transport)
+    protocol, transport = serve_on_fake_transport(app)
     protocol.data_received(HANDSHAKE)
     await asyncio.wait_for(accepted.wait(), 5)
     transport.writes.clear()
