@@ -59,7 +59,8 @@ async def test_too_deep_or_malformed_messages_are_dropped_with_one_log_line(
     ch._core.receive(Frame(Tag.TEXT, 0, 2, nested(limit + 1)), 0.0)  # past it: dropped
     ch._core.receive(Frame(Tag.TEXT, 0, 3, nested(100_000)), 0.0)  # would recurse: dropped
     ch._core.receive(Frame(Tag.TEXT, 0, 4, b"{not json"), 0.0)
-    ch._core.receive(Frame(Tag.TEXT, 0, 5, b'"after"'), 0.0)
+    ch._core.receive(Frame(Tag.TEXT, 0, 5, b'"\xff not utf-8"'), 0.0)  # parsed from bytes
+    ch._core.receive(Frame(Tag.TEXT, 0, 6, b'"after"'), 0.0)
     await settle()
     assert len(got) == 2 and got[1] == "after"
     assert not any(r.exc_info for r in caplog.records)
